@@ -1,0 +1,56 @@
+"""The application factory: config → extensions → blueprints → error handlers → CLI."""
+
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.api import register_spec_conventions
+from app.db import configure_sqlite
+from app.errors import register_error_handlers
+from app.extensions import api, cors, db, jwt, limiter, migrate, redis_queues
+from app.jobs import register_session_hooks
+from app.observability import configure_logging, init_observability
+from config import Config, get_config
+
+
+def create_app(config: Config | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.from_object(config or get_config())
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider attribute; keep schema field order
+    configure_logging(app.config["LOG_LEVEL"])
+
+    hops = int(app.config["PROXY_FIX_X_FOR"])
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]  # the documented way to install WSGI middleware
+
+    _init_extensions(app)
+    _register_blueprints(app)
+    register_error_handlers(app)
+    return app
+
+
+def _init_extensions(app: Flask) -> None:
+    # Request ids first, so that every later hook (rate limits included) can log them.
+    init_observability(app)
+    configure_sqlite(app)
+    db.init_app(app)
+    migrate.init_app(app, db, compare_type=True, render_as_batch=True)
+    api.init_app(app)
+    register_spec_conventions(api)
+    jwt.init_app(app)
+    limiter.init_app(app)
+    redis_queues.init_app(app)
+    register_session_hooks()
+    if app.config["CORS_ORIGINS"]:
+        cors.init_app(
+            app,
+            origins=app.config["CORS_ORIGINS"],
+            expose_headers=["X-Request-ID", "Link", "ETag", "Location", "Retry-After", "X-RateLimit-Remaining"],
+        )
+
+
+def _register_blueprints(app: Flask) -> None:
+    from app import health
+
+    app.register_blueprint(health.bp)

@@ -1,0 +1,236 @@
+"""Project-wide flask-smorest behaviour: the envelope, strict parsing, typed decorators.
+
+Every domain blueprint is an ``app.api.Blueprint`` and every schema an ``app.api.Schema``,
+so that what API.md promises for all endpoints is implemented once, here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from functools import wraps
+from typing import Any, TypeVar
+
+import flask_smorest
+import marshmallow as ma
+from flask import Response, g
+from webargs import core as webargs_core
+from webargs.flaskparser import FlaskParser, is_json_request
+
+from app.errors import BadRequest
+from app.pagination import Page
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+class Schema(ma.Schema):
+    """Base schema: unknown fields are an error, output keys keep declaration order."""
+
+    class Meta:
+        unknown = ma.RAISE
+        ordered = True
+
+
+class UTCDateTime(ma.fields.DateTime):
+    """ISO 8601 in UTC with a ``Z`` suffix."""
+
+    def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        text = value.astimezone(UTC).isoformat(timespec="milliseconds")
+        return text.replace("+00:00", "Z")
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> datetime:
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+
+
+class Money(ma.fields.Field[Decimal]):
+    """A non-negative amount with at most two decimal places, as a string in JSON.
+
+    Accepts ``"19.99"`` or ``19.99`` on input (the number is read through its text, never
+    as a binary float), always writes ``"19.99"``.
+    """
+
+    default_error_messages = {
+        "invalid": "Not a valid amount.",
+        "places": "At most two decimal places are allowed.",
+        "negative": "Must not be negative.",
+        "too_large": "Must be less than 10000000000.",
+    }
+
+    def _serialize(self, value: Decimal | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        return str(Decimal(value).quantize(Decimal("0.01")))
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Decimal:
+        if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+            raise self.make_error("invalid")
+        try:
+            amount = Decimal(str(value).strip())
+        except InvalidOperation as exc:
+            raise self.make_error("invalid") from exc
+        if not amount.is_finite():
+            raise self.make_error("invalid")
+        exponent = amount.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -2 and amount != amount.quantize(Decimal("0.01")):
+            raise self.make_error("places")
+        if amount < 0:
+            raise self.make_error("negative")
+        if amount >= Decimal("10000000000"):
+            raise self.make_error("too_large")
+        return amount.quantize(Decimal("0.01"))
+
+
+class RequestParser(FlaskParser):
+    """webargs parser with the API.md rules for bodies and query strings.
+
+    - a body that is not JSON, or JSON that is not an object, is a 400;
+    - unknown query parameters are a 422 like unknown body fields.
+    """
+
+    DEFAULT_UNKNOWN_BY_LOCATION: dict[str, str | None] = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": ma.RAISE,
+        "querystring": ma.RAISE,
+    }
+
+    def load_json(self, req: Any, schema: ma.Schema) -> Any:
+        has_body = bool(req.get_data(cache=True))
+        if has_body and not is_json_request(req):
+            raise BadRequest("Content-Type must be application/json")
+        data = super().load_json(req, schema)
+        if data is webargs_core.missing:
+            return {}
+        if not isinstance(data, dict):
+            raise BadRequest("Request body must be a JSON object")
+        return data
+
+
+class ListMetaSchema(Schema):
+    """``meta`` of a list: page style or cursor style, as the request chose."""
+
+    page = ma.fields.Integer()
+    per_page = ma.fields.Integer()
+    total = ma.fields.Integer()
+    total_pages = ma.fields.Integer()
+    limit = ma.fields.Integer()
+    next_cursor = ma.fields.String(allow_none=True)
+    has_more = ma.fields.Boolean()
+
+
+class ErrorDetailSchema(Schema):
+    field = ma.fields.String(allow_none=True, metadata={"description": "The offending field, dotted for nesting"})
+    message = ma.fields.String()
+
+
+class ErrorBodySchema(Schema):
+    code = ma.fields.String(metadata={"description": "Stable machine-readable code, e.g. VALIDATION_ERROR"})
+    message = ma.fields.String()
+    details = ma.fields.List(ma.fields.Nested(ErrorDetailSchema))
+    request_id = ma.fields.String(allow_none=True)
+
+
+class ErrorSchema(Schema):
+    """The error envelope every failure uses."""
+
+    error = ma.fields.Nested(ErrorBodySchema, required=True)
+
+
+_envelopes: dict[tuple[str, bool], type[ma.Schema]] = {}
+
+
+def envelope_schema(schema: ma.Schema) -> type[ma.Schema]:
+    """The documented shape ``{"data": …}`` (and ``"meta"`` for lists) around ``schema``."""
+    name = type(schema).__name__.removesuffix("Schema")
+    key = (name, bool(schema.many))
+    if key not in _envelopes:
+        if schema.many:
+            attrs: dict[str, Any] = {
+                "data": ma.fields.List(ma.fields.Nested(type(schema)), required=True),
+                "meta": ma.fields.Nested(ListMetaSchema, required=True),
+            }
+            class_name = f"{name}ListEnvelopeSchema"
+        else:
+            attrs = {"data": ma.fields.Nested(type(schema), required=True)}
+            class_name = f"{name}EnvelopeSchema"
+        _envelopes[key] = type(class_name, (Schema,), attrs)
+    return _envelopes[key]
+
+
+class Api(flask_smorest.Api):
+    ERROR_SCHEMA = ErrorSchema
+
+    def _register_error_handlers(self) -> None:
+        """Errors are mapped by ``app.errors`` alone, for every layer."""
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = RequestParser()
+
+    @staticmethod
+    def _make_doc_response_schema(schema: Any) -> Any:
+        if isinstance(schema, ma.Schema):
+            return envelope_schema(schema)
+        return schema
+
+    @staticmethod
+    def _prepare_response_content(data: Any) -> Any:
+        body: dict[str, Any] = {"data": data}
+        meta = g.pop("list_meta", None)
+        if meta is not None:
+            body["meta"] = meta
+        return body
+
+    # Typed facades over flask-smorest's (untyped) decorators.
+
+    def route(self, rule: str, *, parameters: list[Any] | None = None, **options: Any) -> Callable[[T], T]:
+        decorator: Callable[[T], T] = super().route(rule, parameters=parameters, **options)
+        return decorator
+
+    def arguments(self, schema: type[ma.Schema] | ma.Schema, **kwargs: Any) -> Callable[[F], F]:
+        decorator: Callable[[F], F] = super().arguments(schema, **kwargs)
+        return decorator
+
+    def alt_response(self, status_code: int, **kwargs: Any) -> Callable[[F], F]:
+        decorator: Callable[[F], F] = super().alt_response(status_code, **kwargs)
+        return decorator
+
+    def response(
+        self, status_code: int, schema: type[ma.Schema] | ma.Schema | None = None, **kwargs: Any
+    ) -> Callable[[F], F]:
+        """Document and serialize a success response inside the envelope.
+
+        A view may return a ``Page`` (its items are serialized, its ``meta`` and ``Link``
+        header added); a 204 view returns nothing and sends no body.
+        """
+        smorest_decorator = super().response(status_code, schema, **kwargs)
+
+        def decorator(func: F) -> F:
+            @wraps(func)
+            def unpack(*args: Any, **kw: Any) -> Any:
+                result = func(*args, **kw)
+                if status_code == 204:
+                    headers = result[1] if isinstance(result, tuple) else {}
+                    return Response(status=204, headers=headers)
+                if isinstance(result, Page):
+                    g.list_meta = result.meta
+                    return result.items, result.headers()
+                return result
+
+            wrapped: F = smorest_decorator(unpack)
+            return wrapped
+
+        return decorator
+
+
+def register_spec_conventions(api: Api) -> None:
+    """Document custom fields and the bearer scheme in the OpenAPI document."""
+    api.register_field(UTCDateTime, "string", "date-time")
+    api.register_field(Money, "string", "decimal")
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})

@@ -1,0 +1,77 @@
+"""Extension objects, unbound: ``create_app`` binds them to an application."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import fakeredis
+import redis
+from flask import Flask, current_app
+from flask_cors import CORS
+from flask_jwt_extended import JWTManager
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_migrate import Migrate
+from rq import Queue
+
+from app.api import Api
+from app.db import db
+
+__all__ = ["api", "cors", "db", "jwt", "limiter", "migrate", "redis_queues"]
+
+QUEUE_NAMES = ("mail", "imports")
+
+
+@dataclass
+class RedisState:
+    connection: redis.Redis
+    queues: dict[str, Queue]
+    in_process: bool
+
+
+class RedisQueues:
+    """The Redis connection and the RQ queues.
+
+    With ``REDIS_URL`` unset (the embedded default) the connection is an in-process
+    stand-in (fakeredis) and the queues run each job in-process when it is enqueued, so
+    a laptop needs no Redis; with it set, jobs go to real workers. Nothing else changes.
+    """
+
+    key = "storefront.redis"
+
+    def init_app(self, app: Flask) -> None:
+        url: str | None = app.config.get("REDIS_URL")
+        connection: redis.Redis
+        if url:
+            connection = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
+        else:
+            connection = fakeredis.FakeRedis()
+        queues = {name: Queue(name, connection=connection, is_async=bool(url)) for name in QUEUE_NAMES}
+        app.extensions[self.key] = RedisState(connection=connection, queues=queues, in_process=not url)
+
+    @property
+    def _state(self) -> RedisState:
+        state: RedisState = current_app.extensions[self.key]
+        return state
+
+    @property
+    def connection(self) -> redis.Redis:
+        return self._state.connection
+
+    @property
+    def in_process(self) -> bool:
+        return self._state.in_process
+
+    def queue(self, name: str) -> Queue:
+        return self._state.queues[name]
+
+    def all_queues(self) -> list[Queue]:
+        return list(self._state.queues.values())
+
+
+api = Api()
+cors = CORS()
+jwt = JWTManager()
+limiter = Limiter(key_func=get_remote_address)
+migrate = Migrate()
+redis_queues = RedisQueues()

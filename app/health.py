@@ -1,0 +1,66 @@
+"""Operations endpoints outside /api/v1: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.db import db
+from app.extensions import limiter, redis_queues
+from app.observability import metrics_registry
+
+bp = Blueprint("health", __name__)
+
+
+def _check(probe: Callable[[], object]) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        probe()
+    except (SQLAlchemyError, RedisError, OSError) as exc:
+        return {
+            "status": "fail",
+            "error": type(exc).__name__,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+        }
+    return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+def _ping_database() -> None:
+    try:
+        db.session.execute(sa.text("SELECT 1"))
+    finally:
+        db.session.rollback()
+
+
+def _ping_redis() -> None:
+    redis_queues.connection.ping()
+
+
+@bp.get("/health/live")
+@limiter.exempt
+def live() -> dict[str, str]:
+    """The process is up and serving."""
+    return {"status": "ok"}
+
+
+@bp.get("/health/ready")
+@limiter.exempt
+def ready() -> tuple[dict[str, Any], int]:
+    """Every dependency answers: 200, else 503 naming the failing check."""
+    checks = {"database": _check(_ping_database), "redis": _check(_ping_redis)}
+    healthy = all(c["status"] == "ok" for c in checks.values())
+    return {"status": "ok" if healthy else "unavailable", "checks": checks}, 200 if healthy else 503
+
+
+@bp.get("/metrics")
+@limiter.exempt
+def metrics() -> Response:
+    """Prometheus text exposition."""
+    return Response(generate_latest(metrics_registry()), mimetype=CONTENT_TYPE_LATEST)

@@ -1,0 +1,114 @@
+"""Background jobs: enqueue only after the commit that made them necessary.
+
+Services call ``enqueue_after_commit``; the job is held on the SQLAlchemy session and
+sent to its RQ queue when (and only if) the session's transaction commits. A rollback
+drops it. Job functions are wrapped with ``@task``: each runs in its own application
+context, hence its own database session, whether a worker or the embedded in-process
+queue executes it. Exceptions propagate so that RQ retries and records failures.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import sqlalchemy as sa
+from flask import current_app
+from redis.exceptions import RedisError
+from rq import Retry, get_current_job
+from sqlalchemy.orm import Session, SessionTransaction
+
+from app.db import db
+from app.extensions import redis_queues
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+PENDING_KEY = "storefront.pending_jobs"
+# Backoff for transient failures (SMTP hiccups, a busy database): 10 s … 30 min.
+DEFAULT_RETRY_INTERVALS = [10, 60, 300, 900, 1800]
+
+
+@dataclass
+class PendingJob:
+    queue: str
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    job_id: str | None
+    retries: int
+    description: str | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def task(func: Callable[P, R]) -> Callable[P, R]:
+    """Run a job function in a fresh application context (its own DB session)."""
+
+    @wraps(func)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with current_app.app_context():
+            return func(*args, **kwargs)
+
+    return run
+
+
+def enqueue_after_commit(
+    queue: str,
+    func: Callable[..., Any],
+    *args: Any,
+    job_id: str | None = None,
+    retries: int = len(DEFAULT_RETRY_INTERVALS),
+    description: str | None = None,
+) -> None:
+    """Send ``func(*args)`` to ``queue`` once the current transaction commits."""
+    pending: list[PendingJob] = db.session.info.setdefault(PENDING_KEY, [])
+    pending.append(PendingJob(queue, func, args, job_id, retries, description))
+
+
+def enqueue_now(job: PendingJob) -> bool:
+    """Enqueue immediately; False (and a log line) when Redis cannot take it.
+
+    Work that must not be lost is also recorded in the database (the mail outbox, an
+    import row), and a relay re-enqueues it once Redis is back.
+    """
+    retry = Retry(max=job.retries, interval=DEFAULT_RETRY_INTERVALS[: max(job.retries, 1)]) if job.retries else None
+    try:
+        redis_queues.queue(job.queue).enqueue(
+            job.func,
+            *job.args,
+            job_id=job.job_id,
+            retry=retry,
+            description=job.description,
+            failure_ttl=30 * 24 * 3600,
+        )
+    except RedisError:
+        log.warning("could not enqueue %s on %r; it will be relayed later", job.job_id or job.func, job.queue)
+        return False
+    return True
+
+
+def _enqueue_pending(session: Session) -> None:
+    pending: list[PendingJob] = session.info.pop(PENDING_KEY, [])
+    for job in pending:
+        enqueue_now(job)
+
+
+def _drop_pending(session: Session, previous_transaction: SessionTransaction) -> None:
+    if previous_transaction.parent is None and not previous_transaction.nested:
+        session.info.pop(PENDING_KEY, None)
+
+
+def register_session_hooks() -> None:
+    if not sa.event.contains(Session, "after_commit", _enqueue_pending):
+        sa.event.listen(Session, "after_commit", _enqueue_pending)
+        sa.event.listen(Session, "after_soft_rollback", _drop_pending)
+
+
+def current_job_id() -> str | None:
+    """The id of the RQ job this code runs in, if any (for log lines)."""
+    job = get_current_job()
+    return job.id if job is not None else None

@@ -1,0 +1,160 @@
+"""Request ids, one JSON log line per request, and Prometheus metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, Response, current_app, g, has_app_context, has_request_context, request
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from redis.exceptions import RedisError
+
+from app.extensions import redis_queues
+from app.jobs import current_job_id
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+METRICS_KEY = "storefront.metrics"
+
+_STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class ContextFilter(logging.Filter):
+    """Stamp every record with the request id, user id and RQ job id when known."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if has_request_context():
+            record.request_id = g.get("request_id")
+            if g.get("user_id") is not None:
+                record.user_id = str(g.get("user_id"))
+        job_id = current_job_id()
+        if job_id is not None:
+            record.job_id = job_id
+        return True
+
+
+class JSONFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str) -> None:
+    """One JSON line per record on stdout (the platform collects stdout)."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    if not any(getattr(h, "_storefront", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(JSONFormatter())
+        handler.addFilter(ContextFilter())
+        handler._storefront = True  # type: ignore[attr-defined]  # marker so repeated app builds add one handler
+        root.addHandler(handler)
+
+
+class QueueDepthCollector(Collector):
+    """Jobs waiting per RQ queue, read from Redis at scrape time."""
+
+    def collect(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily("rq_queue_depth", "Jobs waiting in each RQ queue", labels=["queue"])
+        if has_app_context():
+            try:
+                for queue in redis_queues.all_queues():
+                    gauge.add_metric([queue.name], float(queue.count))
+            except RedisError:
+                pass
+        yield gauge
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "http_requests_total",
+            "HTTP requests by endpoint, method and status",
+            ["method", "endpoint", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "HTTP request latency by endpoint and method",
+            ["method", "endpoint"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+        )
+        self.queue_depth = QueueDepthCollector()
+        self.registry.register(self.queue_depth)
+
+    def scrape_registry(self) -> CollectorRegistry:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # gunicorn with several workers: aggregate every worker's samples.
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated upstream
+            registry.register(self.queue_depth)
+            return registry
+        return self.registry
+
+
+def _before_request() -> None:
+    g.started_at = time.perf_counter()
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    g.request_id = incoming if _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
+def _after_request(response: Response) -> Response:
+    request_id = g.get("request_id") or uuid.uuid4().hex
+    response.headers[REQUEST_ID_HEADER] = request_id
+    started = g.get("started_at")
+    duration = time.perf_counter() - started if started is not None else 0.0
+    endpoint = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+
+    metrics: Metrics = current_app.extensions[METRICS_KEY]
+    metrics.requests.labels(request.method, endpoint, str(response.status_code)).inc()
+    metrics.latency.labels(request.method, endpoint).observe(duration)
+
+    logging.getLogger("storefront.access").info(
+        "%s %s %s",
+        request.method,
+        request.path,
+        response.status_code,
+        extra={
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "duration_ms": round(duration * 1000, 2),
+            "remote_addr": request.remote_addr,
+        },
+    )
+    return response
+
+
+def init_observability(app: Flask) -> None:
+    app.extensions[METRICS_KEY] = Metrics()
+    app.before_request(_before_request)
+    app.after_request(_after_request)
+
+
+def metrics_registry() -> CollectorRegistry:
+    metrics: Metrics = current_app.extensions[METRICS_KEY]
+    return metrics.scrape_registry()

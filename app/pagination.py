@@ -1,0 +1,249 @@
+"""Lists: page and cursor pagination, sorting and sparse fields, shared by every domain.
+
+A domain's query-args schema subclasses ``ListArgsSchema`` (adding its filters and a
+``SortField`` naming its sortable fields); its service builds a filtered ``select`` and
+hands it to ``paginate``, which picks the style the client asked for.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+from urllib.parse import urlencode
+
+import marshmallow as ma
+import sqlalchemy as sa
+from flask import current_app, request
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.db import db
+from app.errors import ValidationFailed
+
+M = TypeVar("M")
+
+DEFAULT_PER_PAGE = 20
+MAX_PER_PAGE = 100
+
+
+@dataclass(frozen=True)
+class SortKey:
+    name: str
+    descending: bool = False
+
+    def __str__(self) -> str:
+        return f"-{self.name}" if self.descending else self.name
+
+
+@dataclass
+class Page(Generic[M]):
+    """One page of a list: the items, the ``meta`` of API.md and the links to walk it."""
+
+    items: list[M]
+    meta: dict[str, Any]
+    links: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def headers(self) -> dict[str, str]:
+        """RFC 8288 ``Link`` header, built from the current request's URL."""
+        if not self.links:
+            return {}
+        base = request.base_url
+        parts = []
+        for rel, overrides in self.links.items():
+            params = [(k, v) for k, v in request.args.items(multi=True) if k not in overrides]
+            params.extend(overrides.items())
+            parts.append(f'<{base}?{urlencode(params)}>; rel="{rel}"')
+        return {"Link": ", ".join(parts)}
+
+
+class SortField(ma.fields.Field[list[SortKey]]):
+    """``?sort=-created_at,name``: only the listed fields, ``-`` for descending."""
+
+    def __init__(self, allowed: Sequence[str], **kwargs: Any) -> None:
+        self.allowed = tuple(allowed)
+        description = f"Comma-separated; prefix with - for descending. One of: {', '.join(self.allowed)}"
+        kwargs.setdefault("metadata", {"description": description})
+        super().__init__(**kwargs)
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> list[SortKey]:
+        if not isinstance(value, str) or not value.strip():
+            raise ma.ValidationError("Must be a comma-separated list of fields.")
+        keys: list[SortKey] = []
+        for raw in value.split(","):
+            token = raw.strip()
+            descending = token.startswith("-")
+            name = token.lstrip("-+")
+            if name not in self.allowed:
+                raise ma.ValidationError(f"Cannot sort by '{name}'. Allowed: {', '.join(self.allowed)}.")
+            if any(k.name == name for k in keys):
+                raise ma.ValidationError(f"'{name}' appears more than once.")
+            keys.append(SortKey(name, descending))
+        return keys
+
+
+class FieldsField(ma.fields.Field[list[str]]):
+    """``?fields=id,name,price``: a subset of a resource's output fields."""
+
+    def __init__(self, allowed: Sequence[str], **kwargs: Any) -> None:
+        self.allowed = tuple(allowed)
+        kwargs.setdefault("metadata", {"description": f"Comma-separated subset of: {', '.join(self.allowed)}"})
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> list[str]:
+        if not isinstance(value, str) or not value.strip():
+            raise ma.ValidationError("Must be a comma-separated list of fields.")
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        unknown = [n for n in names if n not in self.allowed]
+        if unknown:
+            raise ma.ValidationError(f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(self.allowed)}.")
+        return list(dict.fromkeys(names))
+
+
+class ListArgsSchema(ma.Schema):
+    """Both pagination styles; a request uses one: ``cursor``/``limit`` or ``page``/``per_page``."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    page = ma.fields.Integer(validate=ma.validate.Range(min=1), metadata={"description": "Page number (page style)"})
+    per_page = ma.fields.Integer(
+        validate=ma.validate.Range(min=1, max=MAX_PER_PAGE), metadata={"description": "Page size, at most 100"}
+    )
+
+    @ma.validates_schema
+    def _one_style(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        if ("cursor" in data or "limit" in data) and ("page" in data or "per_page" in data):
+            raise ma.ValidationError("Use either page/per_page or cursor/limit, not both.", "cursor")
+
+
+class CursorListArgsSchema(ListArgsSchema):
+    cursor = ma.fields.String(metadata={"description": "Opaque cursor from meta.next_cursor (cursor style)"})
+    limit = ma.fields.Integer(
+        validate=ma.validate.Range(min=1, max=MAX_PER_PAGE), metadata={"description": "Page size, at most 100"}
+    )
+
+
+def _serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="storefront.list-cursor")
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal | uuid.UUID):
+        return str(value)
+    return value
+
+
+def _decode_value(raw: Any, column: ColumnElement[Any]) -> Any:
+    python_type = column.type.python_type
+    if python_type is datetime:
+        return datetime.fromisoformat(raw)
+    if python_type is Decimal:
+        return Decimal(raw)
+    if python_type is uuid.UUID:
+        return uuid.UUID(raw)
+    if not isinstance(raw, python_type):
+        raise ValueError("cursor value of the wrong type")
+    return raw
+
+
+def _invalid_cursor(message: str = "Invalid or expired cursor.") -> ValidationFailed:
+    return ValidationFailed(details=[{"field": "cursor", "message": message}])
+
+
+def _order_columns(
+    sort: Sequence[SortKey], sortable: Mapping[str, ColumnElement[Any]], tiebreak: ColumnElement[Any]
+) -> list[tuple[ColumnElement[Any], bool]]:
+    columns = [(sortable[key.name], key.descending) for key in sort]
+    # The id breaks ties so that the order (and therefore every keyset) is total.
+    columns.append((tiebreak, sort[0].descending if sort else False))
+    return columns
+
+
+def paginate(
+    stmt: sa.Select[tuple[M]],
+    args: Mapping[str, Any],
+    *,
+    sortable: Mapping[str, ColumnElement[Any]],
+    default_sort: Sequence[SortKey],
+    tiebreak: ColumnElement[Any],
+) -> Page[M]:
+    """Run ``stmt`` (filters applied, no order) as one page in the style ``args`` asked for."""
+    sort: Sequence[SortKey] = args.get("sort") or default_sort
+    columns = _order_columns(sort, sortable, tiebreak)
+    order_by = [col.desc() if desc else col.asc() for col, desc in columns]
+
+    if "cursor" in args or "limit" in args:
+        return _cursor_page(stmt, args, sort=sort, columns=columns, order_by=order_by)
+
+    page = int(args.get("page") or 1)
+    per_page = int(args.get("per_page") or DEFAULT_PER_PAGE)
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    items = list(db.session.scalars(stmt.order_by(*order_by).limit(per_page).offset((page - 1) * per_page)))
+    total_pages = max(1, math.ceil(total / per_page))
+    links = {"first": {"page": "1", "per_page": str(per_page)}}
+    if page > 1:
+        links["prev"] = {"page": str(min(page - 1, total_pages)), "per_page": str(per_page)}
+    if page < total_pages:
+        links["next"] = {"page": str(page + 1), "per_page": str(per_page)}
+    links["last"] = {"page": str(total_pages), "per_page": str(per_page)}
+    meta = {"page": page, "per_page": per_page, "total": total, "total_pages": total_pages}
+    return Page(items=items, meta=meta, links=links)
+
+
+def _cursor_page(
+    stmt: sa.Select[tuple[M]],
+    args: Mapping[str, Any],
+    *,
+    sort: Sequence[SortKey],
+    columns: list[tuple[ColumnElement[Any], bool]],
+    order_by: list[Any],
+) -> Page[M]:
+    limit = int(args.get("limit") or DEFAULT_PER_PAGE)
+    signature = ",".join(str(k) for k in sort)
+    token = args.get("cursor")
+    if token:
+        try:
+            payload = _serializer().loads(token)
+        except BadSignature as exc:
+            raise _invalid_cursor() from exc
+        if not isinstance(payload, dict) or payload.get("s") != signature:
+            raise _invalid_cursor("This cursor belongs to a different sort order.")
+        raw_values = payload.get("v")
+        if not isinstance(raw_values, list) or len(raw_values) != len(columns):
+            raise _invalid_cursor()
+        try:
+            values = [_decode_value(raw, col) for raw, (col, _) in zip(raw_values, columns, strict=True)]
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise _invalid_cursor() from exc
+        stmt = stmt.where(_after(columns, values))
+
+    rows = list(db.session.execute(stmt.add_columns(*(col for col, _ in columns)).order_by(*order_by).limit(limit + 1)))
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = None
+    if has_more and rows:
+        last_keys = list(rows[-1])[1:]
+        next_cursor = _serializer().dumps({"s": signature, "v": [_encode_value(v) for v in last_keys]})
+    items: list[M] = [row[0] for row in rows]
+    links = {"next": {"cursor": next_cursor, "limit": str(limit)}} if next_cursor else {}
+    meta = {"limit": limit, "next_cursor": next_cursor, "has_more": has_more}
+    return Page(items=items, meta=meta, links=links)
+
+
+def _after(columns: list[tuple[ColumnElement[Any], bool]], values: list[Any]) -> ColumnElement[bool]:
+    """Rows strictly after ``values`` in the order of ``columns`` (mixed directions allowed)."""
+    alternatives = []
+    for i, (col, desc) in enumerate(columns):
+        equal_prefix = [c == v for (c, _), v in zip(columns[:i], values[:i], strict=True)]
+        beyond = col < values[i] if desc else col > values[i]
+        alternatives.append(sa.and_(*equal_prefix, beyond))
+    return sa.or_(*alternatives)

@@ -1,0 +1,165 @@
+"""Application configuration, read from the environment (12-factor).
+
+``get_config()`` picks a class by ``APP_ENV`` (``development`` by default, ``testing``,
+``production``). Every class reads ``os.environ`` when it is instantiated, so tests and
+processes can change the environment before building an app. This module imports nothing
+from ``app``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a runnable application."""
+
+
+def _bool(value: str | None, *, default: bool) -> bool:
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept Heroku's ``postgres://`` and plain ``postgresql://``; use psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Config:
+    """Settings shared by every environment; the embedded default needs no environment."""
+
+    ENV_NAME = "development"
+    TESTING = False
+    DEBUG = False
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        env: Mapping[str, str] = os.environ if environ is None else environ
+        self._env = env
+
+        self.SECRET_KEY = env.get("SECRET_KEY") or self._dev_secret("SECRET_KEY")
+        self.JWT_SECRET_KEY = env.get("JWT_SECRET_KEY") or self._dev_secret("JWT_SECRET_KEY")
+
+        database_url = env.get("DATABASE_URL") or self.default_database_url()
+        self.SQLALCHEMY_DATABASE_URI = normalize_database_url(database_url)
+        self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, object] = {"pool_pre_ping": True}
+        self.SQLALCHEMY_RECORD_QUERIES = False
+
+        # None means the embedded default: an in-process Redis stand-in, jobs run in-process.
+        self.REDIS_URL: str | None = env.get("REDIS_URL") or None
+
+        self.RATELIMIT_ENABLED = _bool(env.get("RATELIMIT_ENABLED"), default=True)
+        self.RATELIMIT_STORAGE_URI = env.get("RATELIMIT_STORAGE_URI") or self.REDIS_URL or "memory://"
+        self.RATELIMIT_HEADERS_ENABLED = True
+        # A Redis outage must not take the API down: fall back to per-process counters.
+        self.RATELIMIT_SWALLOW_ERRORS = True
+        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+
+        self.MAIL_URL = env.get("MAIL_URL") or "console"
+        self.MAIL_FROM = env.get("MAIL_FROM") or "Storefront <no-reply@storefront.local>"
+        self.STORAGE_URL = env.get("STORAGE_URL") or f"file://{BASE_DIR / 'instance' / 'uploads'}"
+        self.PUBLIC_BASE_URL = (env.get("PUBLIC_BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
+        self.CORS_ORIGINS = [o.strip() for o in (env.get("CORS_ORIGINS") or "").split(",") if o.strip()]
+        self.MAX_CONTENT_LENGTH = _int(env, "MAX_CONTENT_LENGTH", 16 * 1024 * 1024)
+        self.LOG_LEVEL = (env.get("LOG_LEVEL") or "INFO").upper()
+        # Number of proxies in front of the app whose X-Forwarded-* headers are trusted.
+        self.PROXY_FIX_X_FOR = _int(env, "PROXY_FIX_X_FOR", 0)
+        self.CURRENCY = (env.get("CURRENCY") or "USD").upper()
+
+        self.JWT_ACCESS_TOKEN_EXPIRES = timedelta(seconds=_int(env, "JWT_ACCESS_TOKEN_SECONDS", 15 * 60))
+        self.JWT_REFRESH_TOKEN_EXPIRES = timedelta(seconds=_int(env, "JWT_REFRESH_TOKEN_SECONDS", 7 * 24 * 3600))
+
+        # flask-smorest / OpenAPI
+        self.API_TITLE = "Storefront API"
+        self.API_VERSION = "v1"
+        self.OPENAPI_VERSION = "3.1.0"
+        self.OPENAPI_URL_PREFIX = "/api/v1"
+        self.OPENAPI_JSON_PATH = "openapi.json"
+        self.OPENAPI_SWAGGER_UI_PATH = "docs"
+        self.OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
+
+    def _dev_secret(self, name: str) -> str:
+        # Outside production a missing secret gets a random per-process value: nothing
+        # secret lives in code, and tokens simply do not survive a restart.
+        return secrets.token_urlsafe(32)
+
+    def default_database_url(self) -> str:
+        return f"sqlite:///{BASE_DIR / 'instance' / 'storefront.db'}"
+
+
+class DevelopmentConfig(Config):
+    ENV_NAME = "development"
+
+
+class TestingConfig(Config):
+    ENV_NAME = "testing"
+    TESTING = True
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        env: Mapping[str, str] = os.environ if environ is None else environ
+        overrides = dict(env)
+        # The test suite never touches the development database or Redis by accident.
+        overrides["DATABASE_URL"] = env.get("TEST_DATABASE_URL") or self.default_database_url()
+        overrides["REDIS_URL"] = env.get("TEST_REDIS_URL") or ""
+        overrides.pop("RATELIMIT_STORAGE_URI", None)
+        overrides.setdefault("MAIL_URL", "console")
+        super().__init__(overrides)
+
+    def default_database_url(self) -> str:
+        return f"sqlite:///{BASE_DIR / 'instance' / 'test.db'}"
+
+
+class ProductionConfig(Config):
+    ENV_NAME = "production"
+    REQUIRED = ("SECRET_KEY", "JWT_SECRET_KEY", "DATABASE_URL", "REDIS_URL")
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        env: Mapping[str, str] = os.environ if environ is None else environ
+        missing = [name for name in self.REQUIRED if not (env.get(name) or "").strip()]
+        if missing:
+            raise ConfigError(
+                f"Refusing to start in production: missing required environment variable(s): {', '.join(missing)}"
+            )
+        super().__init__(env)
+        if self.SECRET_KEY == self.JWT_SECRET_KEY:
+            raise ConfigError("Refusing to start in production: JWT_SECRET_KEY must differ from SECRET_KEY")
+        self.PROXY_FIX_X_FOR = _int(env, "PROXY_FIX_X_FOR", 1)
+
+    def _dev_secret(self, name: str) -> str:  # pragma: no cover - guarded in __init__
+        raise ConfigError(f"Refusing to start in production: {name} is not set")
+
+
+CONFIGS: dict[str, type[Config]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def get_config(name: str | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    key = (name or env.get("APP_ENV") or "development").strip().lower()
+    try:
+        config_class = CONFIGS[key]
+    except KeyError as exc:
+        raise ConfigError(f"APP_ENV must be one of {', '.join(CONFIGS)}, got {key!r}") from exc
+    return config_class(env)

@@ -1,0 +1,77 @@
+"""Configuration from the environment; production refuses to start without its secrets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config import ConfigError, DevelopmentConfig, ProductionConfig, get_config, normalize_database_url
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PRODUCTION_ENV = {
+    "APP_ENV": "production",
+    "SECRET_KEY": "s" * 40,
+    "JWT_SECRET_KEY": "j" * 40,
+    "DATABASE_URL": "postgres://u:p@db.example:5432/shop",
+    "REDIS_URL": "redis://cache.example:6379/0",
+}
+
+
+def test_production_lists_every_missing_variable() -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        get_config(environ={"APP_ENV": "production", "SECRET_KEY": "x" * 40})
+    message = str(excinfo.value)
+    for name in ("JWT_SECRET_KEY", "DATABASE_URL", "REDIS_URL"):
+        assert name in message
+    assert "SECRET_KEY," not in message.replace("JWT_SECRET_KEY,", "")
+
+
+def test_production_rejects_shared_secret() -> None:
+    env = {**PRODUCTION_ENV, "JWT_SECRET_KEY": PRODUCTION_ENV["SECRET_KEY"]}
+    with pytest.raises(ConfigError, match="JWT_SECRET_KEY must differ"):
+        ProductionConfig(env)
+
+
+def test_production_reads_environment_and_rewrites_heroku_url() -> None:
+    config = get_config(environ=PRODUCTION_ENV)
+    assert isinstance(config, ProductionConfig)
+    assert config.SQLALCHEMY_DATABASE_URI == "postgresql+psycopg://u:p@db.example:5432/shop"
+    assert PRODUCTION_ENV["REDIS_URL"] == config.RATELIMIT_STORAGE_URI
+    assert config.PROXY_FIX_X_FOR == 1
+
+
+def test_database_url_normalisation() -> None:
+    assert normalize_database_url("postgresql://a@b/c") == "postgresql+psycopg://a@b/c"
+    assert normalize_database_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_embedded_default_needs_no_environment() -> None:
+    config = get_config(environ={})
+    assert isinstance(config, DevelopmentConfig)
+    assert config.SQLALCHEMY_DATABASE_URI.startswith("sqlite:///")
+    assert config.REDIS_URL is None
+    assert config.RATELIMIT_STORAGE_URI == "memory://"
+    assert config.MAX_CONTENT_LENGTH == 16 * 1024 * 1024
+    assert config.SECRET_KEY != config.JWT_SECRET_KEY
+
+
+def test_bad_app_env_and_bad_integer_are_clear() -> None:
+    with pytest.raises(ConfigError, match="APP_ENV"):
+        get_config(environ={"APP_ENV": "staging"})
+    with pytest.raises(ConfigError, match="MAX_CONTENT_LENGTH"):
+        get_config(environ={"MAX_CONTENT_LENGTH": "lots"})
+
+
+def test_production_process_refuses_to_start_and_names_missing_secrets() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in PRODUCTION_ENV}
+    env["APP_ENV"] = "production"
+    proc = subprocess.run(
+        [sys.executable, "-c", "import wsgi"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60
+    )
+    assert proc.returncode != 0
+    assert "SECRET_KEY, JWT_SECRET_KEY, DATABASE_URL, REDIS_URL" in proc.stderr

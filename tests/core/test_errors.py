@@ -1,0 +1,120 @@
+"""Every failure path answers with the API.md error envelope and the right status."""
+
+from __future__ import annotations
+
+import json
+
+from flask.testing import FlaskClient
+
+from tests.conftest import json_of
+
+WIDGETS = "/api/v1/_test/widgets"
+
+
+def assert_envelope(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = json_of(response)
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert error["code"] == code
+    assert isinstance(error["message"], str) and error["message"]
+    assert error["request_id"] == response.headers["X-Request-ID"]
+    return error
+
+
+def test_unknown_path_is_404_envelope(client: FlaskClient) -> None:
+    assert_envelope(client.get("/api/v1/no-such-thing"), 404, "NOT_FOUND")
+
+
+def test_wrong_method_is_405_with_allow_header(client: FlaskClient) -> None:
+    response = client.put(WIDGETS, json={})
+    assert_envelope(response, 405, "METHOD_NOT_ALLOWED")
+    allowed = {m.strip() for m in response.headers["Allow"].split(",")}
+    assert {"GET", "POST"} <= allowed
+    assert "PUT" not in allowed
+
+
+def test_malformed_json_is_400(client: FlaskClient) -> None:
+    response = client.post(WIDGETS, data='{"name": "x", ', content_type="application/json")
+    error = assert_envelope(response, 400, "BAD_REQUEST")
+    assert "JSON" in error["message"]
+
+
+def test_json_array_body_is_400(client: FlaskClient) -> None:
+    response = client.post(WIDGETS, data=json.dumps([{"name": "x", "price": "1.00"}]), content_type="application/json")
+    error = assert_envelope(response, 400, "BAD_REQUEST")
+    assert "object" in error["message"]
+
+
+def test_json_scalar_body_is_400(client: FlaskClient) -> None:
+    response = client.post(WIDGETS, data="42", content_type="application/json")
+    assert_envelope(response, 400, "BAD_REQUEST")
+
+
+def test_wrong_content_type_is_400(client: FlaskClient) -> None:
+    response = client.post(WIDGETS, data="name=x&price=1", content_type="application/x-www-form-urlencoded")
+    error = assert_envelope(response, 400, "BAD_REQUEST")
+    assert "application/json" in error["message"]
+
+
+def test_body_over_limit_is_413(client: FlaskClient) -> None:
+    body = b'{"name": "' + b"x" * (20 * 1024 * 1024) + b'"}'
+    response = client.post(WIDGETS, data=body, content_type="application/json")
+    assert_envelope(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_validation_errors_name_each_field(client: FlaskClient) -> None:
+    response = client.post(WIDGETS, json={"price": "1.234", "colour": "red"})
+    error = assert_envelope(response, 422, "VALIDATION_ERROR")
+    fields = {d["field"]: d["message"] for d in error["details"]}
+    assert set(fields) == {"name", "price", "colour"}
+    assert "required" in fields["name"].lower()
+    assert "two decimal places" in fields["price"]
+    assert "unknown" in fields["colour"].lower()
+
+
+def test_money_rejects_negative_nan_and_bools(client: FlaskClient) -> None:
+    for bad in ("-1.00", "NaN", "Infinity", True, "abc", {"a": 1}):
+        response = client.post(WIDGETS, json={"name": "w", "price": bad})
+        error = assert_envelope(response, 422, "VALIDATION_ERROR")
+        assert [d["field"] for d in error["details"]] == ["price"], bad
+
+
+def test_query_parameter_of_wrong_type_is_422(client: FlaskClient) -> None:
+    error = assert_envelope(client.get(f"{WIDGETS}?page=abc"), 422, "VALIDATION_ERROR")
+    assert error["details"] == [{"field": "page", "message": "Not a valid integer."}]
+
+
+def test_unknown_query_parameter_is_422(client: FlaskClient) -> None:
+    error = assert_envelope(client.get(f"{WIDGETS}?colour=red&sort=name"), 422, "VALIDATION_ERROR")
+    assert [d["field"] for d in error["details"]] == ["colour"]
+
+
+def test_unexpected_exception_is_500_without_internals(client: FlaskClient, caplog) -> None:
+    response = client.get("/api/v1/_test/boom")
+    error = assert_envelope(response, 500, "INTERNAL_ERROR")
+    text = response.get_data(as_text=True)
+    assert "SELECT" not in text and "password_hash" not in text and "Traceback" not in text
+    assert error["message"] == "Internal server error"
+    # The traceback is in the log, tied to the request id.
+    logged = [r for r in caplog.records if r.exc_info]
+    assert logged and getattr(logged[-1], "request_id", None) == error["request_id"]
+
+
+def test_integrity_error_is_409_without_sql(client: FlaskClient) -> None:
+    assert client.post(WIDGETS, json={"name": "same", "price": "1.00"}).status_code == 201
+    response = client.post(WIDGETS, json={"name": "same", "price": "2.00"})
+    assert_envelope(response, 409, "CONFLICT")
+    text = response.get_data(as_text=True)
+    assert "INSERT" not in text and "UNIQUE" not in text.upper().replace("UNIQUE_", "")
+
+
+def test_domain_not_found_is_404(client: FlaskClient) -> None:
+    response = client.get(f"{WIDGETS}/0190f0d0-0000-7000-8000-000000000000")
+    error = assert_envelope(response, 404, "NOT_FOUND")
+    assert error["message"] == "Widget not found"
+
+
+def test_malformed_uuid_in_path_is_404(client: FlaskClient) -> None:
+    assert_envelope(client.get(f"{WIDGETS}/not-a-uuid"), 404, "NOT_FOUND")

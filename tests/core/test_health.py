@@ -1,0 +1,88 @@
+"""Liveness, readiness (with a dependency down) and metrics."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from flask.testing import FlaskClient
+
+from tests.conftest import _service_environ, json_of
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_live(client: FlaskClient) -> None:
+    response = client.get("/health/live")
+    assert response.status_code == 200
+    assert json_of(response) == {"status": "ok"}
+
+
+def test_ready_checks_database_and_redis(client: FlaskClient) -> None:
+    response = client.get("/health/ready")
+    assert response.status_code == 200
+    body = json_of(response)
+    assert body["status"] == "ok"
+    for name in ("database", "redis"):
+        assert body["checks"][name]["status"] == "ok"
+        assert body["checks"][name]["latency_ms"] >= 0
+
+
+REDIS_DOWN_PROBE = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from tests.conftest import build_app
+from app.db import db
+app = build_app(TEST_REDIS_URL="redis://127.0.0.1:1/0")
+with app.app_context():
+    db.create_all()
+    from tests.support import widgets
+    widgets.TestBase.metadata.create_all(db.engine)
+client = app.test_client()
+out = {}
+for path in ("/health/ready", "/health/live", "/api/v1/_test/widgets", "/api/v1/openapi.json"):
+    r = client.get(path)
+    out[path] = [r.status_code, r.get_json()]
+print("RESULT" + json.dumps(out))
+"""
+
+
+def test_redis_down_ready_is_503_and_reads_still_served(tmp_path) -> None:
+    # A separate process: flask-smorest and flask-limiter bind one app per extension object.
+    env = _service_environ()
+    if "TEST_DATABASE_URL" not in env:
+        env["TEST_DATABASE_URL"] = f"sqlite:///{tmp_path / 'down.db'}"
+    proc = subprocess.run(
+        [sys.executable, "-c", REDIS_DOWN_PROBE, str(ROOT)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")), None)
+    assert line is not None, proc.stdout + proc.stderr
+    out = json.loads(line.removeprefix("RESULT"))
+    status, body = out["/health/ready"]
+    assert status == 503
+    assert body["status"] == "unavailable"
+    assert body["checks"]["redis"]["status"] == "fail"
+    assert body["checks"]["database"]["status"] == "ok"
+    assert out["/health/live"][0] == 200
+    assert out["/api/v1/_test/widgets"][0] == 200
+    assert out["/api/v1/openapi.json"][0] == 200
+
+
+def test_metrics_exposes_requests_and_queue_depth(client: FlaskClient) -> None:
+    client.get("/health/live")
+    client.get("/api/v1/nope")
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    text = response.get_data(as_text=True)
+    assert 'http_requests_total{endpoint="/health/live",method="GET",status="200"}' in text
+    assert 'endpoint="<unmatched>",method="GET",status="404"' in text
+    assert "http_request_duration_seconds_bucket" in text
+    assert 'rq_queue_depth{queue="mail"}' in text and 'rq_queue_depth{queue="imports"}' in text
