@@ -88,6 +88,25 @@ class Config:
         self.JWT_ACCESS_TOKEN_EXPIRES = timedelta(seconds=_int(env, "JWT_ACCESS_TOKEN_SECONDS", 15 * 60))
         self.JWT_REFRESH_TOKEN_EXPIRES = timedelta(seconds=_int(env, "JWT_REFRESH_TOKEN_SECONDS", 7 * 24 * 3600))
 
+        self.JWT_ALGORITHM = "HS256"
+        self.JWT_TOKEN_LOCATION = ["headers"]
+        self.JWT_ENCODE_ISSUER = self.JWT_DECODE_ISSUER = env.get("JWT_ISSUER") or "storefront-api"
+        self.JWT_ENCODE_AUDIENCE = self.JWT_DECODE_AUDIENCE = env.get("JWT_AUDIENCE") or "storefront-clients"
+        self.JWT_ERROR_MESSAGE_KEY = "message"
+
+        # argon2id cost; the test profile turns it down (hashing is deliberately slow).
+        self.ARGON2_TIME_COST = _int(env, "ARGON2_TIME_COST", 3)
+        self.ARGON2_MEMORY_COST = _int(env, "ARGON2_MEMORY_COST", 64 * 1024)
+        self.ARGON2_PARALLELISM = _int(env, "ARGON2_PARALLELISM", 2)
+
+        self.LOGIN_MAX_FAILURES = _int(env, "LOGIN_MAX_FAILURES", 5)
+        self.LOGIN_LOCKOUT_SECONDS = _int(env, "LOGIN_LOCKOUT_SECONDS", 15 * 60)
+        self.VERIFY_TOKEN_SECONDS = _int(env, "VERIFY_TOKEN_SECONDS", 24 * 3600)
+        self.RESET_TOKEN_SECONDS = _int(env, "RESET_TOKEN_SECONDS", 3600)
+        # Rate limits of the account endpoints (flask-limiter syntax), per IP and per email.
+        self.RATELIMIT_AUTH_IP = env.get("RATELIMIT_AUTH_IP") or "20 per minute; 200 per hour"
+        self.RATELIMIT_AUTH_EMAIL = env.get("RATELIMIT_AUTH_EMAIL") or "10 per minute; 50 per hour"
+
         # flask-smorest / OpenAPI
         self.API_TITLE = "Storefront API"
         self.API_VERSION = "v1"
@@ -122,6 +141,10 @@ class TestingConfig(Config):
         overrides["REDIS_URL"] = env.get("TEST_REDIS_URL") or ""
         overrides.pop("RATELIMIT_STORAGE_URI", None)
         overrides.setdefault("MAIL_URL", "console")
+        # Cheap hashing keeps the suite fast; production defaults stay in Config.
+        overrides.setdefault("ARGON2_TIME_COST", "1")
+        overrides.setdefault("ARGON2_MEMORY_COST", "1024")
+        overrides.setdefault("ARGON2_PARALLELISM", "1")
         super().__init__(overrides)
 
     def default_database_url(self) -> str:

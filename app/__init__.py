@@ -51,6 +51,7 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from app import health
+    from app import health, models  # noqa: F401  (models: the complete metadata)
+    from app.auth import tokens  # noqa: F401  (registers the JWT loaders)
 
     app.register_blueprint(health.bp)

@@ -10,6 +10,7 @@ Two modes, one suite:
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,6 +29,8 @@ from config import TestingConfig
 from tests.support import widgets
 
 SERVICES = os.environ.get("TEST_SERVICES") == "1"
+# Each run gets its own SQLite file, so that parallel runs never share a database.
+os.environ.setdefault("STOREFRONT_TEST_SQLITE", os.path.join(tempfile.mkdtemp(prefix="storefront-"), "test.db"))
 DEFAULT_TEST_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
 
@@ -39,7 +42,7 @@ def _service_environ() -> dict[str, str]:
         env.setdefault("TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
         env.setdefault("TEST_REDIS_URL", DEFAULT_TEST_REDIS_URL)
     else:
-        env.pop("TEST_DATABASE_URL", None)
+        env["TEST_DATABASE_URL"] = "sqlite:///" + os.environ["STOREFRONT_TEST_SQLITE"]
         env.pop("TEST_REDIS_URL", None)
     return env
 

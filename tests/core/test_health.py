@@ -9,7 +9,7 @@ from pathlib import Path
 
 from flask.testing import FlaskClient
 
-from tests.conftest import _service_environ, json_of
+from tests.conftest import SERVICES, _service_environ, json_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,7 +52,7 @@ print("RESULT" + json.dumps(out))
 def test_redis_down_ready_is_503_and_reads_still_served(tmp_path) -> None:
     # A separate process: flask-smorest and flask-limiter bind one app per extension object.
     env = _service_environ()
-    if "TEST_DATABASE_URL" not in env:
+    if not SERVICES:
         env["TEST_DATABASE_URL"] = f"sqlite:///{tmp_path / 'down.db'}"
     proc = subprocess.run(
         [sys.executable, "-c", REDIS_DOWN_PROBE, str(ROOT)],

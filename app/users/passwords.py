@@ -1,0 +1,71 @@
+"""argon2id hashing and the password policy of API.md."""
+
+from __future__ import annotations
+
+import string
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+
+MIN_LENGTH = 12
+MAX_LENGTH = 256
+_HASHER_KEY = "storefront.password_hasher"
+_DUMMY_KEY = "storefront.dummy_hash"
+
+
+def _hasher() -> PasswordHasher:
+    hasher: PasswordHasher | None = current_app.extensions.get(_HASHER_KEY)
+    if hasher is None:
+        config = current_app.config
+        hasher = PasswordHasher(
+            time_cost=config["ARGON2_TIME_COST"],
+            memory_cost=config["ARGON2_MEMORY_COST"],
+            parallelism=config["ARGON2_PARALLELISM"],
+        )
+        current_app.extensions[_HASHER_KEY] = hasher
+    return hasher
+
+
+def hash_password(password: str) -> str:
+    return _hasher().hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Constant work whether or not the account exists: an absent hash is checked
+    against a dummy one, so unknown emails cost the same time as wrong passwords."""
+    hasher = _hasher()
+    target = password_hash
+    if target is None:
+        target = current_app.extensions.get(_DUMMY_KEY)
+        if target is None:
+            target = current_app.extensions[_DUMMY_KEY] = hasher.hash("dummy-password-for-timing")
+    try:
+        ok = hasher.verify(target, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    return ok and password_hash is not None
+
+
+def needs_rehash(password_hash: str) -> bool:
+    return _hasher().check_needs_rehash(password_hash)
+
+
+def policy_problems(password: str, *, email: str | None) -> list[str]:
+    """What is wrong with a new password (empty when it is acceptable)."""
+    problems: list[str] = []
+    if len(password) < MIN_LENGTH:
+        problems.append(f"Must be at least {MIN_LENGTH} characters long.")
+    if len(password) > MAX_LENGTH:
+        problems.append(f"Must be at most {MAX_LENGTH} characters long.")
+    classes = [
+        any(c in string.ascii_lowercase for c in password),
+        any(c in string.ascii_uppercase for c in password),
+        any(c in string.digits for c in password),
+        any(not c.isalnum() for c in password) or any(ord(c) > 127 and c.isalpha() for c in password),
+    ]
+    if sum(classes) < 2:
+        problems.append("Must mix at least two kinds of characters (lower case, upper case, digits, symbols).")
+    if email and password.strip().lower() in {email.lower(), email.split("@")[0].lower()}:
+        problems.append("Must not be your email address.")
+    return problems
