@@ -6,6 +6,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.api import register_spec_conventions
+from app.cli import register_cli
 from app.db import configure_sqlite
 from app.errors import register_error_handlers
 from app.extensions import api, cors, db, jwt, limiter, migrate, redis_queues
@@ -27,6 +28,7 @@ def create_app(config: Config | None = None) -> Flask:
     _init_extensions(app)
     _register_blueprints(app)
     register_error_handlers(app)
+    register_cli(app)
     return app
 
 
@@ -52,6 +54,10 @@ def _init_extensions(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from app import health, models  # noqa: F401  (models: the complete metadata)
+    from app.auth import routes as auth_routes
     from app.auth import tokens  # noqa: F401  (registers the JWT loaders)
+    from app.users import routes as users_routes
 
     app.register_blueprint(health.bp)
+    api.register_blueprint(auth_routes.blp)
+    api.register_blueprint(users_routes.blp)

@@ -37,7 +37,7 @@ DEFAULT_RETRY_INTERVALS = [10, 60, 300, 900, 1800]
 @dataclass
 class PendingJob:
     queue: str
-    func: Callable[..., Any]
+    func: Callable[..., Any] | str  # a function or its dotted path
     args: tuple[Any, ...]
     job_id: str | None
     retries: int
@@ -58,7 +58,7 @@ def task(func: Callable[P, R]) -> Callable[P, R]:
 
 def enqueue_after_commit(
     queue: str,
-    func: Callable[..., Any],
+    func: Callable[..., Any] | str,
     *args: Any,
     job_id: str | None = None,
     retries: int = len(DEFAULT_RETRY_INTERVALS),
@@ -76,15 +76,18 @@ def enqueue_now(job: PendingJob) -> bool:
     import row), and a relay re-enqueues it once Redis is back.
     """
     retry = Retry(max=job.retries, interval=DEFAULT_RETRY_INTERVALS[: max(job.retries, 1)]) if job.retries else None
+    options: dict[str, Any] = {
+        "job_id": job.job_id,
+        "retry": retry,
+        "description": job.description,
+        "failure_ttl": 30 * 24 * 3600,  # failed jobs stay visible for a month
+    }
+    queue = redis_queues.queue(job.queue)
     try:
-        redis_queues.queue(job.queue).enqueue(
-            job.func,
-            *job.args,
-            job_id=job.job_id,
-            retry=retry,
-            description=job.description,
-            failure_ttl=30 * 24 * 3600,
-        )
+        if isinstance(job.func, str):
+            queue.enqueue(job.func, *job.args, **options)
+        else:
+            queue.enqueue(job.func, *job.args, **options)
     except RedisError:
         log.warning("could not enqueue %s on %r; it will be relayed later", job.job_id or job.func, job.queue)
         return False

@@ -20,12 +20,15 @@ import marshmallow as ma
 import sqlalchemy as sa
 from flask import current_app, request
 from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.db import db
 from app.errors import ValidationFailed
 
 M = TypeVar("M")
+# A sortable column: a mapped attribute (Product.price) or any column expression.
+Sortable = ColumnElement[Any] | QueryableAttribute[Any]
 
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 100
@@ -159,12 +162,16 @@ def _invalid_cursor(message: str = "Invalid or expired cursor.") -> ValidationFa
     return ValidationFailed(details=[{"field": "cursor", "message": message}])
 
 
+def _expression(column: Sortable) -> ColumnElement[Any]:
+    return column.expression if isinstance(column, QueryableAttribute) else column
+
+
 def _order_columns(
-    sort: Sequence[SortKey], sortable: Mapping[str, ColumnElement[Any]], tiebreak: ColumnElement[Any]
+    sort: Sequence[SortKey], sortable: Mapping[str, Sortable], tiebreak: Sortable
 ) -> list[tuple[ColumnElement[Any], bool]]:
-    columns = [(sortable[key.name], key.descending) for key in sort]
+    columns = [(_expression(sortable[key.name]), key.descending) for key in sort]
     # The id breaks ties so that the order (and therefore every keyset) is total.
-    columns.append((tiebreak, sort[0].descending if sort else False))
+    columns.append((_expression(tiebreak), sort[0].descending if sort else False))
     return columns
 
 
@@ -172,9 +179,9 @@ def paginate(
     stmt: sa.Select[tuple[M]],
     args: Mapping[str, Any],
     *,
-    sortable: Mapping[str, ColumnElement[Any]],
+    sortable: Mapping[str, Sortable],
     default_sort: Sequence[SortKey],
-    tiebreak: ColumnElement[Any],
+    tiebreak: Sortable,
 ) -> Page[M]:
     """Run ``stmt`` (filters applied, no order) as one page in the style ``args`` asked for."""
     sort: Sequence[SortKey] = args.get("sort") or default_sort

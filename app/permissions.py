@@ -73,14 +73,14 @@ def optional_principal() -> Principal | None:
     return cast(Principal, user) if user else None
 
 
-def _guard(permission: str | None) -> Callable[[F], F]:
+def _guard(permission: str | None, *, refresh: bool = False) -> Callable[[F], F]:
     if permission is not None and permission not in ALL_PERMISSIONS:
         raise ValueError(f"unknown permission {permission!r}")
 
     def decorator(view: F) -> F:
         @wraps(view)
         def checked(*args: Any, **kwargs: Any) -> Any:
-            verify_jwt_in_request()
+            verify_jwt_in_request(refresh=refresh)
             if permission is not None and not has_permission(current_principal(), permission):
                 raise PermissionDenied(f"This action requires the '{permission}' permission")
             return view(*args, **kwargs)
@@ -101,6 +101,11 @@ def _guard(permission: str | None) -> Callable[[F], F]:
 def require_auth() -> Callable[[F], F]:
     """Any authenticated caller (a valid, unrevoked access token of an active user)."""
     return _guard(None)
+
+
+def require_refresh_token() -> Callable[[F], F]:
+    """A valid, unspent refresh token (as the Bearer token) of an active user."""
+    return _guard(None, refresh=True)
 
 
 def require_permission(permission: str) -> Callable[[F], F]:

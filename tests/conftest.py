@@ -27,6 +27,7 @@ from app.db import db
 from app.extensions import limiter, redis_queues
 from config import TestingConfig
 from tests.support import widgets
+from tests.support.mailbox import Mailbox
 
 SERVICES = os.environ.get("TEST_SERVICES") == "1"
 # Each run gets its own SQLite file, so that parallel runs never share a database.
@@ -89,15 +90,30 @@ def build_app(**environ_overrides: str) -> Flask:
 
 
 @pytest.fixture(scope="session")
-def app() -> Iterator[Flask]:
+def smtp_server() -> Iterator[Mailbox]:
+    """A real SMTP server on loopback: the app's mail goes there over SMTP."""
+    mailbox = Mailbox()
+    mailbox.start()
+    yield mailbox
+    mailbox.stop()
+
+
+@pytest.fixture(scope="session")
+def app(smtp_server: Mailbox) -> Iterator[Flask]:
     env = _service_environ()
     if SERVICES:
         _require_services(env)
-    application = build_app()
+    application = build_app(MAIL_URL=smtp_server.url)
     _reset_schema(application)
     yield application
     with application.app_context():
         db.engine.dispose()
+
+
+@pytest.fixture
+def mailbox(smtp_server: Mailbox) -> Mailbox:
+    smtp_server.clear()
+    return smtp_server
 
 
 def _clean(app: Flask) -> None:

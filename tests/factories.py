@@ -18,7 +18,7 @@ _counter = itertools.count(1)
 
 
 @dataclass
-class TestUser:
+class AuthedUser:
     id: str
     email: str
     password: str
@@ -41,7 +41,7 @@ def create_user(
     full_name: str | None = None,
     verified: bool = True,
     is_active: bool = True,
-) -> TestUser:
+) -> AuthedUser:
     """A user with a live session and a token pair, as if they had just logged in."""
     n = next(_counter)
     email = (email or f"{role}{n}@example.com").lower()
@@ -62,7 +62,7 @@ def create_user(
         db.session.flush()
         pair = issue_pair(user, session, jti)
         db.session.commit()
-        return TestUser(
+        return AuthedUser(
             id=str(user.id),
             email=email,
             password=password,

@@ -1,0 +1,137 @@
+"""Registration, email verification and password reset, with no user enumeration."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+
+from app.auth.models import AccountToken, TokenPurpose
+from app.auth.sessions import revoke_all
+from app.db import db, new_id, utcnow
+from app.errors import ValidationFailed
+from app.mail import service as mail
+from app.permissions import Role
+from app.users import service as users_service
+from app.users.models import User
+from app.users.passwords import hash_password
+
+
+def _invalid_token() -> ValidationFailed:
+    return ValidationFailed(details=[{"field": "token", "message": "Invalid or expired token."}])
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _issue_token(user: User, purpose: TokenPurpose, ttl_seconds: int) -> str:
+    """A 32-byte random token; only its SHA-256 is stored. Older unused ones of the same
+    purpose are retired, so only the latest link works."""
+    db.session.execute(
+        sa.update(AccountToken)
+        .where(AccountToken.user_id == user.id, AccountToken.purpose == purpose, AccountToken.used_at.is_(None))
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    token = secrets.token_urlsafe(32)
+    db.session.add(
+        AccountToken(
+            user_id=user.id,
+            purpose=purpose,
+            token_hash=_digest(token),
+            expires_at=utcnow() + timedelta(seconds=ttl_seconds),
+        )
+    )
+    return token
+
+
+def _spend_token(token: str, purpose: TokenPurpose) -> User:
+    """Mark the token used (atomically: it works once) and return its user."""
+    now = utcnow()
+    row = db.session.scalar(
+        sa.select(AccountToken).where(AccountToken.token_hash == _digest(token), AccountToken.purpose == purpose)
+    )
+    if row is None or row.used_at is not None or row.expires_at <= now:
+        raise _invalid_token()
+    spent = db.session.execute(
+        sa.update(AccountToken)
+        .where(AccountToken.id == row.id, AccountToken.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    user = db.session.get(User, row.user_id)
+    if getattr(spent, "rowcount", 0) != 1 or user is None or not user.can_authenticate:
+        db.session.rollback()
+        raise _invalid_token()
+    return user
+
+
+def register(*, email: str, password: str, full_name: str) -> User:
+    """Create a customer and mail a verification link.
+
+    An email that already has an account gets the same answer (a fresh-looking user that
+    is not stored) and its owner is mailed instead, so registration reveals nothing.
+    """
+    users_service.check_password_policy(password, email=email)
+    existing = users_service.find_by_email(email)
+    if existing is None:
+        try:
+            user = users_service.create(email=email, password=password, full_name=full_name)
+            token = _issue_token(user, TokenPurpose.VERIFY_EMAIL, current_app.config["VERIFY_TOKEN_SECONDS"])
+            mail.send(to=user.email, template="welcome", context={"full_name": user.full_name, "token": token})
+            db.session.commit()
+            return user
+        except IntegrityError:
+            db.session.rollback()  # registered concurrently: answer as for an existing email
+            existing = users_service.find_by_email(email)
+    else:
+        hash_password(password)  # the same work as a real registration
+    if existing is not None and existing.deleted_at is None:
+        mail.send(to=existing.email, template="account_exists", context={"full_name": existing.full_name})
+        db.session.commit()
+    now = utcnow()
+    return User(
+        id=new_id(),
+        email=email,
+        full_name=full_name,
+        role=Role.CUSTOMER.value,
+        is_active=True,
+        email_verified_at=None,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def verify_email(*, token: str) -> None:
+    user = _spend_token(token, TokenPurpose.VERIFY_EMAIL)
+    if user.email_verified_at is None:
+        user.email_verified_at = utcnow()
+    db.session.commit()
+
+
+def forgot_password(*, email: str) -> None:
+    """Mail a single-use reset link if the account exists; the answer never says."""
+    user = users_service.find_by_email(email)
+    if user is None or not user.can_authenticate:
+        return
+    token = _issue_token(user, TokenPurpose.PASSWORD_RESET, current_app.config["RESET_TOKEN_SECONDS"])
+    mail.send(to=user.email, template="password_reset", context={"full_name": user.full_name, "token": token})
+    db.session.commit()
+
+
+def reset_password(*, token: str, password: str) -> uuid.UUID:
+    """Set a new password with a reset token; every session of the account ends."""
+    user = _spend_token(token, TokenPurpose.PASSWORD_RESET)
+    users_service.check_password_policy(password, email=user.email)
+    user.password_hash = hash_password(password)
+    user.failed_login_count = 0
+    user.locked_until = None
+    revoke_all(user.id)
+    db.session.commit()
+    return user.id

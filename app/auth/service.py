@@ -1,0 +1,164 @@
+"""Use cases of the auth domain: login, refresh rotation, logout, sessions."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from app.auth.models import AuthSession
+from app.auth.sessions import SessionView, live_sessions, open_session, revoke_all
+from app.auth.tokens import TokenPair, blocklist_token, issue_pair, new_jti
+from app.db import db, utcnow
+from app.errors import AccountLocked, NotFound, TokenRevoked, Unauthorized
+from app.pagination import Page, SortKey, paginate
+from app.users import service as users_service
+from app.users.models import User
+from app.users.passwords import hash_password, needs_rehash, verify_password
+
+log = logging.getLogger(__name__)
+
+INVALID_CREDENTIALS = "Invalid email or password"
+
+
+def login(*, email: str, password: str, user_agent: str | None, ip: str | None) -> TokenPair:
+    """Check credentials (same answer and work for unknown email and wrong password)."""
+    user = users_service.find_by_email(email)
+    now = utcnow()
+    if user is not None and user.locked_until is not None and user.locked_until <= now:
+        user.failed_login_count = 0
+        user.locked_until = None
+    ok = verify_password(user.password_hash if user is not None else None, password)
+
+    if user is not None and user.locked_until is not None:
+        db.session.commit()
+        raise _locked(user)
+    if user is None or not user.can_authenticate:
+        db.session.rollback()
+        raise Unauthorized(INVALID_CREDENTIALS)
+    if not ok:
+        _record_failure(user)
+        raise Unauthorized(INVALID_CREDENTIALS)
+
+    user.failed_login_count = 0
+    user.locked_until = None
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    pair = open_session(user, user_agent=user_agent, ip=ip)
+    db.session.commit()
+    return pair
+
+
+def _record_failure(user: User) -> None:
+    """Count a failure atomically (concurrent attempts all count); lock at the threshold."""
+    limit = int(current_app.config["LOGIN_MAX_FAILURES"])
+    lock_until = utcnow() + timedelta(seconds=int(current_app.config["LOGIN_LOCKOUT_SECONDS"]))
+    count = db.session.execute(
+        sa.update(User)
+        .where(User.id == user.id)
+        .values(
+            failed_login_count=User.failed_login_count + 1,
+            locked_until=sa.case((User.failed_login_count + 1 >= limit, lock_until), else_=User.locked_until),
+        )
+        .returning(User.failed_login_count)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+    db.session.commit()
+    if count >= limit:
+        log.warning("account locked after %d failed logins", count, extra={"locked_user_id": str(user.id)})
+        db.session.refresh(user)
+        raise _locked(user)
+
+
+def _locked(user: User) -> AccountLocked:
+    assert user.locked_until is not None
+    retry_after = max(1, int((user.locked_until - utcnow()).total_seconds()))
+    return AccountLocked(
+        f"Too many failed logins: try again in {retry_after // 60 + 1} minute(s)",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def refresh(*, claims: Mapping[str, Any], user_agent: str | None, ip: str | None) -> TokenPair:
+    """Rotate: spend the presented refresh token, issue a new pair.
+
+    Presenting a token that is not the session's current one means it was already
+    spent (stolen or replayed): the whole session is revoked.
+    """
+    session_id = uuid.UUID(str(claims["sid"]))
+    presented = str(claims["jti"])
+    rotated = new_jti()
+    result = db.session.execute(
+        sa.update(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.current_jti == presented, live_sessions())
+        .values(current_jti=rotated, last_used_at=utcnow(), user_agent=user_agent and user_agent[:255], ip=ip)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        db.session.execute(
+            sa.update(AuthSession)
+            .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        log.warning("refresh token reuse: session %s revoked", session_id)
+        raise TokenRevoked("This refresh token was already used; the session has been revoked")
+    session = db.session.get(AuthSession, session_id)
+    user = db.session.get(User, uuid.UUID(str(claims["sub"])))
+    assert session is not None and user is not None
+    pair = issue_pair(user, session, rotated)
+    db.session.commit()
+    return pair
+
+
+def logout(*, user_id: uuid.UUID, claims: Mapping[str, Any]) -> None:
+    """Revoke the calling access token and its session."""
+    blocklist_token(str(claims["jti"]), int(claims["exp"]))
+    db.session.execute(
+        sa.update(AuthSession)
+        .where(AuthSession.id == uuid.UUID(str(claims["sid"])), AuthSession.user_id == user_id)
+        .values(revoked_at=sa.func.coalesce(AuthSession.revoked_at, utcnow()))
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def logout_all(*, user_id: uuid.UUID, claims: Mapping[str, Any]) -> None:
+    blocklist_token(str(claims["jti"]), int(claims["exp"]))
+    revoke_all(user_id)
+    db.session.commit()
+
+
+def list_sessions(*, user_id: uuid.UUID, current_session_id: uuid.UUID, args: Mapping[str, Any]) -> Page[SessionView]:
+    stmt = sa.select(AuthSession).where(AuthSession.user_id == user_id, live_sessions())
+    page = paginate(
+        stmt,
+        args,
+        sortable={"last_used_at": AuthSession.last_used_at},
+        default_sort=[SortKey("last_used_at", True)],
+        tiebreak=AuthSession.id,
+    )
+    views = [
+        SessionView(s.id, s.created_at, s.last_used_at, s.user_agent, s.ip, s.id == current_session_id)
+        for s in page.items
+    ]
+    return Page(items=views, meta=page.meta, links=page.links)
+
+
+def revoke_session(*, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+    result = db.session.execute(
+        sa.update(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.user_id == user_id, live_sessions())
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        db.session.rollback()
+        raise NotFound("Session not found")
+    db.session.commit()

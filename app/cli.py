@@ -1,0 +1,62 @@
+"""``flask`` commands for the people who run the store."""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+
+import click
+from flask import Flask
+from flask.cli import AppGroup, with_appcontext
+
+from app.db import db
+from app.errors import ValidationFailed
+from app.mail import service as mail_service
+from app.permissions import Role
+from app.users import service as users_service
+
+
+@click.command("create-admin")
+@click.argument("email")
+@click.option("--full-name", default="Administrator", show_default=True)
+@with_appcontext
+def create_admin(email: str, full_name: str) -> None:
+    """Create an admin account, or promote an existing account to admin.
+
+    The password is prompted for (read from standard input when piped).
+    """
+    email = email.strip().lower()
+    user = users_service.find_by_email(email)
+    if user is not None and user.deleted_at is None:
+        user.role = Role.ADMIN
+        user.is_active = True
+        db.session.commit()
+        click.echo(f"Promoted {email} to admin.")
+        return
+    if user is not None:
+        raise click.ClickException(f"{email} belongs to a deleted account; restore it or use another email.")
+    interactive = sys.stdin.isatty()
+    password = click.prompt("Password", hide_input=True, confirmation_prompt=interactive)
+    try:
+        users_service.create(email=email, password=password, full_name=full_name, role=Role.ADMIN)
+    except ValidationFailed as exc:
+        raise click.ClickException("; ".join(d["message"] for d in exc.details) or exc.message) from exc
+    db.session.commit()
+    click.echo(f"Created admin {email}.")
+
+
+@click.group("mail", cls=AppGroup)
+def mail_group() -> None:
+    """Transactional mail."""
+
+
+@mail_group.command("relay")
+def relay() -> None:
+    """Enqueue every unsent mail that has no live job (also runs periodically)."""
+    count = mail_service.relay_unsent(older_than=timedelta(0))
+    click.echo(f"Enqueued {count} unsent mail(s).")
+
+
+def register_cli(app: Flask) -> None:
+    app.cli.add_command(create_admin)
+    app.cli.add_command(mail_group)

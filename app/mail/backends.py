@@ -1,0 +1,94 @@
+"""Mail transports chosen by ``MAIL_URL``: ``console`` or ``smtp://`` / ``smtps://``."""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Mail:
+    sender: str
+    to: str
+    subject: str
+    text_body: str
+    html_body: str | None = None
+
+    def as_message(self) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = self.to
+        message["Subject"] = self.subject
+        message.set_content(self.text_body)
+        if self.html_body:
+            message.add_alternative(self.html_body, subtype="html")
+        return message
+
+
+class MailBackend(Protocol):
+    def send(self, mail: Mail) -> None: ...
+
+
+class ConsoleBackend:
+    """Logs the mail instead of sending it (the embedded default)."""
+
+    def send(self, mail: Mail) -> None:
+        log.info("mail to %s: %s\n%s", mail.to, mail.subject, mail.text_body, extra={"mail_to": mail.to})
+
+
+@dataclass(frozen=True)
+class SMTPBackend:
+    """``smtp://user:pass@host:587?starttls=true`` or ``smtps://user:pass@host:465``."""
+
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    use_ssl: bool
+    starttls: bool
+    timeout: float = 10.0
+
+    @classmethod
+    def from_url(cls, url: str) -> SMTPBackend:
+        parts = urlsplit(url)
+        query = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
+        use_ssl = parts.scheme == "smtps"
+        return cls(
+            host=parts.hostname or "localhost",
+            port=parts.port or (465 if use_ssl else 25),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            use_ssl=use_ssl,
+            starttls=query.get("starttls") in {"1", "true", "yes"},
+            timeout=float(query.get("timeout", "10")),
+        )
+
+    def send(self, mail: Mail) -> None:
+        context = ssl.create_default_context()
+        client: smtplib.SMTP
+        if self.use_ssl:
+            client = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+        else:
+            client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        with client:
+            if self.starttls:
+                client.starttls(context=context)
+            if self.username:
+                client.login(self.username, self.password or "")
+            client.send_message(mail.as_message())
+
+
+def backend_for(url: str) -> MailBackend:
+    scheme = urlsplit(url).scheme
+    if url == "console" or scheme == "console":
+        return ConsoleBackend()
+    if scheme in {"smtp", "smtps"}:
+        return SMTPBackend.from_url(url)
+    raise ValueError(f"MAIL_URL must be 'console' or smtp(s)://…, got scheme {scheme!r}")

@@ -1,0 +1,97 @@
+"""Queue mail through the outbox; relay what was left unsent.
+
+``send`` renders the mail and writes it to the outbox in the caller's transaction (it
+only flushes); the delivery job is enqueued after that transaction commits. If Redis is
+down at that moment the row stays unsent and ``relay_unsent`` enqueues it later, so an
+outage delays mail but loses none, and a rolled-back change sends nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from redis.exceptions import RedisError
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
+from app.db import db, utcnow
+from app.extensions import redis_queues
+from app.jobs import PendingJob, enqueue_after_commit, enqueue_now
+from app.mail.models import OutboxMail
+
+log = logging.getLogger(__name__)
+
+_templates = Environment(
+    loader=PackageLoader("app.mail", "templates"),
+    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+)
+# By dotted path: the job module imports this one.
+DELIVER = "app.mail.tasks.deliver"
+_LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+
+
+def job_id_for(outbox_id: uuid.UUID) -> str:
+    return f"mail-{outbox_id}"
+
+
+def render(template: str, context: Mapping[str, Any]) -> tuple[str, str, str]:
+    """Subject, text body and HTML body of ``template`` (files <name>.subject.txt/.txt/.html)."""
+    values = {"app_name": "Storefront", "base_url": current_app.config["PUBLIC_BASE_URL"], **context}
+    subject = _templates.get_template(f"{template}.subject.txt").render(values).strip()
+    text = _templates.get_template(f"{template}.txt").render(values)
+    html = _templates.get_template(f"{template}.html").render(values)
+    return subject, text, html
+
+
+def send(*, to: str, template: str, context: Mapping[str, Any]) -> OutboxMail:
+    """Write the mail to the outbox in the current transaction; deliver after commit."""
+    subject, text, html = render(template, context)
+    mail = OutboxMail(to_address=to, template=template, subject=subject, text_body=text, html_body=html)
+    db.session.add(mail)
+    db.session.flush()
+    enqueue_after_commit("mail", DELIVER, str(mail.id), job_id=job_id_for(mail.id), description=f"mail {template}")
+    return mail
+
+
+def relay_unsent(*, older_than: timedelta = timedelta(seconds=60), limit: int = 500) -> int:
+    """Enqueue delivery for unsent mail that has no live job (Redis was down, a process died).
+
+    Returns how many were enqueued.
+    """
+    cutoff = utcnow() - older_than
+    ids = db.session.scalars(
+        sa.select(OutboxMail.id)
+        .where(OutboxMail.sent_at.is_(None), OutboxMail.created_at <= cutoff)
+        .order_by(OutboxMail.created_at)
+        .limit(limit)
+    ).all()
+    db.session.rollback()
+    enqueued = 0
+    for outbox_id in ids:
+        job_id = job_id_for(outbox_id)
+        if _has_live_job(job_id):
+            continue
+        if enqueue_now(PendingJob("mail", DELIVER, (str(outbox_id),), job_id, retries=5, description="mail relay")):
+            enqueued += 1
+    if enqueued:
+        log.info("relayed %d unsent mail(s)", enqueued)
+    return enqueued
+
+
+def _has_live_job(job_id: str) -> bool:
+    try:
+        job = Job.fetch(job_id, connection=redis_queues.connection)
+    except NoSuchJobError:
+        return False
+    except RedisError:
+        return True  # Redis is still down: nothing to do this round.
+    return job.get_status(refresh=False) in _LIVE_STATUSES

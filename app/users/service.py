@@ -1,0 +1,110 @@
+"""Use cases of the users domain: profiles and administration."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from blinker import Namespace
+
+from app.db import db, utcnow
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.pagination import Page, SortKey, paginate
+from app.permissions import Role
+from app.users.models import User
+from app.users.passwords import hash_password, policy_problems, verify_password
+
+_signals = Namespace()
+# Sent (inside the caller's transaction) when a user's existing sessions must end:
+# deactivation, deletion, a password change. The auth domain revokes them.
+sessions_invalidated = _signals.signal("users.sessions-invalidated")
+
+SORTABLE = {"created_at": User.created_at, "email": User.email}
+
+
+def check_password_policy(password: str, *, email: str) -> None:
+    problems = policy_problems(password, email=email)
+    if problems:
+        raise ValidationFailed(details=[{"field": "password", "message": " ".join(problems)}])
+
+
+def find_by_email(email: str) -> User | None:
+    return db.session.scalar(sa.select(User).where(User.email == email.strip().lower()))
+
+
+def create(*, email: str, password: str, full_name: str, role: Role = Role.CUSTOMER) -> User:
+    """Add a user to the current transaction (flushes; the caller commits)."""
+    check_password_policy(password, email=email)
+    user = User(email=email.strip().lower(), password_hash=hash_password(password), full_name=full_name, role=role)
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def get(*, user_id: uuid.UUID) -> User:
+    user = db.session.get(User, user_id)
+    if user is None or user.deleted_at is not None:
+        raise NotFound("User not found")
+    return user
+
+
+def list_(*, args: Mapping[str, Any]) -> Page[User]:
+    stmt = sa.select(User).where(User.deleted_at.is_(None))
+    if "role" in args:
+        stmt = stmt.where(User.role == args["role"])
+    if "is_active" in args:
+        stmt = stmt.where(User.is_active == args["is_active"])
+    if args.get("q"):
+        pattern = f"%{_escape_like(args['q'].lower())}%"
+        stmt = stmt.where(
+            sa.or_(User.email.like(pattern, escape="\\"), sa.func.lower(User.full_name).like(pattern, escape="\\"))
+        )
+    return paginate(stmt, args, sortable=SORTABLE, default_sort=[SortKey("created_at", True)], tiebreak=User.id)
+
+
+def update_me(*, user_id: uuid.UUID, data: Mapping[str, Any], current_session_id: uuid.UUID | None) -> User:
+    """Change one's own name and/or password; a new password ends the other sessions."""
+    user = get(user_id=user_id)
+    if "full_name" in data:
+        user.full_name = data["full_name"]
+    if "password" in data:
+        if not verify_password(user.password_hash, data["current_password"]):
+            raise ValidationFailed(details=[{"field": "current_password", "message": "Incorrect password."}])
+        check_password_policy(data["password"], email=user.email)
+        user.password_hash = hash_password(data["password"])
+        sessions_invalidated.send(user, keep_session_id=current_session_id)
+    user.updated_at = utcnow()
+    db.session.commit()
+    return user
+
+
+def update(*, actor_id: uuid.UUID, user_id: uuid.UUID, data: Mapping[str, Any]) -> User:
+    """Administration: role, activation, name."""
+    user = get(user_id=user_id)
+    if user.id == actor_id and (data.get("role", user.role) != Role.ADMIN or data.get("is_active") is False):
+        raise Conflict("You cannot remove your own admin access or deactivate yourself")
+    for field in ("full_name", "role", "is_active"):
+        if field in data:
+            setattr(user, field, data[field])
+    if data.get("is_active") is False:
+        sessions_invalidated.send(user, keep_session_id=None)
+    user.updated_at = utcnow()
+    db.session.commit()
+    return user
+
+
+def delete(*, actor_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """Soft delete: the account can no longer log in and every session ends."""
+    user = get(user_id=user_id)
+    if user.id == actor_id:
+        raise Conflict("You cannot delete your own account here")
+    user.deleted_at = utcnow()
+    user.is_active = False
+    sessions_invalidated.send(user, keep_session_id=None)
+    db.session.commit()
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,124 @@
+"""Mail goes through the outbox: nothing for rolled-back changes, nothing lost when Redis is down."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import redis
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from rq import Queue
+
+from app.db import db
+from app.extensions import redis_queues
+from app.mail import service as mail_service
+from app.mail.backends import ConsoleBackend, Mail, SMTPBackend, backend_for
+from app.mail.models import OutboxMail
+from tests.support.mailbox import Mailbox
+
+PASSWORD = "Sturdy-Passphrase-7"
+
+
+@contextmanager
+def redis_down(app: Flask) -> Iterator[None]:
+    """Point the job queues at a port where nothing listens (a real connection failure)."""
+    state = app.extensions[redis_queues.key]
+    saved = state.queues
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    state.queues = {name: Queue(name, connection=dead) for name in saved}
+    try:
+        yield
+    finally:
+        state.queues = saved
+
+
+def outbox(app: Flask) -> list[OutboxMail]:
+    with app.app_context():
+        rows = list(db.session.scalars(sa.select(OutboxMail).order_by(OutboxMail.created_at)))
+        db.session.expunge_all()
+        return rows
+
+
+def test_mail_written_while_redis_is_down_is_sent_after_the_relay(
+    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
+) -> None:
+    with redis_down(app):
+        response = client.post(
+            "/api/v1/auth/register", json={"email": "late@example.com", "password": PASSWORD, "full_name": "Late"}
+        )
+    # The registration succeeded; its mail waits in the outbox.
+    assert response.status_code == 201
+    run_jobs()
+    assert mailbox.to("late@example.com") == []
+    [row] = outbox(app)
+    assert row.sent_at is None
+
+    # Redis is back: the periodic relay enqueues it and a worker delivers it.
+    with app.app_context():
+        assert mail_service.relay_unsent(older_than=timedelta(0)) == 1
+    run_jobs()
+    assert len(mailbox.to("late@example.com")) == 1
+    [row] = outbox(app)
+    assert row.sent_at is not None
+    assert row.attempts == 1
+    # Relaying again sends nothing twice.
+    with app.app_context():
+        assert mail_service.relay_unsent(older_than=timedelta(0)) == 0
+
+
+def test_rejected_registration_writes_no_mail(app: Flask, client: FlaskClient, run_jobs: Callable[[], int]) -> None:
+    response = client.post(
+        "/api/v1/auth/register", json={"email": "x@example.com", "password": "weak", "full_name": "X"}
+    )
+    assert response.status_code == 422
+    run_jobs()
+    assert outbox(app) == []
+
+
+def test_smtp_failure_is_recorded_and_retried(app: Flask, client: FlaskClient, run_jobs: Callable[[], int]) -> None:
+    app.config["MAIL_URL"], saved = "smtp://127.0.0.1:1?timeout=1", app.config["MAIL_URL"]
+    try:
+        client.post("/api/v1/auth/register", json={"email": "f@example.com", "password": PASSWORD, "full_name": "F"})
+        run_jobs()
+    finally:
+        app.config["MAIL_URL"] = saved
+    [row] = outbox(app)
+    assert row.sent_at is None
+    assert row.attempts == 1
+    assert "ConnectionRefusedError" in (row.last_error or "")
+
+
+def test_mail_url_parsing() -> None:
+    smtp = backend_for("smtp://user%40x:p%3Ass@mail.example:2525?starttls=true")
+    assert isinstance(smtp, SMTPBackend)
+    assert (smtp.host, smtp.port, smtp.username, smtp.password, smtp.starttls, smtp.use_ssl) == (
+        "mail.example",
+        2525,
+        "user@x",
+        "p:ss",
+        True,
+        False,
+    )
+    ssl_backend = backend_for("smtps://mail.example")
+    assert isinstance(ssl_backend, SMTPBackend) and ssl_backend.port == 465 and ssl_backend.use_ssl
+    assert isinstance(backend_for("console"), ConsoleBackend)
+
+
+def test_console_backend_logs_the_mail(caplog) -> None:
+    caplog.set_level("INFO", logger="app.mail.backends")
+    ConsoleBackend().send(Mail(sender="a@x", to="b@example.com", subject="Hi", text_body="Body text"))
+    assert any("b@example.com" in r.getMessage() and "Body text" in r.getMessage() for r in caplog.records)
+
+
+def test_html_part_escapes_user_input(app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs) -> None:
+    client.post(
+        "/api/v1/auth/register",
+        json={"email": "h@example.com", "password": PASSWORD, "full_name": "<script>alert(1)</script>"},
+    )
+    run_jobs()
+    [message] = mailbox.to("h@example.com")
+    html = str(message.get_body(preferencelist=("html",)).get_content())
+    assert "<script>" not in html and "&lt;script&gt;" in html

@@ -1,0 +1,116 @@
+"""Forgot/reset password: no enumeration, single use, expiry, sessions revoked."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app.auth.models import AccountToken
+from app.db import db, utcnow
+from tests.conftest import json_of
+from tests.factories import create_user
+from tests.support.mailbox import Mailbox
+
+FORGOT = "/api/v1/auth/password/forgot"
+RESET = "/api/v1/auth/password/reset"
+NEW_PASSWORD = "Brand-New-Secret-88"
+
+
+def test_forgot_is_202_for_known_and_unknown_emails(
+    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
+) -> None:
+    user = create_user(app)
+    known = client.post(FORGOT, json={"email": user.email})
+    unknown = client.post(FORGOT, json={"email": "nobody@example.com"})
+    assert known.status_code == unknown.status_code == 202
+    assert json_of(known)["data"] == json_of(unknown)["data"]
+    run_jobs()
+    assert len(mailbox.to(user.email)) == 1
+    assert mailbox.to("nobody@example.com") == []
+
+
+def test_reset_works_once_and_revokes_every_session(
+    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
+) -> None:
+    user = create_user(app)
+    client.post(FORGOT, json={"email": user.email})
+    run_jobs()
+    token = mailbox.token_for(user.email)
+
+    assert client.post(RESET, json={"token": token, "password": NEW_PASSWORD}).status_code == 204
+    assert client.get("/api/v1/users/me", headers=user.headers).status_code == 401
+    assert (
+        client.post("/api/v1/auth/refresh", headers={"Authorization": f"Bearer {user.refresh_token}"}).status_code
+        == 401
+    )
+    login = lambda pw: client.post("/api/v1/auth/login", json={"email": user.email, "password": pw})  # noqa: E731
+    assert login(user.password).status_code == 401
+    assert login(NEW_PASSWORD).status_code == 200
+
+    again = client.post(RESET, json={"token": token, "password": "Another-Secret-99"})
+    assert again.status_code == 422
+    assert json_of(again)["error"]["details"][0]["field"] == "token"
+
+
+def test_reset_token_expires(app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]) -> None:
+    user = create_user(app)
+    client.post(FORGOT, json={"email": user.email})
+    run_jobs()
+    token = mailbox.token_for(user.email)
+    with app.app_context():
+        db.session.execute(
+            sa.update(AccountToken)
+            .where(AccountToken.user_id == uuid.UUID(user.id))
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        db.session.commit()
+    assert client.post(RESET, json={"token": token, "password": NEW_PASSWORD}).status_code == 422
+    assert client.get("/api/v1/users/me", headers=user.headers).status_code == 200
+
+
+def test_a_weak_new_password_keeps_the_token_usable(
+    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
+) -> None:
+    user = create_user(app)
+    client.post(FORGOT, json={"email": user.email})
+    run_jobs()
+    token = mailbox.token_for(user.email)
+    weak = client.post(RESET, json={"token": token, "password": "weak"})
+    assert weak.status_code == 422
+    assert json_of(weak)["error"]["details"][0]["field"] == "password"
+    # Nothing was half-written: the token still works and the sessions are alive.
+    assert client.get("/api/v1/users/me", headers=user.headers).status_code == 200
+    assert client.post(RESET, json={"token": token, "password": NEW_PASSWORD}).status_code == 204
+
+
+def test_only_the_latest_reset_link_works(
+    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
+) -> None:
+    user = create_user(app)
+    client.post(FORGOT, json={"email": user.email})
+    run_jobs()
+    first = mailbox.token_for(user.email)
+    client.post(FORGOT, json={"email": user.email})
+    run_jobs()
+    second = mailbox.token_for(user.email)
+    assert first != second
+    assert client.post(RESET, json={"token": first, "password": NEW_PASSWORD}).status_code == 422
+    assert client.post(RESET, json={"token": second, "password": NEW_PASSWORD}).status_code == 204
+
+
+def test_tokens_are_stored_hashed(
+    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
+) -> None:
+    user = create_user(app)
+    client.post(FORGOT, json={"email": user.email})
+    run_jobs()
+    token = mailbox.token_for(user.email)
+    with app.app_context():
+        stored = db.session.scalars(sa.select(AccountToken.token_hash)).all()
+    assert token not in stored
+    assert all(len(h) == 64 for h in stored)

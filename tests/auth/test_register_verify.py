@@ -1,0 +1,111 @@
+"""Registration, email verification, and no enumeration through registration."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.conftest import json_of
+from tests.factories import create_user
+from tests.support.mailbox import Mailbox
+
+REGISTER = "/api/v1/auth/register"
+PASSWORD = "Sturdy-Passphrase-7"
+
+
+def register(client: FlaskClient, email: str = "ann@example.com", password: str = PASSWORD, **extra: str):
+    return client.post(REGISTER, json={"email": email, "password": password, "full_name": "Ann Lee", **extra})
+
+
+def login(client: FlaskClient, email: str, password: str = PASSWORD):
+    return client.post("/api/v1/auth/login", json={"email": email, "password": password})
+
+
+def test_register_mails_a_working_verification_token(
+    client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
+) -> None:
+    response = register(client, email="  Ann@Example.COM ")
+    assert response.status_code == 201
+    user = json_of(response)["data"]
+    assert user["email"] == "ann@example.com"
+    assert user["role"] == "customer"
+    assert user["email_verified_at"] is None
+    assert "password" not in response.get_data(as_text=True)
+    assert response.headers["Location"] == "/api/v1/users/me"
+
+    run_jobs()
+    [mail] = mailbox.to("ann@example.com")
+    assert "verify" in mail["Subject"].lower()
+    token = mailbox.token_for("ann@example.com")
+
+    # An unverified account can log in; /users/me shows the state.
+    tokens = json_of(login(client, "ann@example.com"))["data"]
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert json_of(client.get("/api/v1/users/me", headers=headers))["data"]["email_verified_at"] is None
+
+    assert client.post("/api/v1/auth/verify-email", json={"token": token}).status_code == 204
+    assert json_of(client.get("/api/v1/users/me", headers=headers))["data"]["email_verified_at"].endswith("Z")
+    # Single use.
+    again = client.post("/api/v1/auth/verify-email", json={"token": token})
+    assert again.status_code == 422
+    assert json_of(again)["error"]["details"][0]["field"] == "token"
+
+
+def test_verify_with_unknown_token_is_422(client: FlaskClient) -> None:
+    response = client.post("/api/v1/auth/verify-email", json={"token": "x" * 43})
+    assert response.status_code == 422
+
+
+def test_registering_an_existing_email_looks_the_same_and_mails_the_owner(
+    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
+) -> None:
+    owner = create_user(app, email="taken@example.com")
+    fresh = register(client, email="new@example.com")
+    dup = register(client, email="Taken@example.com")
+    assert dup.status_code == fresh.status_code == 201
+    fresh_body, dup_body = json_of(fresh)["data"], json_of(dup)["data"]
+    assert set(fresh_body) == set(dup_body)
+    assert dup_body["id"] != owner.id
+    assert dup_body["email_verified_at"] is None
+    assert dup.headers["Location"] == fresh.headers["Location"]
+    run_jobs()
+    [notice] = mailbox.to("taken@example.com")
+    assert "already has an account" in mailbox.text_of(notice)
+    # The owner's password did not change.
+    assert login(client, "taken@example.com", owner.password).status_code == 200
+
+
+def test_register_validation(client: FlaskClient) -> None:
+    cases = {
+        "email": {"email": "not-an-email", "password": PASSWORD, "full_name": "A"},
+        "password": {"email": "a@example.com", "password": "short", "full_name": "A"},
+        "full_name": {"email": "a@example.com", "password": PASSWORD, "full_name": ""},
+        "role": {"email": "a@example.com", "password": PASSWORD, "full_name": "A", "role": "admin"},
+    }
+    for field, body in cases.items():
+        response = client.post(REGISTER, json=body)
+        assert response.status_code == 422, field
+        assert field in {d["field"] for d in json_of(response)["error"]["details"]}, field
+
+
+def test_password_policy(client: FlaskClient) -> None:
+    for bad in ("alllowercaseletters", "123456789012345", "ann@example.com", "Short1!"):
+        response = register(client, email="ann@example.com", password=bad)
+        assert response.status_code == 422, bad
+        assert json_of(response)["error"]["details"][0]["field"] == "password"
+
+
+def test_register_is_rate_limited_with_headers(client: FlaskClient) -> None:
+    statuses = []
+    for i in range(25):
+        response = register(client, email=f"user{i}@example.com", password="weak")
+        statuses.append(response.status_code)
+        if response.status_code == 429:
+            break
+    assert statuses[-1] == 429
+    assert response.headers["Retry-After"].isdigit()
+    assert json_of(response)["error"]["code"] == "RATE_LIMITED"
+    ok = client.post("/api/v1/auth/verify-email", json={"token": "y" * 43})
+    assert "X-RateLimit-Limit" in ok.headers and "X-RateLimit-Remaining" in ok.headers

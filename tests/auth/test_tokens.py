@@ -1,0 +1,205 @@
+"""Login, refresh rotation with reuse detection, logout, and every way a token is refused."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from datetime import timedelta
+
+import jwt as pyjwt
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_jwt_extended import create_access_token
+
+from app.auth.tokens import claims_of
+from app.db import db, utcnow
+from app.extensions import limiter
+from app.users.models import User
+from tests.conftest import json_of
+from tests.factories import DEFAULT_PASSWORD, AuthedUser, create_user
+
+LOGIN = "/api/v1/auth/login"
+REFRESH = "/api/v1/auth/refresh"
+ME = "/api/v1/users/me"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def login(client: FlaskClient, user: AuthedUser, password: str | None = None, ua: str = "pytest-agent"):
+    return client.post(
+        LOGIN, json={"email": user.email, "password": password or user.password}, headers={"User-Agent": ua}
+    )
+
+
+def assert_401(response, code: str = "UNAUTHORIZED") -> None:
+    assert response.status_code == 401, response.get_data(as_text=True)
+    assert json_of(response)["error"]["code"] == code
+
+
+def test_login_returns_a_pair_with_the_documented_claims(app: Flask, client: FlaskClient) -> None:
+    user = create_user(app, role="staff")
+    body = json_of(login(client, user))["data"]
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == 900
+    with app.app_context():
+        access = claims_of(body["access_token"])
+        refresh = claims_of(body["refresh_token"])
+    for claims in (access, refresh):
+        assert {"sub", "role", "jti", "type", "iat", "exp", "iss", "aud", "sid"} <= set(claims)
+        assert claims["sub"] == user.id
+        assert claims["role"] == "staff"
+        assert claims["iss"] == "storefront-api"
+    assert access["type"] == "access" and refresh["type"] == "refresh"
+    assert access["exp"] - access["iat"] == 900
+    assert refresh["exp"] - refresh["iat"] == 7 * 24 * 3600
+    assert client.get(ME, headers=bearer(body["access_token"])).status_code == 200
+
+
+def test_unknown_email_and_wrong_password_answer_identically(app: Flask, client: FlaskClient) -> None:
+    user = create_user(app)
+    wrong = client.post(LOGIN, json={"email": user.email, "password": "Not-The-Password-1"})
+    unknown = client.post(LOGIN, json={"email": "nobody@example.com", "password": "Not-The-Password-1"})
+    assert wrong.status_code == unknown.status_code == 401
+    strip = lambda r: {k: v for k, v in json_of(r)["error"].items() if k != "request_id"}  # noqa: E731
+    assert strip(wrong) == strip(unknown)
+
+
+def test_refresh_rotates_and_reuse_revokes_the_family(app: Flask, client: FlaskClient) -> None:
+    user = create_user(app)
+    first = json_of(login(client, user))["data"]
+    second = json_of(client.post(REFRESH, headers=bearer(first["refresh_token"])))["data"]
+    assert second["refresh_token"] != first["refresh_token"]
+    assert client.get(ME, headers=bearer(second["access_token"])).status_code == 200
+
+    # The spent refresh token comes back (stolen): the whole family dies.
+    assert_401(client.post(REFRESH, headers=bearer(first["refresh_token"])), "TOKEN_REVOKED")
+    assert_401(client.post(REFRESH, headers=bearer(second["refresh_token"])), "TOKEN_REVOKED")
+    assert_401(client.get(ME, headers=bearer(second["access_token"])), "TOKEN_REVOKED")
+    # Other sessions of the same user are untouched.
+    assert client.get(ME, headers=user.headers).status_code == 200
+
+
+def test_refresh_token_is_not_an_access_token_and_vice_versa(app: Flask, client: FlaskClient) -> None:
+    user = create_user(app)
+    assert_401(client.get(ME, headers=bearer(user.refresh_token)))
+    assert_401(client.post(REFRESH, headers=bearer(user.access_token)))
+
+
+def test_logout_kills_the_access_token_and_its_session(app: Flask, client: FlaskClient) -> None:
+    user = create_user(app)
+    pair = json_of(login(client, user))["data"]
+    assert client.post("/api/v1/auth/logout", headers=bearer(pair["access_token"])).status_code == 204
+    assert_401(client.get(ME, headers=bearer(pair["access_token"])), "TOKEN_REVOKED")
+    assert_401(client.post(REFRESH, headers=bearer(pair["refresh_token"])), "TOKEN_REVOKED")
+    assert client.get(ME, headers=user.headers).status_code == 200
+
+
+def test_logout_all_ends_every_session(app: Flask, client: FlaskClient) -> None:
+    user = create_user(app)
+    other = json_of(login(client, user, ua="phone"))["data"]
+    assert client.post("/api/v1/auth/logout-all", headers=user.headers).status_code == 204
+    for token in (user.access_token, other["access_token"]):
+        assert_401(client.get(ME, headers=bearer(token)), "TOKEN_REVOKED")
+    assert_401(client.post(REFRESH, headers=bearer(other["refresh_token"])), "TOKEN_REVOKED")
+    # Logging in again works.
+    assert login(client, user).status_code == 200
+
+
+def test_sessions_list_and_revoke_one(app: Flask, client: FlaskClient) -> None:
+    user = create_user(app)
+    phone = json_of(login(client, user, ua="phone"))["data"]
+    listed = json_of(client.get("/api/v1/auth/sessions", headers=user.headers))
+    assert listed["meta"]["total"] == 2
+    by_agent = {s["user_agent"]: s for s in listed["data"]}
+    assert by_agent["pytest"]["current"] is True and by_agent["phone"]["current"] is False
+    assert set(by_agent["phone"]) == {"id", "created_at", "last_used_at", "user_agent", "ip", "current"}
+
+    phone_id = by_agent["phone"]["id"]
+    assert client.delete(f"/api/v1/auth/sessions/{phone_id}", headers=user.headers).status_code == 204
+    assert_401(client.get(ME, headers=bearer(phone["access_token"])), "TOKEN_REVOKED")
+    assert client.delete(f"/api/v1/auth/sessions/{phone_id}", headers=user.headers).status_code == 404
+    assert json_of(client.get("/api/v1/auth/sessions", headers=user.headers))["meta"]["total"] == 1
+
+
+def test_a_session_of_another_user_is_404(app: Flask, client: FlaskClient) -> None:
+    alice, bob = create_user(app), create_user(app)
+    response = client.delete(f"/api/v1/auth/sessions/{bob.session_id}", headers=alice.headers)
+    assert response.status_code == 404
+    assert client.get(ME, headers=bob.headers).status_code == 200
+
+
+def _tamper(token: str) -> str:
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["role"] = "admin"
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{header}.{forged}.{signature}"
+
+
+def test_forged_and_tampered_tokens_are_401(app: Flask, client: FlaskClient) -> None:
+    user = create_user(app)
+    with app.app_context():
+        claims = claims_of(user.access_token)
+    unsigned = pyjwt.encode({**claims}, key="", algorithm="none")
+    wrong_key = pyjwt.encode(claims, key="not-the-secret" * 4, algorithm="HS256")
+    wrong_audience = pyjwt.encode(
+        {**claims, "aud": "someone-else"}, key=app.config["JWT_SECRET_KEY"], algorithm="HS256"
+    )
+    for token in (_tamper(user.access_token), unsigned, wrong_key, wrong_audience, "garbage", "a.b.c"):
+        assert_401(client.get(ME, headers=bearer(token)))
+    for header in ({"Authorization": "Basic abc"}, {"Authorization": "Bearer"}, {}):
+        assert_401(client.get(ME, headers=header))
+
+
+def test_expired_token_is_401_token_expired(app: Flask, client: FlaskClient) -> None:
+    user = create_user(app)
+    with app.app_context():
+        claims = claims_of(user.access_token)
+        expired = create_access_token(
+            identity=user.id,
+            additional_claims={"role": "customer", "sid": claims["sid"]},
+            expires_delta=timedelta(seconds=-5),
+        )
+    assert_401(client.get(ME, headers=bearer(expired)), "TOKEN_EXPIRED")
+
+
+def test_token_of_a_deactivated_or_deleted_user_is_401(app: Flask, client: FlaskClient) -> None:
+    admin, user, other = create_user(app, role="admin"), create_user(app), create_user(app)
+    assert client.patch(f"/api/v1/users/{user.id}", json={"is_active": False}, headers=admin.headers).status_code == 200
+    assert client.get(ME, headers=user.headers).status_code == 401
+    assert login(client, user).status_code == 401
+    assert client.delete(f"/api/v1/users/{other.id}", headers=admin.headers).status_code == 204
+    assert client.get(ME, headers=other.headers).status_code == 401
+    assert login(client, other).status_code == 401
+
+
+def test_lockout_after_five_failures_and_unlock(app: Flask, client: FlaskClient) -> None:
+    user = create_user(app)
+    for _ in range(4):
+        assert_401(login(client, user, password="Wrong-Password-99"))
+    locked = login(client, user, password="Wrong-Password-99")
+    assert locked.status_code == 423
+    assert json_of(locked)["error"]["code"] == "ACCOUNT_LOCKED"
+    assert 0 < int(locked.headers["Retry-After"]) <= 900
+    # Even the right password is refused while locked.
+    assert login(client, user).status_code == 423
+
+    # Fifteen minutes later the lock is gone and a success resets the count.
+    with app.app_context():
+        row = db.session.get(User, uuid.UUID(user.id))
+        row.locked_until = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+        limiter.reset()  # the rate-limit window has passed too
+    assert login(client, user).status_code == 200
+    for _ in range(4):
+        assert_401(login(client, user, password="Wrong-Password-99"))
+    assert login(client, user).status_code == 200
+
+
+def test_unknown_emails_never_lock(client: FlaskClient) -> None:
+    for _ in range(7):
+        response = client.post(LOGIN, json={"email": "ghost@example.com", "password": DEFAULT_PASSWORD})
+        assert response.status_code == 401

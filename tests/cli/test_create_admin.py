@@ -1,0 +1,59 @@
+"""flask create-admin: create or promote, password from a prompt or standard input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.conftest import _service_environ, json_of
+from tests.factories import create_user
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_create_admin_then_log_in(app: Flask, client: FlaskClient) -> None:
+    result = app.test_cli_runner().invoke(args=["create-admin", "Boss@Example.com"], input="Admin-Passphrase-1\n")
+    assert result.exit_code == 0, result.output
+    assert "Created admin boss@example.com" in result.output
+    login = client.post("/api/v1/auth/login", json={"email": "boss@example.com", "password": "Admin-Passphrase-1"})
+    tokens = json_of(login)["data"]
+    me = json_of(client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}))
+    assert me["data"]["role"] == "admin"
+
+
+def test_create_admin_promotes_an_existing_account(app: Flask) -> None:
+    user = create_user(app, email="promote@example.com")
+    result = app.test_cli_runner().invoke(args=["create-admin", user.email])
+    assert result.exit_code == 0
+    assert "Promoted" in result.output
+
+
+def test_create_admin_enforces_the_password_policy(app: Flask) -> None:
+    result = app.test_cli_runner().invoke(args=["create-admin", "weak@example.com"], input="short\n")
+    assert result.exit_code != 0
+    assert "at least 12 characters" in result.output
+
+
+def test_create_admin_reads_a_piped_password_in_a_real_process(app: Flask) -> None:
+    env = {**_service_environ(), "FLASK_APP": "wsgi"}
+    env["DATABASE_URL"] = env["TEST_DATABASE_URL"]
+    env.pop("REDIS_URL", None)
+    env["APP_ENV"] = "development"
+    if "TEST_REDIS_URL" in env:
+        env["REDIS_URL"] = env["TEST_REDIS_URL"]
+    proc = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "flask"), "create-admin", "piped@example.com"],
+        input="Piped-Passphrase-9\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Created admin piped@example.com" in proc.stdout

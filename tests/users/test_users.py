@@ -1,0 +1,135 @@
+"""/users: own profile, admin management, and two users who must not see each other."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.conftest import json_of
+from tests.factories import create_user
+
+ME = "/api/v1/users/me"
+
+
+def test_me_shows_the_profile_without_secrets(app: Flask, client: FlaskClient) -> None:
+    user = create_user(app, full_name="Dana Roe")
+    response = client.get(ME, headers=user.headers)
+    body = json_of(response)["data"]
+    assert body["email"] == user.email and body["full_name"] == "Dana Roe"
+    assert set(body) == {
+        "id",
+        "email",
+        "full_name",
+        "role",
+        "is_active",
+        "email_verified_at",
+        "created_at",
+        "updated_at",
+    }
+    assert "hash" not in response.get_data(as_text=True)
+
+
+def test_me_rejects_privileged_fields_and_changes_nothing(app: Flask, client: FlaskClient) -> None:
+    user = create_user(app)
+    for field, value in (("role", "admin"), ("is_active", False), ("id", "x"), ("email_verified_at", None)):
+        response = client.patch(ME, json={field: value, "full_name": "Changed"}, headers=user.headers)
+        assert response.status_code == 422, field
+        assert [d["field"] for d in json_of(response)["error"]["details"]] == [field]
+    body = json_of(client.get(ME, headers=user.headers))["data"]
+    assert body["role"] == "customer" and body["full_name"] != "Changed"
+
+
+def test_change_password_needs_the_current_one_and_ends_other_sessions(app: Flask, client: FlaskClient) -> None:
+    user = create_user(app)
+    other = json_of(client.post("/api/v1/auth/login", json={"email": user.email, "password": user.password}))["data"]
+    missing = client.patch(ME, json={"password": "Another-Secret-99"}, headers=user.headers)
+    assert json_of(missing)["error"]["details"][0]["field"] == "current_password"
+    wrong = client.patch(ME, json={"password": "Another-Secret-99", "current_password": "nope"}, headers=user.headers)
+    assert wrong.status_code == 422
+    ok = client.patch(
+        ME, json={"password": "Another-Secret-99", "current_password": user.password}, headers=user.headers
+    )
+    assert ok.status_code == 200
+    assert client.get(ME, headers=user.headers).status_code == 200  # this session stays
+    assert client.get(ME, headers={"Authorization": f"Bearer {other['access_token']}"}).status_code == 401
+    login = client.post("/api/v1/auth/login", json={"email": user.email, "password": "Another-Secret-99"})
+    assert login.status_code == 200
+
+
+def test_two_customers_cannot_read_or_change_each_other(app: Flask, client: FlaskClient) -> None:
+    alice, bob = create_user(app), create_user(app)
+    for method in ("get", "patch", "delete"):
+        response = getattr(client, method)(f"/api/v1/users/{bob.id}", json={}, headers=alice.headers)
+        assert response.status_code == 403, method
+    assert client.get("/api/v1/users", headers=alice.headers).status_code == 403
+    assert json_of(client.get(ME, headers=bob.headers))["data"]["id"] == bob.id
+
+
+def test_staff_cannot_manage_users(app: Flask, client: FlaskClient) -> None:
+    staff, customer = create_user(app, role="staff"), create_user(app)
+    response = client.patch(f"/api/v1/users/{customer.id}", json={"role": "admin"}, headers=staff.headers)
+    assert response.status_code == 403
+    assert json_of(response)["error"]["code"] == "FORBIDDEN"
+    assert client.patch(f"/api/v1/users/{staff.id}", json={"role": "admin"}, headers=staff.headers).status_code == 403
+
+
+def test_anonymous_gets_401(client: FlaskClient) -> None:
+    for path in (ME, "/api/v1/users"):
+        response = client.get(path)
+        assert response.status_code == 401
+        assert json_of(response)["error"]["code"] == "UNAUTHORIZED"
+
+
+def test_admin_manages_roles_and_activation(app: Flask, client: FlaskClient) -> None:
+    admin, user = create_user(app, role="admin"), create_user(app)
+    response = client.patch(f"/api/v1/users/{user.id}", json={"role": "staff"}, headers=admin.headers)
+    assert json_of(response)["data"]["role"] == "staff"
+    # The new role applies at once, even to tokens issued before the change.
+    assert client.get("/api/v1/users", headers=user.headers).status_code == 403
+    assert client.patch(f"/api/v1/users/{user.id}", json={"role": "king"}, headers=admin.headers).status_code == 422
+    assert client.get(f"/api/v1/users/{admin.id}", headers=admin.headers).status_code == 200
+    # An admin cannot lock themselves out.
+    assert client.patch(f"/api/v1/users/{admin.id}", json={"role": "staff"}, headers=admin.headers).status_code == 409
+    assert client.delete(f"/api/v1/users/{admin.id}", headers=admin.headers).status_code == 409
+
+
+def test_soft_delete_hides_the_user(app: Flask, client: FlaskClient) -> None:
+    admin, user = create_user(app, role="admin"), create_user(app)
+    assert client.delete(f"/api/v1/users/{user.id}", headers=admin.headers).status_code == 204
+    assert client.get(f"/api/v1/users/{user.id}", headers=admin.headers).status_code == 404
+    emails = [u["email"] for u in json_of(client.get("/api/v1/users?per_page=100", headers=admin.headers))["data"]]
+    assert user.email not in emails
+
+
+def test_admin_list_filters_sort_and_pages(app: Flask, client: FlaskClient) -> None:
+    admin = create_user(app, role="admin", email="root@example.com")
+    for i in range(5):
+        create_user(app, email=f"staffer{i}@example.com", role="staff", full_name=f"Staff Person {i}")
+    create_user(app, email="zed@example.com", full_name="Zed Quux")
+    inactive = create_user(app, email="gone@example.com", is_active=False)
+
+    def emails(query: str) -> list[str]:
+        response = client.get(f"/api/v1/users?{query}", headers=admin.headers)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return [u["email"] for u in json_of(response)["data"]]
+
+    assert emails("role=staff&sort=email") == [f"staffer{i}@example.com" for i in range(5)]
+    assert emails("q=QUUX") == ["zed@example.com"]
+    assert emails("is_active=false") == [inactive.email]
+    assert emails("sort=-email&per_page=2") == ["zed@example.com", "staffer4@example.com"]
+    page = json_of(client.get("/api/v1/users?per_page=3&page=2", headers=admin.headers))
+    assert page["meta"] == {"page": 2, "per_page": 3, "total": 8, "total_pages": 3}
+    assert client.get("/api/v1/users?sort=password_hash", headers=admin.headers).status_code == 422
+    assert client.get("/api/v1/users?q=%25", headers=admin.headers).status_code == 200
+    assert admin.email in emails("q=root")
+
+
+def test_protected_operations_are_documented(client: FlaskClient) -> None:
+    spec = json_of(client.get("/api/v1/openapi.json"))
+    me = spec["paths"]["/api/v1/users/me"]["get"]
+    assert me["security"] == [{"bearerAuth": []}]
+    assert "401" in me["responses"]
+    admin_list = spec["paths"]["/api/v1/users"]["get"]
+    assert {"401", "403"} <= set(admin_list["responses"])
+    assert "security" not in spec["paths"]["/api/v1/auth/login"]["post"]
+    assert spec["paths"]["/api/v1/auth/refresh"]["post"]["security"] == [{"bearerAuth": []}]
