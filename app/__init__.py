@@ -56,8 +56,12 @@ def _register_blueprints(app: Flask) -> None:
     from app import health, models  # noqa: F401  (models: the complete metadata)
     from app.auth import routes as auth_routes
     from app.auth import tokens  # noqa: F401  (registers the JWT loaders)
+    from app.auth.dashboard import init_dashboard
+    from app.products import routes as products_routes
     from app.users import routes as users_routes
 
     app.register_blueprint(health.bp)
     api.register_blueprint(auth_routes.blp)
     api.register_blueprint(users_routes.blp)
+    api.register_blueprint(products_routes.blp)
+    init_dashboard(app)

@@ -155,14 +155,13 @@ def app_ctx(app: Flask) -> Iterator[None]:
 def run_jobs(app: Flask) -> Callable[[], int]:
     """Process queued jobs: a real RQ worker (burst) against Redis in the services run.
 
-    In the embedded mode jobs already ran in-process when they were enqueued, so there is
-    nothing left to do. Returns how many jobs the worker processed.
+    In the embedded mode jobs already ran in-process when they were enqueued; only jobs
+    queued behind the app's back (the clock's) wait there, and the same worker runs them.
+    Returns how many jobs the worker processed.
     """
 
     def run() -> int:
         with app.app_context():
-            if redis_queues.in_process:
-                return 0
             worker = SimpleWorker(redis_queues.all_queues(), connection=redis_queues.connection)
             worker.work(burst=True, with_scheduler=False)
             return int(worker.successful_job_count + worker.failed_job_count)

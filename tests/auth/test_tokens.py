@@ -203,3 +203,22 @@ def test_unknown_emails_never_lock(client: FlaskClient) -> None:
     for _ in range(7):
         response = client.post(LOGIN, json={"email": "ghost@example.com", "password": DEFAULT_PASSWORD})
         assert response.status_code == 401
+
+
+def test_password_is_rehashed_when_the_cost_changes(app: Flask, client: FlaskClient) -> None:
+    user = create_user(app)
+    with app.app_context():
+        before = db.session.get(User, uuid.UUID(user.id)).password_hash
+    saved = app.config["ARGON2_TIME_COST"]
+    app.config["ARGON2_TIME_COST"] = saved + 1
+    app.extensions.pop("storefront.password_hasher", None)
+    try:
+        assert login(client, user).status_code == 200
+        with app.app_context():
+            after = db.session.get(User, uuid.UUID(user.id)).password_hash
+        assert after != before
+        assert f"t={saved + 1}" in after and f"t={saved}," in before
+    finally:
+        app.config["ARGON2_TIME_COST"] = saved
+        app.extensions.pop("storefront.password_hasher", None)
+    assert login(client, user).status_code == 200

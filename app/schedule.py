@@ -1,0 +1,23 @@
+"""Periodic jobs, enqueued by the ``clock`` process (``python worker.py --cron``).
+
+RQ's CronScheduler only enqueues; the workers run the jobs. Run exactly one clock
+process; the jobs are idempotent, so an accidental second one costs only duplicate work.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from redis import Redis
+from rq.cron import CronScheduler
+
+from app.mail.tasks import relay_unsent_mail
+
+MAIL_RELAY_SECONDS = 60
+
+
+def build_scheduler(connection: Redis, *, logging_level: str = "INFO") -> CronScheduler:
+    scheduler = CronScheduler(connection=connection, logging_level=logging_level, name="storefront-clock")
+    logging.getLogger("rq.cron").propagate = True
+    scheduler.register(relay_unsent_mail, "mail", interval=MAIL_RELAY_SECONDS, name="mail-relay")
+    return scheduler
