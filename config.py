@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -35,6 +36,17 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
+    raw = (env.get(name) or default).strip()
+    try:
+        value = Decimal(raw)
+    except InvalidOperation as exc:
+        raise ConfigError(f"{name} must be a decimal number, got {raw!r}") from exc
+    if not value.is_finite() or value < 0:
+        raise ConfigError(f"{name} must be a non-negative number, got {raw!r}")
+    return value
 
 
 def normalize_database_url(url: str) -> str:
@@ -84,6 +96,13 @@ class Config:
         # Number of proxies in front of the app whose X-Forwarded-* headers are trusted.
         self.PROXY_FIX_X_FOR = _int(env, "PROXY_FIX_X_FOR", 0)
         self.CURRENCY = (env.get("CURRENCY") or "USD").upper()
+        # Order totals: tax as a fraction of the subtotal, a flat shipping fee that is waived
+        # from FREE_SHIPPING_OVER (unset: never waived).
+        self.TAX_RATE = _decimal(env, "TAX_RATE", "0")
+        self.SHIPPING_FLAT = _decimal(env, "SHIPPING_FLAT", "0.00")
+        free = env.get("FREE_SHIPPING_OVER")
+        self.FREE_SHIPPING_OVER = _decimal(env, "FREE_SHIPPING_OVER", "0") if free else None
+        self.IDEMPOTENCY_KEY_HOURS = _int(env, "IDEMPOTENCY_KEY_HOURS", 24)
 
         self.JWT_ACCESS_TOKEN_EXPIRES = timedelta(seconds=_int(env, "JWT_ACCESS_TOKEN_SECONDS", 15 * 60))
         self.JWT_REFRESH_TOKEN_EXPIRES = timedelta(seconds=_int(env, "JWT_REFRESH_TOKEN_SECONDS", 7 * 24 * 3600))

@@ -57,11 +57,13 @@ def _register_blueprints(app: Flask) -> None:
     from app.auth import routes as auth_routes
     from app.auth import tokens  # noqa: F401  (registers the JWT loaders)
     from app.auth.dashboard import init_dashboard
+    from app.orders import routes as orders_routes
     from app.products import routes as products_routes
     from app.users import routes as users_routes
 
     app.register_blueprint(health.bp)
     api.register_blueprint(auth_routes.blp)
     api.register_blueprint(users_routes.blp)
+    api.register_blueprint(orders_routes.blp)
     api.register_blueprint(products_routes.blp)
     init_dashboard(app)

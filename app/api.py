@@ -127,6 +127,7 @@ class ListMetaSchema(Schema):
 class ErrorDetailSchema(Schema):
     field = ma.fields.String(allow_none=True, metadata={"description": "The offending field, dotted for nesting"})
     message = ma.fields.String()
+    context = ma.fields.Dict(metadata={"description": "Machine-readable specifics, when there are any"})
 
 
 class ErrorBodySchema(Schema):
@@ -195,6 +196,10 @@ class Blueprint(flask_smorest.Blueprint):
 
     def arguments(self, schema: type[ma.Schema] | ma.Schema, **kwargs: Any) -> Callable[[F], F]:
         decorator: Callable[[F], F] = super().arguments(schema, **kwargs)
+        return decorator
+
+    def doc(self, **kwargs: Any) -> Callable[[F], F]:
+        decorator: Callable[[F], F] = flask_smorest.Blueprint.doc(**kwargs)
         return decorator
 
     def alt_response(self, status_code: int, **kwargs: Any) -> Callable[[F], F]:

@@ -12,6 +12,7 @@ from flask.cli import AppGroup, with_appcontext
 from app.db import db
 from app.errors import ValidationFailed
 from app.mail import service as mail_service
+from app.orders import idempotency
 from app.permissions import Role
 from app.users import service as users_service
 
@@ -57,6 +58,18 @@ def relay() -> None:
     click.echo(f"Enqueued {count} unsent mail(s).")
 
 
+@click.group("orders", cls=AppGroup)
+def orders_group() -> None:
+    """Orders."""
+
+
+@orders_group.command("purge-idempotency-keys")
+def purge_idempotency_keys() -> None:
+    """Delete Idempotency-Key records past their 24 h window (also runs hourly)."""
+    click.echo(f"Purged {idempotency.purge_expired()} expired idempotency key(s).")
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(create_admin)
     app.cli.add_command(mail_group)
+    app.cli.add_command(orders_group)

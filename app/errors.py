@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from http import HTTPStatus
-from typing import Any, ClassVar, TypedDict
+from typing import Any, ClassVar, NotRequired, TypedDict
 
 from flask import Flask, Response, g, jsonify
 from redis.exceptions import RedisError
@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 class ErrorDetail(TypedDict):
     field: str | None
     message: str
+    # Machine-readable specifics, e.g. {"requested": 5, "available": 3} for a short line.
+    context: NotRequired[dict[str, Any]]
 
 
 class DomainError(Exception):

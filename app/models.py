@@ -2,6 +2,20 @@
 
 from app.auth.models import AccountToken, AuthSession
 from app.mail.models import OutboxMail
+from app.orders.models import IdempotencyKey, Order, OrderEvent, OrderItem, OrderNumberCounter
+from app.products.models import Category, Product
 from app.users.models import User
 
-__all__ = ["AccountToken", "AuthSession", "OutboxMail", "User"]
+__all__ = [
+    "AccountToken",
+    "AuthSession",
+    "Category",
+    "IdempotencyKey",
+    "Order",
+    "OrderEvent",
+    "OrderItem",
+    "OrderNumberCounter",
+    "OutboxMail",
+    "Product",
+    "User",
+]

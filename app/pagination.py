@@ -146,7 +146,11 @@ def _encode_value(value: Any) -> Any:
 
 
 def _decode_value(raw: Any, column: ColumnElement[Any]) -> Any:
-    python_type = column.type.python_type
+    column_type = column.type
+    # A TypeDecorator (app.db.UTCDateTime) has no python_type of its own; its impl has.
+    if isinstance(column_type, sa.types.TypeDecorator):
+        column_type = column_type.impl_instance
+    python_type = column_type.python_type
     if python_type is datetime:
         return datetime.fromisoformat(raw)
     if python_type is Decimal:

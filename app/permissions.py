@@ -90,9 +90,9 @@ def _guard(permission: str | None, *, refresh: bool = False) -> Callable[[F], F]
         checked._apidoc = doc  # type: ignore[attr-defined]  # flask-smorest's doc carrier
         doc.setdefault("manual_doc", {}).setdefault("security", [{"bearerAuth": []}])
         responses = doc["manual_doc"].setdefault("responses", {})
-        responses.setdefault(401, {"$ref": "#/components/responses/UNAUTHORIZED"})
+        responses.setdefault(401, "UNAUTHORIZED")  # flask-smorest's named component responses
         if permission is not None:
-            responses.setdefault(403, {"$ref": "#/components/responses/FORBIDDEN"})
+            responses.setdefault(403, "FORBIDDEN")
         return cast(F, checked)
 
     return decorator

@@ -12,12 +12,17 @@ from redis import Redis
 from rq.cron import CronScheduler
 
 from app.mail.tasks import relay_unsent_mail
+from app.orders.tasks import purge_expired_idempotency_keys
 
 MAIL_RELAY_SECONDS = 60
+IDEMPOTENCY_PURGE_SECONDS = 3600
 
 
 def build_scheduler(connection: Redis, *, logging_level: str = "INFO") -> CronScheduler:
     scheduler = CronScheduler(connection=connection, logging_level=logging_level, name="storefront-clock")
     logging.getLogger("rq.cron").propagate = True
     scheduler.register(relay_unsent_mail, "mail", interval=MAIL_RELAY_SECONDS, name="mail-relay")
+    scheduler.register(
+        purge_expired_idempotency_keys, "imports", interval=IDEMPOTENCY_PURGE_SECONDS, name="idempotency-purge"
+    )
     return scheduler

@@ -41,3 +41,14 @@ def test_docs_ui_is_served(client: FlaskClient) -> None:
     response = client.get("/api/v1/docs")
     assert response.status_code == 200
     assert "swagger" in response.get_data(as_text=True).lower()
+
+
+def test_every_reference_resolves(client: FlaskClient) -> None:
+    import json
+    import re
+
+    spec = json_of(client.get("/api/v1/openapi.json"))
+    refs = set(re.findall(r'"\$ref": "#/components/(\w+)/(\w+)"', json.dumps(spec)))
+    assert refs
+    missing = sorted(f"{kind}/{name}" for kind, name in refs if name not in spec["components"].get(kind, {}))
+    assert missing == []

@@ -10,16 +10,17 @@ from app.extensions import redis_queues
 from app.schedule import build_scheduler
 
 
-def test_clock_enqueues_the_mail_relay(app: Flask, run_jobs: Callable[[], int]) -> None:
+def test_clock_enqueues_the_periodic_jobs(app: Flask, run_jobs: Callable[[], int]) -> None:
     with app.app_context():
         scheduler = build_scheduler(redis_queues.connection)
-        assert {job.name for job in scheduler.get_jobs()} == {"mail-relay"}
+        assert {job.name for job in scheduler.get_jobs()} == {"mail-relay", "idempotency-purge"}
         enqueued = scheduler.enqueue_jobs()
-        assert [job.name for job in enqueued] == ["mail-relay"]
-        [job_id] = scheduler.get_jobs()[0].get_job_ids(redis_queues.connection)
+        assert sorted(job.name for job in enqueued) == ["idempotency-purge", "mail-relay"]
+        job_ids = {job.name: job.get_job_ids(redis_queues.connection)[0] for job in scheduler.get_jobs()}
     run_jobs()
     with app.app_context():
-        job = redis_queues.queue("mail").fetch_job(job_id)
-        assert job is not None
-        assert job.get_status() == "finished"
-        assert job.return_value() == 0
+        for name, queue in (("mail-relay", "mail"), ("idempotency-purge", "imports")):
+            job = redis_queues.queue(queue).fetch_job(job_ids[name])
+            assert job is not None
+            assert job.get_status() == "finished", name
+            assert job.return_value() == 0

@@ -1,0 +1,166 @@
+"""Placing an order: prices from the catalog, stock taken atomically, nothing half-written."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from app.db import db, utcnow
+from app.errors import ErrorDetail, InsufficientStock, ValidationFailed
+from app.mail import service as mail
+from app.orders import idempotency, pricing
+from app.orders.idempotency import StoredResponse
+from app.orders.models import Order, OrderEvent, OrderItem, OrderStatus
+from app.orders.numbers import next_number
+from app.orders.schemas import OrderSchema
+from app.products.models import Product
+from app.users.models import User
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A new order, or the stored response of an earlier request with the same key."""
+
+    order: Order | None
+    replay: StoredResponse | None = None
+
+
+def location_of(order_id: uuid.UUID) -> str:
+    return f"/api/v1/orders/{order_id}"
+
+
+def place_order(*, user_id: uuid.UUID, data: Mapping[str, Any], idempotency_key: str | None) -> Placed:
+    key_row = None
+    if idempotency_key is not None:
+        claimed = idempotency.claim(user_id=user_id, key=idempotency_key, request_hash=idempotency.fingerprint(data))
+        if isinstance(claimed, StoredResponse):
+            return Placed(order=None, replay=claimed)
+        key_row = claimed
+
+    lines: Sequence[Mapping[str, Any]] = data["items"]
+    products = _available_products(lines)
+    _take_stock(lines, products)
+
+    now = utcnow()
+    items = []
+    for position, line in enumerate(lines):
+        product = products[line["product_id"]]
+        items.append(
+            OrderItem(
+                product_id=product.id,
+                position=position,
+                sku=product.sku,
+                name=product.name,
+                unit_price=product.price,
+                quantity=line["quantity"],
+                line_total=pricing.line_total(product.price, line["quantity"]),
+            )
+        )
+    config = current_app.config
+    totals = pricing.totals(
+        (item.line_total for item in items),
+        tax_rate=config["TAX_RATE"],
+        shipping_flat=config["SHIPPING_FLAT"],
+        free_shipping_over=config["FREE_SHIPPING_OVER"],
+    )
+    order = Order(
+        number=next_number(now),
+        user_id=user_id,
+        status=OrderStatus.PENDING.value,
+        currency=config["CURRENCY"],
+        subtotal=totals.subtotal,
+        tax=totals.tax,
+        shipping=totals.shipping,
+        total=totals.total,
+        shipping_address=dict(data["shipping_address"]),
+        notes=data.get("notes"),
+        items=items,
+        created_at=now,
+        updated_at=now,
+    )
+    order.events.append(OrderEvent(from_status=None, to_status=OrderStatus.PENDING.value, actor_id=user_id, at=now))
+    db.session.add(order)
+    db.session.flush()
+
+    _mail_confirmation(order)
+    if key_row is not None:
+        idempotency.record(
+            key_row,
+            StoredResponse(
+                status=201, body={"data": OrderSchema().dump(order)}, headers={"Location": location_of(order.id)}
+            ),
+        )
+    db.session.commit()
+    return Placed(order=order)
+
+
+def _available_products(lines: Sequence[Mapping[str, Any]]) -> dict[uuid.UUID, Product]:
+    """The products of the lines; unknown, inactive or deleted ones are a 422 per line."""
+    ids = [line["product_id"] for line in lines]
+    found = {
+        p.id: p
+        for p in db.session.scalars(
+            sa.select(Product).where(Product.id.in_(ids), Product.deleted_at.is_(None), Product.is_active.is_(True))
+        )
+    }
+    bad: list[ErrorDetail] = [
+        {"field": f"items.{i}.product_id", "message": "This product does not exist or is not for sale."}
+        for i, line in enumerate(lines)
+        if line["product_id"] not in found
+    ]
+    if bad:
+        raise ValidationFailed("Some items cannot be ordered", details=bad)
+    return found
+
+
+def _take_stock(lines: Sequence[Mapping[str, Any]], products: Mapping[uuid.UUID, Product]) -> None:
+    """Decrement every line's stock atomically, in product-id order (no deadlocks between
+    orders that share products). If any line is short, roll back and list each one."""
+    short: list[int] = []
+    for index, line in sorted(enumerate(lines), key=lambda pair: pair[1]["product_id"]):
+        taken = db.session.execute(
+            sa.update(Product)
+            .where(Product.id == line["product_id"], Product.stock >= line["quantity"])
+            .values(stock=Product.stock - line["quantity"], version=Product.version + 1, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(taken, "rowcount", 0) != 1:
+            short.append(index)
+    if short:
+        db.session.rollback()
+        ids = [lines[i]["product_id"] for i in short]
+        rows = db.session.execute(sa.select(Product.id, Product.stock).where(Product.id.in_(ids)))
+        available: dict[uuid.UUID, int] = {row.id: row.stock for row in rows}
+        details: list[ErrorDetail] = []
+        for index in sorted(short):
+            product_id, requested = lines[index]["product_id"], lines[index]["quantity"]
+            left = available.get(product_id, 0)
+            details.append(
+                {
+                    "field": f"items.{index}.quantity",
+                    "message": f"Requested {requested}, only {left} available.",
+                    "context": {"product_id": str(product_id), "requested": requested, "available": left},
+                }
+            )
+        raise InsufficientStock(details=details)
+    # The rows were updated behind the ORM's back (and are now locked by this transaction):
+    # reload them, so the snapshot has the price that was current when the stock was taken.
+    db.session.execute(
+        sa.select(Product).where(Product.id.in_(list(products))).execution_options(populate_existing=True)
+    ).all()
+
+
+def _mail_confirmation(order: Order) -> None:
+    user = db.session.get(User, order.user_id)
+    if user is None:
+        return
+    mail.send(
+        to=user.email,
+        template="order_confirmation",
+        context={"full_name": user.full_name, "order": order, "currency": order.currency},
+    )

@@ -1,0 +1,130 @@
+"""/orders: placing, reading and fulfilling orders."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from flask import Response, jsonify, request
+from flask.views import MethodView
+
+from app.api import Blueprint
+from app.errors import ValidationFailed
+from app.orders import placing, service
+from app.orders.models import Order, OrderEvent
+from app.orders.permissions import can_create, can_fulfil, can_read
+from app.orders.schemas import (
+    CancelSchema,
+    OrderCreateSchema,
+    OrderEventSchema,
+    OrderQueryArgsSchema,
+    OrderSchema,
+    ShipSchema,
+)
+from app.pagination import Page
+from app.permissions import current_principal
+
+blp = Blueprint("orders", __name__, url_prefix="/api/v1/orders", description="Orders and their fulfilment")
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    key = key.strip().strip('"')
+    if not 1 <= len(key) <= 255 or not key.isprintable():
+        raise ValidationFailed(
+            details=[{"field": IDEMPOTENCY_HEADER, "message": "Must be 1 to 255 printable characters."}]
+        )
+    return key
+
+
+@blp.route("")
+class Orders(MethodView):
+    @can_read
+    @blp.arguments(OrderQueryArgsSchema, location="query")
+    @blp.response(200, OrderSchema(many=True))
+    def get(self, args: dict[str, Any]) -> Page[Order]:
+        """Your orders (staff: everyone's, filterable by user_id)."""
+        return service.list_(principal=current_principal(), args=args)
+
+    @can_create
+    @blp.arguments(OrderCreateSchema)
+    @blp.response(201, OrderSchema, headers={"Location": {"schema": {"type": "string"}}})
+    @blp.doc(
+        parameters=[
+            {
+                "in": "header",
+                "name": IDEMPOTENCY_HEADER,
+                "required": False,
+                "schema": {"type": "string", "maxLength": 255},
+                "description": "Replays the first response for 24 h (header Idempotent-Replayed: true).",
+            }
+        ]
+    )
+    def post(self, data: dict[str, Any]) -> tuple[Order, int, dict[str, str]] | Response:
+        """Place an order; prices come from the catalog."""
+        placed = placing.place_order(user_id=current_principal().id, data=data, idempotency_key=_idempotency_key())
+        if placed.replay is not None:
+            response = jsonify(placed.replay.body)
+            response.status_code = placed.replay.status
+            response.headers.update(placed.replay.headers)
+            response.headers["Idempotent-Replayed"] = "true"
+            return response
+        assert placed.order is not None
+        return placed.order, 201, {"Location": placing.location_of(placed.order.id)}
+
+
+@blp.route("/<uuid:order_id>")
+class OrderItem(MethodView):
+    @can_read
+    @blp.response(200, OrderSchema)
+    def get(self, order_id: uuid.UUID) -> Order:
+        """One order (its customer or staff)."""
+        return service.get(principal=current_principal(), order_id=order_id)
+
+
+@blp.route("/<uuid:order_id>/events")
+class OrderEvents(MethodView):
+    @can_read
+    @blp.response(200, OrderEventSchema(many=True))
+    def get(self, order_id: uuid.UUID) -> Sequence[OrderEvent]:
+        """The order's status history."""
+        return service.events(principal=current_principal(), order_id=order_id)
+
+
+@blp.route("/<uuid:order_id>/pay", methods=["POST"])
+@can_read
+@blp.response(200, OrderSchema)
+def pay(order_id: uuid.UUID) -> Order:
+    """Pay for a pending order (simulated; a payment provider plugs in here)."""
+    return service.pay(principal=current_principal(), order_id=order_id)
+
+
+@blp.route("/<uuid:order_id>/cancel", methods=["POST"])
+@can_read
+@blp.arguments(CancelSchema)
+@blp.response(200, OrderSchema)
+def cancel(data: dict[str, Any], order_id: uuid.UUID) -> Order:
+    """Cancel a pending or paid order; its stock is restored and a payment refunded."""
+    return service.cancel(principal=current_principal(), order_id=order_id, reason=data["reason"])
+
+
+@blp.route("/<uuid:order_id>/ship", methods=["POST"])
+@can_fulfil
+@blp.arguments(ShipSchema)
+@blp.response(200, OrderSchema)
+def ship(data: dict[str, Any], order_id: uuid.UUID) -> Order:
+    """Mark a paid order shipped (staff)."""
+    return service.ship(principal=current_principal(), order_id=order_id, tracking_number=data["tracking_number"])
+
+
+@blp.route("/<uuid:order_id>/deliver", methods=["POST"])
+@can_fulfil
+@blp.response(200, OrderSchema)
+def deliver(order_id: uuid.UUID) -> Order:
+    """Mark a shipped order delivered (staff)."""
+    return service.deliver(principal=current_principal(), order_id=order_id)

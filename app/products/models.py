@@ -1,0 +1,107 @@
+"""The catalog: products, categories and the association between them."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Base, IdMixin, SoftDeleteMixin, TimestampMixin
+
+DEFAULT_LOW_STOCK_THRESHOLD = 5
+SKU_MAX = 64
+SLUG_MAX = 120
+NAME_MAX = 200
+SEARCHED_COLUMNS = ("name", "sku", "description")
+
+# Only live (not soft-deleted) rows claim a SKU or slug, so a deleted product's can be reused.
+_LIVE = sa.text("deleted_at IS NULL")
+
+product_categories = sa.Table(
+    "product_categories",
+    Base.metadata,
+    sa.Column("product_id", sa.Uuid(), sa.ForeignKey("products.id", ondelete="CASCADE"), primary_key=True),
+    # The primary key serves lookups by product; this index serves ``?category=``.
+    sa.Column("category_id", sa.Uuid(), sa.ForeignKey("categories.id", ondelete="CASCADE"), primary_key=True),
+    sa.Index("ix_product_categories_category_id", "category_id"),
+)
+
+
+class Category(IdMixin, TimestampMixin, Base):
+    __tablename__ = "categories"
+
+    name: Mapped[str] = mapped_column(sa.String(NAME_MAX), index=True)
+    slug: Mapped[str] = mapped_column(sa.String(SLUG_MAX), unique=True)
+    description: Mapped[str | None] = mapped_column(sa.Text, default=None)
+
+    def __repr__(self) -> str:
+        return f"<Category {self.slug}>"
+
+
+class Product(IdMixin, TimestampMixin, SoftDeleteMixin, Base):
+    __tablename__ = "products"
+    __table_args__ = (
+        sa.CheckConstraint("price >= 0", name="price_non_negative"),
+        sa.CheckConstraint(
+            "compare_at_price IS NULL OR compare_at_price >= price", name="compare_at_price_not_below_price"
+        ),
+        sa.CheckConstraint("stock >= 0", name="stock_non_negative"),
+        sa.CheckConstraint("low_stock_threshold >= 0", name="low_stock_threshold_non_negative"),
+        sa.CheckConstraint("version >= 1", name="version_positive"),
+        sa.Index("uq_products_sku", "sku", unique=True, sqlite_where=_LIVE, postgresql_where=_LIVE),
+        sa.Index("uq_products_slug", "slug", unique=True, sqlite_where=_LIVE, postgresql_where=_LIVE),
+        # Keyset pairs: every documented sort key with the id that breaks its ties.
+        sa.Index("ix_products_name_id", "name", "id"),
+        sa.Index("ix_products_price_id", "price", "id"),
+        sa.Index("ix_products_created_at_id", "created_at", "id"),
+        # ``?q=`` is an ILIKE '%…%' over these columns; on PostgreSQL trigram GIN indexes
+        # serve it (the migration creates the pg_trgm extension). One index per column: the
+        # planner costs a multi-column GIN index as a whole and would not use it. Elsewhere
+        # they are plain indexes, so that models and migrations agree on every backend.
+        *(
+            sa.Index(
+                f"ix_products_{column}_trgm",
+                column,
+                postgresql_using="gin",
+                postgresql_ops={column: "gin_trgm_ops"},
+            )
+            for column in SEARCHED_COLUMNS
+        ),
+    )
+
+    sku: Mapped[str] = mapped_column(sa.String(SKU_MAX))
+    slug: Mapped[str] = mapped_column(sa.String(SLUG_MAX))
+    name: Mapped[str] = mapped_column(sa.String(NAME_MAX))
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    price: Mapped[Decimal]
+    compare_at_price: Mapped[Decimal | None] = mapped_column(default=None)
+    stock: Mapped[int] = mapped_column(default=0, index=True)
+    low_stock_threshold: Mapped[int] = mapped_column(default=DEFAULT_LOW_STOCK_THRESHOLD)
+    is_active: Mapped[bool] = mapped_column(default=True, index=True)
+    # The uploads domain (a later issue) adds the foreign key; until then a plain column.
+    image_upload_id: Mapped[uuid.UUID | None] = mapped_column(default=None, index=True)
+    version: Mapped[int] = mapped_column(default=1)
+
+    categories: Mapped[list[Category]] = relationship(secondary=product_categories, order_by=Category.name)
+
+    # Every UPDATE runs ``… WHERE version = :seen`` and bumps it: optimistic locking.
+    __mapper_args__: dict[str, Any] = {"version_id_col": version}
+
+    @property
+    def in_stock(self) -> bool:
+        return self.stock > 0
+
+    @property
+    def low_stock(self) -> bool:
+        return self.stock <= self.low_stock_threshold
+
+    @property
+    def image_url(self) -> str | None:
+        """Null until the uploads domain serves product images (a later issue)."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"<Product {self.sku} v{self.version}>"

@@ -1,0 +1,258 @@
+"""Schemas of the catalog: products and categories, in and out, and the list arguments."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import marshmallow as ma
+from flask import current_app, g
+
+from app.api import Money, Schema, UTCDateTime
+from app.pagination import CursorListArgsSchema, FieldsField, ListArgsSchema, SortField
+from app.products.models import DEFAULT_LOW_STOCK_THRESHOLD, NAME_MAX, SKU_MAX, SLUG_MAX
+
+SKU_PATTERN = re.compile(rf"^[A-Z0-9][A-Z0-9._-]{{1,{SKU_MAX - 1}}}$")
+SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+DESCRIPTION_MAX = 20_000
+# Integer columns are 32-bit on PostgreSQL; larger values are a 422, not a database error.
+INT_MAX = 2_147_483_647
+MAX_CATEGORIES = 50
+
+
+class TrimmedString(ma.fields.String):
+    """A string with surrounding whitespace removed before validation."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
+        text: str = super()._deserialize(value, attr, data, **kwargs)
+        return text.strip()
+
+
+class Sku(TrimmedString):
+    """A SKU, normalised to upper case: letters, digits, ``.``, ``_``, ``-``; 2 to 64 long."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("metadata", {"pattern": SKU_PATTERN.pattern, "example": "TSHIRT-RED-M"})
+        super().__init__(
+            validate=ma.validate.Regexp(
+                SKU_PATTERN,
+                error=(
+                    f"Must be 2 to {SKU_MAX} characters: letters, digits, '.', '_' or '-', "
+                    "starting with a letter or digit."
+                ),
+            ),
+            **kwargs,
+        )
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
+        return super()._deserialize(value, attr, data, **kwargs).upper()
+
+
+def _not_uuid_shaped(value: str) -> None:
+    # ``/products/{id_or_slug}`` reads anything that parses as a UUID as an id.
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return
+    raise ma.ValidationError("Must not look like a UUID.")
+
+
+class Slug(TrimmedString):
+    """Lower-case words of letters and digits joined by single hyphens, at most 120 long."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("metadata", {"pattern": SLUG_PATTERN.pattern, "example": "red-t-shirt"})
+        super().__init__(
+            validate=[
+                ma.validate.Length(min=1, max=SLUG_MAX),
+                ma.validate.Regexp(
+                    SLUG_PATTERN, error="Must be lower-case letters and digits in words joined by single hyphens."
+                ),
+                _not_uuid_shaped,
+            ],
+            **kwargs,
+        )
+
+
+def _non_negative_int(**kwargs: Any) -> ma.fields.Integer:
+    return ma.fields.Integer(strict=True, validate=ma.validate.Range(min=0, max=INT_MAX), **kwargs)
+
+
+# --- out -------------------------------------------------------------------------------
+
+
+class Currency(ma.fields.String):
+    """The store's currency (ISO 4217, config ``CURRENCY``), written beside every amount."""
+
+    def serialize(self, attr: str, obj: Any, accessor: Any = None, **kwargs: Any) -> str:
+        currency: str = current_app.config["CURRENCY"]
+        return currency
+
+
+class CategoryRefSchema(Schema):
+    id = ma.fields.UUID(dump_only=True)
+    slug = ma.fields.String(dump_only=True)
+    name = ma.fields.String(dump_only=True)
+
+
+class CategorySchema(Schema):
+    id = ma.fields.UUID(dump_only=True)
+    name = ma.fields.String(dump_only=True)
+    slug = ma.fields.String(dump_only=True)
+    description = ma.fields.String(dump_only=True, allow_none=True)
+    created_at = UTCDateTime(dump_only=True)
+    updated_at = UTCDateTime(dump_only=True)
+
+
+SPARSE_FIELDS_KEY = "products_sparse_fields"
+
+
+def restrict_fields(fields: Sequence[str] | None) -> None:
+    """Dump products with only ``fields`` for the rest of this request (``?fields=``).
+
+    flask-smorest serializes with the one schema instance bound to the view, so the
+    request's choice reaches ``ProductSchema.dump`` through ``flask.g``.
+    """
+    setattr(g, SPARSE_FIELDS_KEY, tuple(fields) if fields else None)
+
+
+class ProductSchema(Schema):
+    id = ma.fields.UUID(dump_only=True)
+    sku = ma.fields.String(dump_only=True)
+    slug = ma.fields.String(dump_only=True)
+    name = ma.fields.String(dump_only=True)
+    description = ma.fields.String(dump_only=True)
+    price = Money(dump_only=True)
+    compare_at_price = Money(dump_only=True, allow_none=True)
+    currency = Currency(dump_only=True, metadata={"description": "ISO 4217", "example": "USD"})
+    stock = ma.fields.Integer(dump_only=True)
+    in_stock = ma.fields.Boolean(dump_only=True)
+    low_stock = ma.fields.Boolean(dump_only=True, metadata={"description": "stock <= low_stock_threshold"})
+    is_active = ma.fields.Boolean(dump_only=True)
+    categories = ma.fields.List(ma.fields.Nested(CategoryRefSchema), dump_only=True)
+    image_url = ma.fields.String(dump_only=True, allow_none=True)
+    version = ma.fields.Integer(dump_only=True, metadata={"description": "Bumped by every change; the ETag"})
+    created_at = UTCDateTime(dump_only=True)
+    updated_at = UTCDateTime(dump_only=True)
+
+    def dump(self, obj: Any, *, many: bool | None = None) -> Any:
+        only = g.get(SPARSE_FIELDS_KEY) if self.only is None else None
+        if only:
+            return type(self)(many=self.many, only=only).dump(obj, many=many)
+        return super().dump(obj, many=many)
+
+
+PRODUCT_FIELDS = tuple(ProductSchema().fields)
+
+
+# --- in --------------------------------------------------------------------------------
+
+
+def _name(**kwargs: Any) -> TrimmedString:
+    return TrimmedString(validate=ma.validate.Length(min=1, max=NAME_MAX), **kwargs)
+
+
+def _description(**kwargs: Any) -> ma.fields.String:
+    return ma.fields.String(validate=ma.validate.Length(max=DESCRIPTION_MAX), **kwargs)
+
+
+def _category_ids(**kwargs: Any) -> ma.fields.List[Any]:
+    return ma.fields.List(ma.fields.UUID(), validate=ma.validate.Length(max=MAX_CATEGORIES), **kwargs)
+
+
+_SLUG_DOC = {"description": "Generated from the name when omitted (create); kept when omitted (PUT)"}
+
+
+class _ProductWriteSchema(Schema):
+    @ma.validates_schema
+    def _compare_at_not_below_price(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        # PATCH may send only one of the two; the service checks the merged result too.
+        compare_at, price = data.get("compare_at_price"), data.get("price")
+        if compare_at is not None and price is not None and compare_at < price:
+            raise ma.ValidationError("Must be greater than or equal to price.", "compare_at_price")
+
+
+class ProductCreateSchema(_ProductWriteSchema):
+    """A new product; also the body of PUT, which replaces every writable field."""
+
+    sku = Sku(required=True)
+    name = _name(required=True)
+    slug = Slug(metadata=_SLUG_DOC)
+    description = _description(required=True)
+    price = Money(required=True)
+    compare_at_price = Money(allow_none=True, load_default=None)
+    stock = _non_negative_int(required=True)
+    low_stock_threshold = _non_negative_int(load_default=DEFAULT_LOW_STOCK_THRESHOLD)
+    is_active = ma.fields.Boolean(load_default=True)
+    category_ids = _category_ids(load_default=list)
+    image_upload_id = ma.fields.UUID(allow_none=True, load_default=None)
+
+
+class ProductUpdateSchema(_ProductWriteSchema):
+    """A partial change (PATCH): only the fields sent change."""
+
+    sku = Sku()
+    name = _name()
+    slug = Slug()
+    description = _description()
+    price = Money()
+    compare_at_price = Money(allow_none=True)
+    stock = _non_negative_int()
+    low_stock_threshold = _non_negative_int()
+    is_active = ma.fields.Boolean()
+    category_ids = _category_ids()
+    image_upload_id = ma.fields.UUID(allow_none=True)
+
+
+class CategoryCreateSchema(Schema):
+    name = _name(required=True)
+    slug = Slug(metadata={"description": "Generated from the name when omitted"})
+    description = _description(allow_none=True, load_default=None)
+
+
+# --- conditional request headers --------------------------------------------------
+
+
+class IfMatchSchema(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    if_match = ma.fields.String(
+        data_key="If-Match", metadata={"description": "The ETag last read; a mismatch is a 412 and changes nothing"}
+    )
+
+
+class IfNoneMatchSchema(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    if_none_match = ma.fields.String(
+        data_key="If-None-Match", metadata={"description": "ETag(s) held by the client; a match is a 304"}
+    )
+
+
+# --- list arguments --------------------------------------------------------------------
+
+
+class ProductQueryArgsSchema(CursorListArgsSchema):
+    q = TrimmedString(validate=ma.validate.Length(min=1, max=100), metadata={"description": "Search name, SKU, text"})
+    category = ma.fields.String(validate=ma.validate.Length(min=1, max=SLUG_MAX), metadata={"description": "A slug"})
+    min_price = Money()
+    max_price = Money()
+    in_stock = ma.fields.Boolean()
+    is_active = ma.fields.Boolean(metadata={"description": "Staff only (products:write); a 422 for others"})
+    sort = SortField(allowed=("name", "price", "created_at"))
+    # Not named ``fields``: that is the attribute where a marshmallow schema keeps its fields.
+    sparse_fields = FieldsField(allowed=PRODUCT_FIELDS, data_key="fields")
+
+    @ma.validates_schema
+    def _price_range(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        low, high = data.get("min_price"), data.get("max_price")
+        if low is not None and high is not None and low > high:
+            raise ma.ValidationError("Must be greater than or equal to min_price.", "max_price")
+
+
+class CategoryQueryArgsSchema(ListArgsSchema):
+    sort = SortField(allowed=("name", "created_at"))

@@ -1,0 +1,268 @@
+"""Placing orders: catalog prices, validation, stock, totals, idempotency."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app.db import db, utcnow
+from app.orders.models import IdempotencyKey, Order
+from tests.conftest import json_of
+from tests.factories import create_user
+from tests.orders.conftest import ADDRESS, created, make_product, stock_of
+from tests.support.mailbox import Mailbox
+
+
+def order_count(app: Flask) -> int:
+    with app.app_context():
+        return int(db.session.scalar(sa.select(sa.func.count()).select_from(Order)) or 0)
+
+
+def test_order_uses_catalog_prices_and_takes_stock(
+    app: Flask, place: Callable[..., Any], mailbox: Mailbox, run_jobs: Callable[[], int]
+) -> None:
+    customer = create_user(app)
+    a, b = make_product(app, price="19.99", stock=5), make_product(app, price="5.00", stock=3)
+    response = place(customer, [(a, 2), (b, 1)], notes="Leave at the door")
+    order = created(response)
+    assert response.headers["Location"] == f"/api/v1/orders/{order['id']}"
+    assert re.fullmatch(r"ORD-\d{4}-\d{6,}", order["number"])
+    assert order["status"] == "pending"
+    assert order["user_id"] == customer.id
+    assert [(i["product_id"], i["unit_price"], i["quantity"], i["line_total"]) for i in order["items"]] == [
+        (a, "19.99", 2, "39.98"),
+        (b, "5.00", 1, "5.00"),
+    ]
+    assert (order["subtotal"], order["tax"], order["shipping"], order["total"]) == ("44.98", "0.00", "0.00", "44.98")
+    assert order["currency"] == "USD"
+    assert order["shipping_address"] == {**ADDRESS, "line2": None}
+    assert order["notes"] == "Leave at the door"
+    assert stock_of(app, a) == 3 and stock_of(app, b) == 2
+    run_jobs()
+    [mail] = mailbox.to(customer.email)
+    assert order["number"] in mail["Subject"]
+    assert "44.98 USD" in Mailbox.text_of(mail)
+
+
+def test_the_client_cannot_send_a_price(app: Flask, client: FlaskClient) -> None:
+    customer = create_user(app)
+    product = make_product(app)
+    body = {"items": [{"product_id": product, "quantity": 1, "unit_price": "0.01"}], "shipping_address": ADDRESS}
+    response = client.post("/api/v1/orders", json=body, headers=customer.headers)
+    assert response.status_code == 422
+    assert json_of(response)["error"]["details"] == [{"field": "items.0.unit_price", "message": "Unknown field."}]
+
+
+@pytest.mark.parametrize(
+    ("lines", "field"),
+    [
+        ([], "items"),
+        ([("P", 0)], "items.0.quantity"),
+        ([("P", 101)], "items.0.quantity"),
+        ([("P", 1), ("P", 2)], "items.1.product_id"),
+        ([("not-a-uuid", 1)], "items.0.product_id"),
+    ],
+)
+def test_line_validation(app: Flask, place: Callable[..., Any], lines: list[tuple[str, int]], field: str) -> None:
+    customer = create_user(app)
+    product = make_product(app)
+    response = place(customer, [(product if p == "P" else p, q) for p, q in lines])
+    assert response.status_code == 422
+    assert field in [d["field"] for d in json_of(response)["error"]["details"]]
+    assert stock_of(app, product) == 10
+
+
+def test_at_most_fifty_lines(app: Flask, place: Callable[..., Any]) -> None:
+    customer = create_user(app)
+    response = place(customer, [(str(uuid.uuid4()), 1) for _ in range(51)])
+    assert response.status_code == 422
+    assert json_of(response)["error"]["details"][0]["field"] == "items"
+
+
+def test_address_validation(app: Flask, client: FlaskClient) -> None:
+    customer = create_user(app)
+    product = make_product(app)
+    for address, field in (
+        ({**ADDRESS, "country": "XX"}, "shipping_address.country"),
+        ({**ADDRESS, "country": "usa"}, "shipping_address.country"),
+        ({k: v for k, v in ADDRESS.items() if k != "city"}, "shipping_address.city"),
+        ({**ADDRESS, "zip": "1"}, "shipping_address.zip"),
+    ):
+        body = {"items": [{"product_id": product, "quantity": 1}], "shipping_address": address}
+        response = client.post("/api/v1/orders", json=body, headers=customer.headers)
+        assert response.status_code == 422, address
+        assert [d["field"] for d in json_of(response)["error"]["details"]] == [field]
+
+
+def test_unavailable_products_are_named_per_line(app: Flask, place: Callable[..., Any]) -> None:
+    customer = create_user(app)
+    good = make_product(app)
+    inactive, deleted = make_product(app, is_active=False), make_product(app, deleted=True)
+    response = place(customer, [(good, 1), (inactive, 1), (str(uuid.uuid4()), 1), (deleted, 1)])
+    assert response.status_code == 422
+    fields = [d["field"] for d in json_of(response)["error"]["details"]]
+    assert fields == ["items.1.product_id", "items.2.product_id", "items.3.product_id"]
+    assert stock_of(app, good) == 10
+    assert order_count(app) == 0
+
+
+def test_insufficient_stock_lists_each_short_line_and_writes_nothing(app: Flask, place: Callable[..., Any]) -> None:
+    customer = create_user(app)
+    plenty, short_a, short_b = make_product(app, stock=50), make_product(app, stock=2), make_product(app, stock=0)
+    response = place(customer, [(plenty, 5), (short_a, 3), (short_b, 1)])
+    assert response.status_code == 409
+    error = json_of(response)["error"]
+    assert error["code"] == "INSUFFICIENT_STOCK"
+    assert error["details"] == [
+        {
+            "field": "items.1.quantity",
+            "message": "Requested 3, only 2 available.",
+            "context": {"product_id": short_a, "requested": 3, "available": 2},
+        },
+        {
+            "field": "items.2.quantity",
+            "message": "Requested 1, only 0 available.",
+            "context": {"product_id": short_b, "requested": 1, "available": 0},
+        },
+    ]
+    assert (stock_of(app, plenty), stock_of(app, short_a), stock_of(app, short_b)) == (50, 2, 0)
+    assert order_count(app) == 0
+
+
+@pytest.fixture
+def pricing(app: Flask) -> Iterator[Callable[..., None]]:
+    saved = {k: app.config[k] for k in ("TAX_RATE", "SHIPPING_FLAT", "FREE_SHIPPING_OVER")}
+
+    def configure(tax: str = "0", shipping: str = "0.00", free_over: str | None = None) -> None:
+        app.config.update(
+            TAX_RATE=Decimal(tax),
+            SHIPPING_FLAT=Decimal(shipping),
+            FREE_SHIPPING_OVER=Decimal(free_over) if free_over else None,
+        )
+
+    yield configure
+    app.config.update(saved)
+
+
+def test_totals_on_awkward_decimals(app: Flask, place: Callable[..., Any], pricing: Callable[..., None]) -> None:
+    customer = create_user(app)
+    pricing(tax="0.0825", shipping="4.99", free_over="100.00")
+    # 0.10 + 0.20 is exactly 0.30 here (no binary floats anywhere).
+    tenth, fifth = make_product(app, price="0.10"), make_product(app, price="0.20")
+    order = created(place(customer, [(tenth, 1), (fifth, 1)]))
+    # tax 0.30 * 0.0825 = 0.02475 → 0.02 (half-up at the cent)
+    assert (order["subtotal"], order["tax"], order["shipping"], order["total"]) == ("0.30", "0.02", "4.99", "5.31")
+
+    # Many lines: 33 x 3 x 1.01 = 99.99 → tax 8.249175 → 8.25; shipping still due below 100.00.
+    many = [(make_product(app, price="1.01", stock=5), 3) for _ in range(33)]
+    order = created(place(customer, many))
+    assert (order["subtotal"], order["tax"], order["shipping"], order["total"]) == ("99.99", "8.25", "4.99", "113.23")
+
+    # Half-up, not banker's rounding: 12.50 * 0.05 = 0.625 → 0.63.
+    pricing(tax="0.05")
+    order = created(place(customer, [(make_product(app, price="12.50"), 1)]))
+    assert order["tax"] == "0.63"
+
+    pricing(tax="0", shipping="4.99", free_over="100.00")
+    order = created(place(customer, [(make_product(app, price="100.00"), 1)]))
+    assert order["shipping"] == "0.00"
+
+
+def test_same_key_same_body_replays_the_first_response(
+    app: Flask, place: Callable[..., Any], mailbox: Mailbox, run_jobs: Callable[[], int]
+) -> None:
+    customer = create_user(app)
+    product = make_product(app, stock=10)
+    first = place(customer, [(product, 2)], key="key-1")
+    order = created(first)
+    second = place(customer, [(product, 2)], key="key-1")
+    assert second.status_code == 201
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert json_of(second) == json_of(first)
+    assert second.headers["Location"] == first.headers["Location"]
+    assert stock_of(app, product) == 8
+    assert order_count(app) == 1
+    run_jobs()
+    assert len(mailbox.to(customer.email)) == 1
+    # Replays show the response as it was, even after the order moved on.
+    with app.app_context():
+        db.session.execute(sa.update(Order).values(status="paid"))
+        db.session.commit()
+    assert json_of(place(customer, [(product, 2)], key="key-1"))["data"]["status"] == order["status"]
+
+
+def test_same_key_different_body_is_422(app: Flask, place: Callable[..., Any]) -> None:
+    customer = create_user(app)
+    product = make_product(app)
+    created(place(customer, [(product, 1)], key="key-2"))
+    response = place(customer, [(product, 2)], key="key-2")
+    assert response.status_code == 422
+    assert json_of(response)["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+    assert order_count(app) == 1
+
+
+def test_keys_are_per_user_and_expire(app: Flask, place: Callable[..., Any]) -> None:
+    alice, bob = create_user(app), create_user(app)
+    product = make_product(app)
+    created(place(alice, [(product, 1)], key="shared"))
+    bob_response = place(bob, [(product, 1)], key="shared")
+    assert "Idempotent-Replayed" not in created(bob_response) and "Idempotent-Replayed" not in bob_response.headers
+    with app.app_context():
+        db.session.execute(sa.update(IdempotencyKey).values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+    again = place(alice, [(product, 1)], key="shared")
+    assert "Idempotent-Replayed" not in again.headers
+    assert order_count(app) == 3
+
+
+def test_failed_requests_are_not_stored(app: Flask, place: Callable[..., Any]) -> None:
+    customer = create_user(app)
+    product = make_product(app, stock=1)
+    assert place(customer, [(product, 2)], key="retry-me").status_code == 409
+    with app.app_context():
+        db.session.execute(sa.text("UPDATE products SET stock = 5"))
+        db.session.commit()
+    assert place(customer, [(product, 2)], key="retry-me").status_code == 201
+
+
+def test_bad_idempotency_key_is_422(app: Flask, place: Callable[..., Any]) -> None:
+    customer = create_user(app)
+    product = make_product(app)
+    response = place(customer, [(product, 1)], key="x" * 300)
+    assert response.status_code == 422
+    assert json_of(response)["error"]["details"][0]["field"] == "Idempotency-Key"
+
+
+def test_staff_and_anonymous(app: Flask, place: Callable[..., Any], client: FlaskClient) -> None:
+    product = make_product(app)
+    assert client.post("/api/v1/orders", json={}).status_code == 401
+    staff = create_user(app, role="staff")
+    created(place(staff, [(product, 1)]))
+
+
+def test_expired_keys_are_purged(app: Flask, place: Callable[..., Any]) -> None:
+    customer = create_user(app)
+    product = make_product(app)
+    created(place(customer, [(product, 1)], key="old"))
+    created(place(customer, [(product, 1)], key="new"))
+    with app.app_context():
+        db.session.execute(
+            sa.update(IdempotencyKey)
+            .where(IdempotencyKey.key == "old")
+            .values(expires_at=utcnow() - timedelta(hours=1))
+        )
+        db.session.commit()
+    result = app.test_cli_runner().invoke(args=["orders", "purge-idempotency-keys"])
+    assert "Purged 1 expired" in result.output
+    with app.app_context():
+        assert db.session.scalars(sa.select(IdempotencyKey.key)).all() == ["new"]

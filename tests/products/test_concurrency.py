@@ -1,0 +1,92 @@
+"""Races on PostgreSQL with real threads: the unique indexes and the version column decide."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from tests.conftest import json_of
+from tests.factories import AuthedUser
+from tests.products.builders import PRODUCTS, make_product, product_body
+
+pytestmark = pytest.mark.services
+
+ROUNDS = 5
+
+
+def race(app: Flask, requests: list[Callable[[Any], Any]]) -> list[Any]:
+    """Run each request in its own thread with its own test client, released together."""
+    barrier = threading.Barrier(len(requests))
+    responses: list[Any] = [None] * len(requests)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        client = app.test_client()
+        try:
+            barrier.wait(timeout=10)
+            responses[i] = requests[i](client)
+        except BaseException as exc:  # surfaced below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors, errors
+    assert all(not t.is_alive() for t in threads)
+    return responses
+
+
+def test_duplicate_sku_under_concurrent_creates_is_one_201_and_one_409(app: Flask, staff: AuthedUser) -> None:
+    for n in range(ROUNDS):
+        bodies = [product_body(sku=f"RACE-{n}", name=f"Racer {n} {side}") for side in ("a", "b")]
+        responses = race(app, [lambda c, b=b: c.post(PRODUCTS, json=b, headers=staff.headers) for b in bodies])
+        assert sorted(r.status_code for r in responses) == [201, 409], [r.get_json() for r in responses]
+        conflict = next(r for r in responses if r.status_code == 409)
+        assert [d["field"] for d in json_of(conflict)["error"]["details"]] == ["sku"]
+    listed = json_of(app.test_client().get(f"{PRODUCTS}?q=RACE-&per_page=100"))
+    assert listed["meta"]["total"] == ROUNDS
+
+
+def test_same_name_under_concurrent_creates_gets_two_slugs(app: Flask, staff: AuthedUser) -> None:
+    for n in range(ROUNDS):
+        bodies = [product_body(name=f"Twin {n}") for _ in range(2)]
+        responses = race(app, [lambda c, b=b: c.post(PRODUCTS, json=b, headers=staff.headers) for b in bodies])
+        assert [r.status_code for r in responses] == [201, 201], [r.get_json() for r in responses]
+        slugs = sorted(json_of(r)["data"]["slug"] for r in responses)
+        assert slugs == [f"twin-{n}", f"twin-{n}-2"]
+
+
+def test_concurrent_updates_with_the_same_if_match_one_wins(app: Flask, staff: AuthedUser) -> None:
+    url = f"{PRODUCTS}/{make_product(app, stock=0)}"
+    for n in range(ROUNDS):
+        etag = app.test_client().get(url).headers["ETag"]
+        headers = {**staff.headers, "If-Match": etag}
+        stocks = (10 * n + 1, 10 * n + 2)  # always a real change
+        responses = race(app, [lambda c, s=s, h=headers: c.patch(url, json={"stock": s}, headers=h) for s in stocks])
+        assert sorted(r.status_code for r in responses) == [200, 412], [r.get_json() for r in responses]
+        winner = next(r for r in responses if r.status_code == 200)
+        current = app.test_client().get(url)
+        assert current.headers["ETag"] == winner.headers["ETag"]
+        assert json_of(current)["data"]["stock"] == json_of(winner)["data"]["stock"]
+    assert json_of(app.test_client().get(url))["data"]["version"] == 1 + ROUNDS
+
+
+def test_concurrent_updates_without_if_match_never_lose_a_version(app: Flask, staff: AuthedUser) -> None:
+    url = f"{PRODUCTS}/{make_product(app, stock=0)}"
+    successes = 0
+    for n in range(ROUNDS):
+        stocks = (10 * n + 1, 10 * n + 2, 10 * n + 3)  # always a real change
+        responses = race(app, [lambda c, s=s: c.patch(url, json={"stock": s}, headers=staff.headers) for s in stocks])
+        statuses = [r.status_code for r in responses]
+        # Each either wins (its own version) or is told it lost (409): never a silent overwrite.
+        assert set(statuses) <= {200, 409} and 200 in statuses, statuses
+        winners = [json_of(r)["data"]["version"] for r in responses if r.status_code == 200]
+        assert len(winners) == len(set(winners))
+        successes += len(winners)
+    assert json_of(app.test_client().get(url))["data"]["version"] == 1 + successes

@@ -1,0 +1,192 @@
+"""GET /products: both pagination styles, filters, sorting, sparse fields, statement counts."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.conftest import json_of
+from tests.factories import AuthedUser
+from tests.products.builders import PRODUCTS, make_category, make_product, make_products
+from tests.support.sql import count_selects
+
+
+def names(response: Any) -> list[str]:
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return [p["name"] for p in json_of(response)["data"]]
+
+
+def parse_links(header: str) -> dict[str, str]:
+    return {rel: url for url, rel in re.findall(r'<([^>]+)>; rel="(\w+)"', header)}
+
+
+def test_page_walk_over_250_returns_each_exactly_once(app: Flask, client: FlaskClient) -> None:
+    ids = set(make_products(app, 250))
+    seen: list[str] = []
+    url = f"{PRODUCTS}?per_page=40&sort=price"
+    pages = 0
+    while url:
+        response = client.get(url)
+        body = json_of(response)
+        assert body["meta"]["total"] == 250 and body["meta"]["total_pages"] == 7
+        seen.extend(p["id"] for p in body["data"])
+        prices = [Decimal(p["price"]) for p in body["data"]]
+        assert prices == sorted(prices)
+        pages += 1
+        url = parse_links(response.headers["Link"]).get("next", "")
+    assert pages == 7
+    assert len(seen) == 250 and set(seen) == ids
+
+
+@pytest.mark.parametrize("sort", [None, "name", "-price", "created_at"])
+def test_cursor_walk_over_250_is_stable_under_inserts(app: Flask, client: FlaskClient, sort: str | None) -> None:
+    ids = set(make_products(app, 250))
+    suffix = f"&sort={sort}" if sort else ""
+    seen: list[str] = []
+    url = f"{PRODUCTS}?limit=30{suffix}"
+    inserted = 0
+    while True:
+        body = json_of(client.get(url))
+        assert set(body["meta"]) == {"limit", "next_cursor", "has_more"}
+        seen.extend(p["id"] for p in body["data"])
+        # New products arrive between pages (some sort before the cursor, some after).
+        make_products(app, 2, start=1000 + inserted)
+        inserted += 2
+        if not body["meta"]["has_more"]:
+            assert body["meta"]["next_cursor"] is None
+            break
+        url = f"{PRODUCTS}?limit=30{suffix}&cursor={body['meta']['next_cursor']}"
+    assert len(seen) == len(set(seen)), "no product twice"
+    assert ids <= set(seen), "every original product once"
+
+
+def test_default_order_is_newest_first(app: Flask, client: FlaskClient) -> None:
+    make_product(app, name="Old")
+    make_product(app, name="New")
+    assert names(client.get(PRODUCTS)) == ["New", "Old"]
+    assert names(client.get(f"{PRODUCTS}?limit=5")) == ["New", "Old"]
+
+
+def test_sort_by_price_then_name(app: Flask, client: FlaskClient) -> None:
+    for name, price in (("b", "5.00"), ("a", "5.00"), ("c", "1.00"), ("d", "9.00")):
+        make_product(app, name=name, price=Decimal(price))
+    assert names(client.get(f"{PRODUCTS}?sort=-price,name")) == ["d", "a", "b", "c"]
+    assert names(client.get(f"{PRODUCTS}?sort=price,-name&limit=2")) == ["c", "b"]
+    assert names(client.get(f"{PRODUCTS}?sort=name")) == ["a", "b", "c", "d"]
+
+
+def test_q_searches_name_sku_and_description_case_insensitively(app: Flask, client: FlaskClient) -> None:
+    make_product(app, name="Blue Kettle", sku="KT-1", description="Boils water")
+    make_product(app, name="Red Mug", sku="MUG-BLUE", description="Holds tea")
+    make_product(app, name="Lamp", sku="LP-1", description="Sky BLUE shade")
+    make_product(app, name="Chair", sku="CH-1", description="Sits")
+    assert sorted(names(client.get(f"{PRODUCTS}?q=blue"))) == ["Blue Kettle", "Lamp", "Red Mug"]
+    assert names(client.get(f"{PRODUCTS}?q=mug-b")) == ["Red Mug"]
+    assert names(client.get(f"{PRODUCTS}?q=boils")) == ["Blue Kettle"]
+    assert names(client.get(f"{PRODUCTS}?q=nothing")) == []
+
+
+def test_q_treats_like_wildcards_literally(app: Flask, client: FlaskClient) -> None:
+    make_product(app, name="100% Cotton")
+    make_product(app, name="1000 Cottons")
+    make_product(app, name="snake_case")
+    make_product(app, name="snakeXcase")
+    assert names(client.get(f"{PRODUCTS}?q=100%25")) == ["100% Cotton"]
+    assert names(client.get(f"{PRODUCTS}?q=e_c")) == ["snake_case"]
+
+
+def test_filter_by_category_slug(app: Flask, client: FlaskClient) -> None:
+    mugs, sale = make_category(app, "mugs"), make_category(app, "sale")
+    make_product(app, name="Mug", category_ids=[mugs])
+    make_product(app, name="Mug on sale", category_ids=[mugs, sale])
+    make_product(app, name="Lamp")
+    assert sorted(names(client.get(f"{PRODUCTS}?category=mugs"))) == ["Mug", "Mug on sale"]
+    assert names(client.get(f"{PRODUCTS}?category=sale")) == ["Mug on sale"]
+    assert names(client.get(f"{PRODUCTS}?category=unknown")) == []
+    assert json_of(client.get(f"{PRODUCTS}?category=mugs"))["meta"]["total"] == 2  # no duplicate rows
+
+
+def test_price_range_is_inclusive_and_in_stock_filters(app: Flask, client: FlaskClient) -> None:
+    for name, price, stock in (("a", "4.99", 1), ("b", "5.00", 0), ("c", "10.00", 3), ("d", "10.01", 2)):
+        make_product(app, name=name, price=Decimal(price), stock=stock)
+    assert names(client.get(f"{PRODUCTS}?min_price=5&max_price=10.00&sort=name")) == ["b", "c"]
+    assert names(client.get(f"{PRODUCTS}?min_price=10&sort=name")) == ["c", "d"]
+    assert names(client.get(f"{PRODUCTS}?max_price=5&sort=name")) == ["a", "b"]
+    assert names(client.get(f"{PRODUCTS}?in_stock=true&sort=name")) == ["a", "c", "d"]
+    assert names(client.get(f"{PRODUCTS}?in_stock=false")) == ["b"]
+
+
+def test_filters_combine_with_sort_and_both_styles(app: Flask, client: FlaskClient) -> None:
+    tea = make_category(app, "tea")
+    for i in range(12):
+        make_product(
+            app,
+            name=f"Green tea {i:02d}",
+            price=Decimal(i),
+            stock=i % 2,
+            category_ids=[tea] if i % 3 else [],
+        )
+    make_product(app, name="Green lamp", price=Decimal(5), stock=1, category_ids=[tea])
+    query = "q=tea&category=tea&min_price=2&max_price=10&in_stock=true&sort=-price"
+    expected = ["Green tea 07", "Green tea 05"]  # odd (in stock), not a multiple of 3, 2…10
+    assert names(client.get(f"{PRODUCTS}?{query}")) == expected
+    assert names(client.get(f"{PRODUCTS}?{query}&limit=1")) == expected[:1]
+
+
+def test_is_active_filter_for_staff(app: Flask, client: FlaskClient, staff: AuthedUser) -> None:
+    make_product(app, name="On", is_active=True)
+    make_product(app, name="Off", is_active=False)
+    assert sorted(names(client.get(PRODUCTS, headers=staff.headers))) == ["Off", "On"]
+    assert names(client.get(f"{PRODUCTS}?is_active=false", headers=staff.headers)) == ["Off"]
+    assert names(client.get(f"{PRODUCTS}?is_active=true", headers=staff.headers)) == ["On"]
+    assert names(client.get(PRODUCTS)) == ["On"]
+
+
+def test_deleted_products_are_in_no_list(app: Flask, client: FlaskClient, staff: AuthedUser) -> None:
+    keep, gone = make_product(app, name="Keep"), make_product(app, name="Gone")
+    assert client.delete(f"{PRODUCTS}/{gone}", headers=staff.headers).status_code == 204
+    for headers in ({}, staff.headers):
+        assert names(client.get(PRODUCTS, headers=headers)) == ["Keep"]
+        assert names(client.get(f"{PRODUCTS}?limit=10", headers=headers)) == ["Keep"]
+    assert json_of(client.get(f"{PRODUCTS}?is_active=true", headers=staff.headers))["data"][0]["id"] == keep
+
+
+def test_sparse_fields(app: Flask, client: FlaskClient) -> None:
+    make_products(app, 3)
+    for query in ("fields=id,name,price", "fields=id,name,price&limit=2"):
+        body = json_of(client.get(f"{PRODUCTS}?{query}"))
+        assert body["data"] and all(list(p) == ["id", "name", "price"] for p in body["data"])
+        assert isinstance(body["data"][0]["price"], str)
+    categories_only = json_of(client.get(f"{PRODUCTS}?fields=categories"))["data"]
+    assert categories_only[0] == {"categories": []}
+    # The restriction is per request: the next list and a single product are whole.
+    assert "sku" in json_of(client.get(PRODUCTS))["data"][0]
+    single = json_of(client.get(f"{PRODUCTS}/{body['data'][0]['id']}"))["data"]
+    assert "sku" in single and "version" in single
+
+
+@pytest.mark.parametrize("authenticated", [False, True])
+def test_statement_count_does_not_grow_with_page_size(
+    app: Flask, client: FlaskClient, staff: AuthedUser, authenticated: bool
+) -> None:
+    categories = [make_category(app, "one"), make_category(app, "two")]
+    make_products(app, 60, category_ids=categories)
+    headers = staff.headers if authenticated else {}
+    counts = {}
+    for size in (5, 50):
+        with count_selects(app) as page_statements:
+            response = client.get(f"{PRODUCTS}?per_page={size}", headers=headers)
+        assert len(json_of(response)["data"]) == size
+        assert all(len(p["categories"]) == 2 for p in json_of(response)["data"])
+        with count_selects(app) as cursor_statements:
+            response = client.get(f"{PRODUCTS}?limit={size}&sort=price", headers=headers)
+        assert len(json_of(response)["data"]) == size
+        counts[size] = (len(page_statements), len(cursor_statements))
+    assert counts[5] == counts[50]
+    if not authenticated:
+        assert counts[5] == (3, 2)  # page: count, rows, categories; cursor: rows, categories
