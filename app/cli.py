@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import sys
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ from app.errors import ValidationFailed
 from app.mail import service as mail_service
 from app.orders import idempotency
 from app.permissions import Role
+from app.products.seed import seed_catalog
 from app.users import service as users_service
 
 
@@ -46,6 +48,36 @@ def create_admin(email: str, full_name: str) -> None:
     click.echo(f"Created admin {email}.")
 
 
+DEMO_ACCOUNTS = (
+    ("demo-staff@example.com", "Demo Staff", Role.STAFF),
+    ("demo-customer@example.com", "Demo Customer", Role.CUSTOMER),
+)
+
+
+@click.command("seed")
+@click.option("--products", "product_count", default=50, show_default=True, type=click.IntRange(min=0))
+@with_appcontext
+def seed(product_count: int) -> None:
+    """Demo categories and products, a staff and a customer account, for a first look.
+
+    Safe to run again: only what is missing is created. New demo accounts get a random
+    password, printed once.
+    """
+    result = seed_catalog(products=product_count)
+    click.echo(
+        f"Catalog: {result.categories_created} categories and {result.products_created} products created "
+        f"({result.products_existing} demo products already there)."
+    )
+    for email, full_name, role in DEMO_ACCOUNTS:
+        if users_service.find_by_email(email) is not None:
+            click.echo(f"{role.value:<8} {email} (already exists)")
+            continue
+        password = secrets.token_urlsafe(12) + "-7a"
+        users_service.create(email=email, password=password, full_name=full_name, role=role)
+        db.session.commit()
+        click.echo(f"{role.value:<8} {email}  password: {password}")
+
+
 @click.group("mail", cls=AppGroup)
 def mail_group() -> None:
     """Transactional mail."""
@@ -71,5 +103,6 @@ def purge_idempotency_keys() -> None:
 
 def register_cli(app: Flask) -> None:
     app.cli.add_command(create_admin)
+    app.cli.add_command(seed)
     app.cli.add_command(mail_group)
     app.cli.add_command(orders_group)

@@ -1,14 +1,15 @@
-"""Catalog throughput: 10,000 products in PostgreSQL, the app under gunicorn, loopback load.
+"""Throughput of the catalog and of order placement: PostgreSQL, gunicorn, loopback load.
 
-    .venv/bin/python bench/catalog.py
+    .venv/bin/python bench/run.py        (or: make bench)
 
 Creates the database at ``BENCH_DATABASE_URL`` if missing (default
 postgresql+psycopg://postgres@127.0.0.1:5432/bench), migrates it, seeds the demo catalog
 (idempotent), starts gunicorn on a free loopback port with the production config, and
 drives each endpoint for ``BENCH_SECONDS`` (10) with ``BENCH_CONNECTIONS`` (4) keep-alive
-connections, one thread each. Prints requests/s, p50/p99 latency and each endpoint's
-throughput relative to /health/live measured in the same run. Stops gunicorn at the end.
-Only 127.0.0.1 is ever targeted.
+connections, one thread each, then places orders (``POST /api/v1/orders``, one line each,
+from ``BENCH_CUSTOMERS`` distinct customers on products with plenty of stock). Prints
+requests/s, p50/p99 latency and each endpoint's throughput relative to /health/live
+measured in the same run. Stops gunicorn at the end. Only 127.0.0.1 is ever targeted.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "4"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", str(max(2, os.cpu_count() or 2))))
 THREADS = int(os.environ.get("BENCH_THREADS", "4"))
 PRODUCTS = int(os.environ.get("BENCH_PRODUCTS", "10000"))
+CUSTOMERS = int(os.environ.get("BENCH_CUSTOMERS", "100"))
+ORDER_PRODUCTS = 200  # products orders are spread over, restocked generously before the run
 # A hard cap per connection, so that a very fast endpoint cannot run away either.
 MAX_REQUESTS_PER_CONNECTION = 1_000_000
 
@@ -84,14 +87,23 @@ def migrate(env: dict[str, str]) -> None:
     )
 
 
-def seed(env: dict[str, str]) -> list[str]:
-    """Seed the catalog in this process; return ids of active products to fetch one by one."""
+@dataclass
+class Fixtures:
+    product_ids: list[str]
+    order_product_ids: list[str]
+    customer_tokens: list[str]
+
+
+def seed(env: dict[str, str]) -> Fixtures:
+    """Seed the catalog and the customers in this process (same secrets as the server)."""
     import sqlalchemy as sa
 
     from app import create_app
+    from app.auth.sessions import open_session
     from app.db import db
     from app.products.models import Product
     from app.products.seed import seed_catalog
+    from app.users import service as users_service
     from config import ProductionConfig
 
     app = create_app(ProductionConfig(env))
@@ -100,14 +112,21 @@ def seed(env: dict[str, str]) -> list[str]:
         result = seed_catalog(products=PRODUCTS)
         elapsed = time.perf_counter() - started
         print(f"seed: {result.products_created} created, {result.products_existing} already there ({elapsed:.1f} s)")
-        ids = db.session.scalars(
-            sa.select(Product.id).where(Product.is_active.is_(True), Product.deleted_at.is_(None)).limit(1000)
-        )
-        product_ids = [str(i) for i in ids]
+        live = sa.select(Product.id).where(Product.is_active.is_(True), Product.deleted_at.is_(None))
+        product_ids = [str(i) for i in db.session.scalars(live.limit(1000))]
+        order_ids = [str(i) for i in db.session.scalars(live.order_by(Product.sku).limit(ORDER_PRODUCTS))]
+        db.session.execute(sa.update(Product).where(Product.id.in_(order_ids)).values(stock=1_000_000))
+        tokens = []
+        for n in range(CUSTOMERS):
+            email = f"bench-customer-{n}@example.com"
+            user = users_service.find_by_email(email) or users_service.create(
+                email=email, password=secrets.token_urlsafe(16) + "-Aa1", full_name=f"Bench {n}"
+            )
+            tokens.append(open_session(user, user_agent="bench", ip=HOST).access_token)
         db.session.commit()
         db.engine.dispose()
     vacuum_analyze()
-    return product_ids
+    return Fixtures(product_ids, order_ids, tokens)
 
 
 def vacuum_analyze() -> None:
@@ -183,8 +202,16 @@ class Result:
         return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000 if ordered else float("nan")
 
 
-# A "path source" yields the next path for one connection; it sees each response body.
-PathSource = Callable[[], Iterator[str]]
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+# A "path source" yields the next request (a path means a GET) for one connection.
+PathSource = Callable[[], Iterator["str | Call"]]
 
 
 def fixed(path: str) -> PathSource:
@@ -260,10 +287,11 @@ def drive(port: int, make_source: Callable[[], tuple[PathSource, Callable[[bytes
             now = time.monotonic()
             if now >= stop_at:
                 break
-            path = next(paths)
+            item = next(paths)
+            call = item if isinstance(item, Call) else Call("GET", item)
             began = time.perf_counter()
             try:
-                conn.request("GET", path)
+                conn.request(call.method, call.path, body=call.body, headers=call.headers)
                 response = conn.getresponse()
                 body = response.read()
             except (OSError, http.client.HTTPException):
@@ -273,7 +301,7 @@ def drive(port: int, make_source: Callable[[], tuple[PathSource, Callable[[bytes
                 continue
             took = time.perf_counter() - began
             if now >= start_at:
-                if response.status == 200:
+                if 200 <= response.status < 300:
                     result.latencies.append(took)
                 else:
                     result.errors += 1
@@ -293,6 +321,24 @@ def drive(port: int, make_source: Callable[[], tuple[PathSource, Callable[[bytes
     return merged
 
 
+def orders(tokens: list[str], product_ids: list[str]) -> PathSource:
+    """Each request from the next customer, for one unit of the next product."""
+    address = {"name": "Bench", "line1": "1 Loop Rd", "city": "Localhost", "postal_code": "127", "country": "US"}
+    counter = iter(range(10**9))
+
+    def source() -> Iterator[str | Call]:
+        while True:
+            n = next(counter)  # shared across connections: customers and products rotate
+            body = {
+                "items": [{"product_id": product_ids[n % len(product_ids)], "quantity": 1}],
+                "shipping_address": address,
+            }
+            headers = {"Authorization": f"Bearer {tokens[n % len(tokens)]}", "Content-Type": "application/json"}
+            yield Call("POST", "/api/v1/orders", json.dumps(body).encode(), headers)
+
+    return source
+
+
 def plain(source: PathSource) -> Callable[[], tuple[PathSource, None]]:
     return lambda: (source, None)
 
@@ -307,7 +353,10 @@ def main() -> int:
     print(f"database {DATABASE_URL}; {CONNECTIONS} connections x {SECONDS:.0f} s per endpoint")
     ensure_database()
     migrate(env)
-    product_ids = seed(env)
+    import redis
+
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()  # the bench's own Redis database: last run's mail jobs
+    fixtures = seed(env)
     port = free_port()
     log = Path(tempfile.mkdtemp(prefix="bench-catalog-")) / "gunicorn.log"
     process = start_gunicorn(env, port, log)
@@ -317,8 +366,12 @@ def main() -> int:
             ("GET /health/live", plain(fixed("/health/live"))),
             ("GET /api/v1/products (page, 20)", plain(pages(50))),
             ("GET /api/v1/products?limit=20 (cursor walk)", cursor_walk),
-            ("GET /api/v1/products/{id}", plain(by_id(product_ids))),
+            ("GET /api/v1/products/{id}", plain(by_id(fixtures.product_ids))),
             ("GET /api/v1/products?q=… (search, 20)", plain(searches())),
+            (
+                "POST /api/v1/orders (distinct customers)",
+                plain(orders(fixtures.customer_tokens, fixtures.order_product_ids)),
+            ),
         ]
         results = [(name, drive(port, make)) for name, make in runs]
     finally:
