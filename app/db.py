@@ -30,6 +30,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def escape_like(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern (use with ``escape="\\"``)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def new_id() -> uuid.UUID:
     """A time-ordered UUIDv7: index-friendly and sortable by creation time."""
     return uuid.UUID(bytes=uuid7().bytes)

@@ -7,18 +7,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 
 from app.db import db
 from app.errors import NotFound
 from app.pagination import Page, SortKey, paginate
-from app.products.conflicts import duplicate, violated_unique
 from app.products.models import Category
-from app.products.slugs import free_slug, slugify
+from app.products.slugs import commit_with_slug
 
 SORTABLE = {"name": Category.name, "created_at": Category.created_at}
 DEFAULT_SORT = (SortKey("name"),)
-SLUG_ATTEMPTS = 3
 
 
 def list_(*, args: Mapping[str, Any]) -> Page[Category]:
@@ -39,20 +36,12 @@ def get(*, ref: str) -> Category:
 
 def create(*, data: Mapping[str, Any]) -> Category:
     """Add a category; its slug comes from the name when not given."""
-    generated = not data.get("slug")
-    for attempt in range(1, SLUG_ATTEMPTS + 1):
-        slug = free_slug(slugify(data["name"], fallback="category"), Category.slug) if generated else data["slug"]
-        category = Category(name=data["name"], slug=slug, description=data.get("description"))
-        db.session.add(category)
-        try:
-            db.session.commit()
-        except IntegrityError as exc:
-            db.session.rollback()
-            field = violated_unique(exc, table="categories", fields=("slug",))
-            if field == "slug" and generated and attempt < SLUG_ATTEMPTS:
-                continue
-            if field is None:
-                raise
-            raise duplicate(field, "category") from exc
-        return category
-    raise AssertionError("unreachable: the last attempt returns or raises")
+    return commit_with_slug(
+        lambda slug: Category(name=data["name"], slug=slug, description=data.get("description")),
+        name=data["name"],
+        slug=data.get("slug"),
+        column=Category.slug,
+        table="categories",
+        unique_fields=("slug",),
+        what="category",
+    )

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from app.db import db, utcnow
+from app.db import db, escape_like, utcnow
 from app.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from app.pagination import Page, SortKey, paginate
 from app.permissions import Principal
@@ -26,7 +26,7 @@ from app.products.conflicts import duplicate, violated_unique
 from app.products.etags import etag_of, if_match_passes
 from app.products.models import Category, Product
 from app.products.permissions import sees_inactive
-from app.products.slugs import escape_like, free_slug, slugify
+from app.products.slugs import commit_with_slug
 
 SORTABLE = {"name": Product.name, "price": Product.price, "created_at": Product.created_at}
 DEFAULT_SORT = (SortKey("created_at", descending=True),)
@@ -44,8 +44,6 @@ SCALAR_FIELDS = (
     "is_active",
     "image_upload_id",
 )
-# A generated slug may lose a race to a concurrent create; it is regenerated this often.
-SLUG_ATTEMPTS = 3
 
 
 def get(*, ref: str, viewer: Principal | None) -> Product:
@@ -86,26 +84,18 @@ def list_(*, args: Mapping[str, Any], viewer: Principal | None) -> Page[Product]
 def create(*, data: Mapping[str, Any]) -> Product:
     """Add a product; its slug comes from the name when not given."""
     categories = _categories(data.get("category_ids") or [])
-    fields = {name: data[name] for name in SCALAR_FIELDS if name in data}
+    fields = {name: data[name] for name in SCALAR_FIELDS if name in data and name != "slug"}
     _check_prices(fields["price"], fields.get("compare_at_price"))
-    generated = not fields.get("slug")
-    for attempt in range(1, SLUG_ATTEMPTS + 1):
-        if generated:
-            fields["slug"] = free_slug(slugify(data["name"], fallback="product"), Product.slug, _live())
-        product = Product(**fields, categories=categories)
-        db.session.add(product)
-        try:
-            db.session.commit()
-        except IntegrityError as exc:
-            db.session.rollback()
-            field = violated_unique(exc, table="products", fields=UNIQUE_FIELDS)
-            if field == "slug" and generated and attempt < SLUG_ATTEMPTS:
-                continue
-            if field is None:
-                raise
-            raise duplicate(field, "product") from exc
-        return product
-    raise AssertionError("unreachable: the last attempt returns or raises")
+    return commit_with_slug(
+        lambda slug: Product(**fields, slug=slug, categories=categories),
+        name=data["name"],
+        slug=data.get("slug"),
+        column=Product.slug,
+        table="products",
+        unique_fields=UNIQUE_FIELDS,
+        what="product",
+        live=[_live()],
+    )
 
 
 def update(*, product_id: str, data: Mapping[str, Any], if_match: str | None) -> Product:

@@ -5,12 +5,20 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute
 
-from app.db import db
+from app.db import db, escape_like
+from app.products.conflicts import duplicate, violated_unique
 from app.products.models import SLUG_MAX
+
+T = TypeVar("T")
+# A generated slug may lose a race to a concurrent create; it is regenerated this often.
+SLUG_ATTEMPTS = 3
 
 # Room for a "-<n>" suffix when the plain slug is taken.
 _BASE_MAX = SLUG_MAX - 10
@@ -31,10 +39,6 @@ def slugify(text: str, *, fallback: str) -> str:
     return f"{fallback}-{slug}"[:_BASE_MAX].rstrip("-")
 
 
-def escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def free_slug(base: str, column: InstrumentedAttribute[str], *where: sa.ColumnElement[bool]) -> str:
     """``base``, or ``base-2``, ``base-3``… — the first one no row (matching ``where``) has.
 
@@ -52,3 +56,37 @@ def free_slug(base: str, column: InstrumentedAttribute[str], *where: sa.ColumnEl
     while f"{base}-{n}" in taken:
         n += 1
     return f"{base}-{n}"
+
+
+def commit_with_slug(
+    build: Callable[[str], T],
+    *,
+    name: str,
+    slug: str | None,
+    column: InstrumentedAttribute[str],
+    table: str,
+    unique_fields: Sequence[str],
+    what: str,
+    live: Sequence[sa.ColumnElement[bool]] = (),
+) -> T:
+    """Add ``build(slug)`` and commit; the slug is ``slug`` or one generated from ``name``.
+
+    A duplicate unique field is a 409 naming it (the unique index decides, so this holds
+    under concurrency too); a generated slug that loses a race is generated again.
+    """
+    for attempt in range(1, SLUG_ATTEMPTS + 1):
+        candidate = slug or free_slug(slugify(name, fallback=what), column, *live)
+        row = build(candidate)
+        db.session.add(row)
+        try:
+            db.session.commit()
+        except IntegrityError as exc:
+            db.session.rollback()
+            field = violated_unique(exc, table=table, fields=unique_fields)
+            if field == "slug" and not slug and attempt < SLUG_ATTEMPTS:
+                continue
+            if field is None:
+                raise
+            raise duplicate(field, what) from exc
+        return row
+    raise AssertionError("unreachable: the last attempt returns or raises")

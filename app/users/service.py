@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from blinker import Namespace
 
-from app.db import db, utcnow
+from app.db import db, escape_like, utcnow
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.pagination import Page, SortKey, paginate
 from app.permissions import Role
@@ -57,7 +57,7 @@ def list_(*, args: Mapping[str, Any]) -> Page[User]:
     if "is_active" in args:
         stmt = stmt.where(User.is_active == args["is_active"])
     if args.get("q"):
-        pattern = f"%{_escape_like(args['q'].lower())}%"
+        pattern = f"%{escape_like(args['q'].lower())}%"
         stmt = stmt.where(
             sa.or_(User.email.like(pattern, escape="\\"), sa.func.lower(User.full_name).like(pattern, escape="\\"))
         )
@@ -104,7 +104,3 @@ def delete(*, actor_id: uuid.UUID, user_id: uuid.UUID) -> None:
     user.is_active = False
     sessions_invalidated.send(user, keep_session_id=None)
     db.session.commit()
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
@@ -19,6 +20,18 @@ from tests.support.mailbox import Mailbox
 FORGOT = "/api/v1/auth/password/forgot"
 RESET = "/api/v1/auth/password/reset"
 NEW_PASSWORD = "Brand-New-Secret-88"
+
+
+@pytest.fixture
+def request_reset(client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]) -> Callable[[str], str]:
+    """Ask for a reset link for ``email``, deliver the mail, return the token in it."""
+
+    def ask(email: str) -> str:
+        assert client.post(FORGOT, json={"email": email}).status_code == 202
+        run_jobs()
+        return mailbox.token_for(email)
+
+    return ask
 
 
 def test_forgot_is_202_for_known_and_unknown_emails(
@@ -35,12 +48,10 @@ def test_forgot_is_202_for_known_and_unknown_emails(
 
 
 def test_reset_works_once_and_revokes_every_session(
-    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
+    app: Flask, client: FlaskClient, request_reset: Callable[[str], str]
 ) -> None:
     user = create_user(app)
-    client.post(FORGOT, json={"email": user.email})
-    run_jobs()
-    token = mailbox.token_for(user.email)
+    token = request_reset(user.email)
 
     assert client.post(RESET, json={"token": token, "password": NEW_PASSWORD}).status_code == 204
     assert client.get("/api/v1/users/me", headers=user.headers).status_code == 401
@@ -57,11 +68,9 @@ def test_reset_works_once_and_revokes_every_session(
     assert json_of(again)["error"]["details"][0]["field"] == "token"
 
 
-def test_reset_token_expires(app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]) -> None:
+def test_reset_token_expires(app: Flask, client: FlaskClient, request_reset: Callable[[str], str]) -> None:
     user = create_user(app)
-    client.post(FORGOT, json={"email": user.email})
-    run_jobs()
-    token = mailbox.token_for(user.email)
+    token = request_reset(user.email)
     with app.app_context():
         db.session.execute(
             sa.update(AccountToken)
@@ -74,12 +83,10 @@ def test_reset_token_expires(app: Flask, client: FlaskClient, mailbox: Mailbox, 
 
 
 def test_a_weak_new_password_keeps_the_token_usable(
-    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
+    app: Flask, client: FlaskClient, request_reset: Callable[[str], str]
 ) -> None:
     user = create_user(app)
-    client.post(FORGOT, json={"email": user.email})
-    run_jobs()
-    token = mailbox.token_for(user.email)
+    token = request_reset(user.email)
     weak = client.post(RESET, json={"token": token, "password": "weak"})
     assert weak.status_code == 422
     assert json_of(weak)["error"]["details"][0]["field"] == "password"
@@ -88,28 +95,18 @@ def test_a_weak_new_password_keeps_the_token_usable(
     assert client.post(RESET, json={"token": token, "password": NEW_PASSWORD}).status_code == 204
 
 
-def test_only_the_latest_reset_link_works(
-    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
-) -> None:
+def test_only_the_latest_reset_link_works(app: Flask, client: FlaskClient, request_reset: Callable[[str], str]) -> None:
     user = create_user(app)
-    client.post(FORGOT, json={"email": user.email})
-    run_jobs()
-    first = mailbox.token_for(user.email)
-    client.post(FORGOT, json={"email": user.email})
-    run_jobs()
-    second = mailbox.token_for(user.email)
+    first = request_reset(user.email)
+    second = request_reset(user.email)
     assert first != second
     assert client.post(RESET, json={"token": first, "password": NEW_PASSWORD}).status_code == 422
     assert client.post(RESET, json={"token": second, "password": NEW_PASSWORD}).status_code == 204
 
 
-def test_tokens_are_stored_hashed(
-    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
-) -> None:
+def test_tokens_are_stored_hashed(app: Flask, client: FlaskClient, request_reset: Callable[[str], str]) -> None:
     user = create_user(app)
-    client.post(FORGOT, json={"email": user.email})
-    run_jobs()
-    token = mailbox.token_for(user.email)
+    token = request_reset(user.email)
     with app.app_context():
         stored = db.session.scalars(sa.select(AccountToken.token_hash)).all()
     assert token not in stored
