@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.api import register_spec_conventions
+from app.api import init_request_conventions, register_spec_conventions
 from app.cli import register_cli
 from app.db import configure_sqlite
 from app.errors import register_error_handlers
@@ -35,6 +35,7 @@ def create_app(config: Config | None = None) -> Flask:
 def _init_extensions(app: Flask) -> None:
     # Request ids first, so that every later hook (rate limits included) can log them.
     init_observability(app)
+    init_request_conventions(app)
     configure_sqlite(app)
     db.init_app(app)
     migrate.init_app(app, db, compare_type=True, render_as_batch=True)

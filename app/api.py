@@ -6,7 +6,8 @@ so that what API.md promises for all endpoints is implemented once, here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from functools import wraps
@@ -14,11 +15,13 @@ from typing import Any, TypeVar
 
 import flask_smorest
 import marshmallow as ma
-from flask import Response, g
+from flask import Flask, Response, g, request
 from webargs import core as webargs_core
 from webargs.flaskparser import FlaskParser, is_json_request
+from webargs.multidictproxy import MultiDictProxy
+from werkzeug.datastructures import MultiDict
 
-from app.errors import BadRequest
+from app.errors import BadRequest, ErrorDetail, NotFound, PayloadTooLarge, ValidationFailed
 from app.pagination import Page
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -31,6 +34,14 @@ class Schema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
         ordered = True
+
+
+class TrimmedString(ma.fields.String):
+    """A string with surrounding whitespace removed before validation."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
+        text: str = super()._deserialize(value, attr, data, **kwargs)
+        return text.strip()
 
 
 class UTCDateTime(ma.fields.DateTime):
@@ -53,8 +64,11 @@ class Money(ma.fields.Field[Decimal]):
     """A non-negative amount with at most two decimal places, as a string in JSON.
 
     Accepts ``"19.99"`` or ``19.99`` on input (the number is read through its text, never
-    as a binary float), always writes ``"19.99"``.
+    as a binary float), always writes ``"19.99"``. A string must be plain ASCII decimal
+    notation: no exponents, digit separators or non-ASCII digits.
     """
+
+    PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
     default_error_messages = {
         "invalid": "Not a valid amount.",
@@ -70,6 +84,8 @@ class Money(ma.fields.Field[Decimal]):
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Decimal:
         if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+            raise self.make_error("invalid")
+        if isinstance(value, str) and not self.PLAIN_DECIMAL.fullmatch(value.strip()):
             raise self.make_error("invalid")
         try:
             amount = Decimal(str(value).strip())
@@ -87,6 +103,9 @@ class Money(ma.fields.Field[Decimal]):
         return amount.quantize(Decimal("0.01"))
 
 
+NUL_CHECKED_LOCATIONS = frozenset({"json", "query", "querystring", "form"})
+
+
 class RequestParser(FlaskParser):
     """webargs parser with the API.md rules for bodies and query strings.
 
@@ -100,16 +119,78 @@ class RequestParser(FlaskParser):
         "querystring": ma.RAISE,
     }
 
+    def _load_location_data(self, *, schema: ma.Schema, req: Any, location: str) -> Any:
+        data = super()._load_location_data(schema=schema, req=req, location=location)
+        if location not in NUL_CHECKED_LOCATIONS:
+            return data
+        # PostgreSQL text cannot hold NUL, and no legitimate value carries one: refuse it
+        # here, naming the field, rather than as a database error later.
+        details: list[ErrorDetail] = [
+            {"field": name, "message": "Must not contain NUL characters."} for name in _nul_fields(data)
+        ]
+        if details:
+            raise ValidationFailed(details=details)
+        return data
+
     def load_json(self, req: Any, schema: ma.Schema) -> Any:
-        has_body = bool(req.get_data(cache=True))
-        if has_body and not is_json_request(req):
+        body = req.get_data(cache=True)
+        # Without a Content-Length (chunked), Werkzeug stops reading at the limit instead
+        # of refusing: a body that filled it was cut short, and is too large.
+        if req.content_length is None and req.max_content_length is not None and len(body) >= req.max_content_length:
+            raise PayloadTooLarge()
+        if body and not is_json_request(req):
             raise BadRequest("Content-Type must be application/json")
-        data = super().load_json(req, schema)
+        try:
+            data = super().load_json(req, schema)
+        except RecursionError as exc:  # nesting deeper than the decoder's stack
+            raise BadRequest("Malformed JSON body: nested too deeply") from exc
         if data is webargs_core.missing:
             return {}
         if not isinstance(data, dict):
             raise BadRequest("Request body must be a JSON object")
         return data
+
+
+def _nul_fields(data: Any, prefix: str = "") -> Iterator[str]:
+    """Dotted names of the values in a parsed body or query string that hold a NUL."""
+    if isinstance(data, MultiDictProxy):
+        data = data.data
+    if isinstance(data, MultiDict | Mapping):
+        items = data.items(multi=True) if isinstance(data, MultiDict) else data.items()
+        for key, value in items:
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if "\x00" in str(key):
+                yield name
+            else:
+                yield from _nul_fields(value, name)
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _nul_fields(value, f"{prefix}.{index}" if prefix else str(index))
+    elif isinstance(data, str) and "\x00" in data:
+        yield prefix
+
+
+def _reject_nul_in_path() -> None:
+    """No resource is named with a NUL byte (``/products/a%00b``): a 404, not a DB error."""
+    if "\x00" in request.path:
+        raise NotFound()
+
+
+# Statuses that tell a client when to come back; flask-limiter stamps every response.
+RETRY_AFTER_STATUSES = frozenset({423, 429, 503})
+
+
+def _retry_after_only_when_refused(response: Response) -> Response:
+    if response.status_code not in RETRY_AFTER_STATUSES:
+        response.headers.pop("Retry-After", None)
+    return response
+
+
+def init_request_conventions(app: Flask) -> None:
+    """Request hooks every endpoint shares. Call before ``limiter.init_app``: Flask runs
+    after-request hooks in reverse order, so this one sees the limiter's headers."""
+    app.before_request(_reject_nul_in_path)
+    app.after_request(_retry_after_only_when_refused)
 
 
 class ListMetaSchema(Schema):

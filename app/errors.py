@@ -9,7 +9,7 @@ from typing import Any, ClassVar, NotRequired, TypedDict
 
 from flask import Flask, Response, g, jsonify
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from app.db import db
@@ -248,6 +248,14 @@ def _handle_integrity_error(error: IntegrityError) -> Response:
     return error_response(409, "CONFLICT", "The request conflicts with existing data")
 
 
+def _handle_data_error(error: DataError) -> Response:
+    # A value the schemas let through but the database refuses (out of range, not
+    # representable): the client's input, so a 422 — and a gap in validation, so logged.
+    db.session.rollback()
+    log.warning("database refused a value: %s", error.orig)
+    return error_response(422, "VALIDATION_ERROR", "A value in the request is out of range or not allowed")
+
+
 def _handle_database_unavailable(error: DBAPIError) -> Response:
     db.session.rollback()
     log.error("database unavailable: %s", error, exc_info=error)
@@ -270,6 +278,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(DomainError, _handle_domain_error)
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(IntegrityError, _handle_integrity_error)
+    app.register_error_handler(DataError, _handle_data_error)
     app.register_error_handler(OperationalError, _handle_database_unavailable)
     app.register_error_handler(RedisError, _handle_redis_unavailable)
     app.register_error_handler(Exception, _handle_unexpected)

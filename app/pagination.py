@@ -32,6 +32,8 @@ Sortable = ColumnElement[Any] | QueryableAttribute[Any]
 
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 100
+# Deep offsets are what cursors are for; the cap keeps OFFSET inside every backend's range.
+MAX_PAGE = 100_000
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class SortField(ma.fields.Field[list[SortKey]]):
         for raw in value.split(","):
             token = raw.strip()
             descending = token.startswith("-")
-            name = token.lstrip("-+")
+            name = token.removeprefix("-")
             if name not in self.allowed:
                 raise ma.ValidationError(f"Cannot sort by '{name}'. Allowed: {', '.join(self.allowed)}.")
             if any(k.name == name for k in keys):
@@ -115,7 +117,9 @@ class ListArgsSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    page = ma.fields.Integer(validate=ma.validate.Range(min=1), metadata={"description": "Page number (page style)"})
+    page = ma.fields.Integer(
+        validate=ma.validate.Range(min=1, max=MAX_PAGE), metadata={"description": "Page number (page style)"}
+    )
     per_page = ma.fields.Integer(
         validate=ma.validate.Range(min=1, max=MAX_PER_PAGE), metadata={"description": "Page size, at most 100"}
     )
@@ -251,10 +255,21 @@ def _cursor_page(
 
 
 def _after(columns: list[tuple[ColumnElement[Any], bool]], values: list[Any]) -> ColumnElement[bool]:
-    """Rows strictly after ``values`` in the order of ``columns`` (mixed directions allowed)."""
+    """Rows strictly after ``values`` in the order of ``columns`` (mixed directions allowed).
+
+    Written so that an index on the sort columns can seek to the cursor rather than
+    filter every earlier row: a row-value comparison when all directions agree, else
+    the expanded form plus a bound on the leading column.
+    """
+    bound = [sa.literal(v, type_=col.type) for (col, _), v in zip(columns, values, strict=True)]
+    directions = {desc for _, desc in columns}
+    if len(directions) == 1:
+        left, right = sa.tuple_(*(col for col, _ in columns)), sa.tuple_(*bound)
+        return left < right if directions.pop() else left > right
     alternatives = []
     for i, (col, desc) in enumerate(columns):
-        equal_prefix = [c == v for (c, _), v in zip(columns[:i], values[:i], strict=True)]
-        beyond = col < values[i] if desc else col > values[i]
+        equal_prefix = [c == v for (c, _), v in zip(columns[:i], bound[:i], strict=True)]
+        beyond = col < bound[i] if desc else col > bound[i]
         alternatives.append(sa.and_(*equal_prefix, beyond))
-    return sa.or_(*alternatives)
+    leading, leading_desc = columns[0]
+    return sa.and_(leading <= bound[0] if leading_desc else leading >= bound[0], sa.or_(*alternatives))

@@ -57,6 +57,7 @@ def app_environment() -> dict[str, str]:
         SECRET_KEY=secrets.token_urlsafe(48),
         JWT_SECRET_KEY=secrets.token_urlsafe(48),
         RATELIMIT_ENABLED="false",
+        MAIL_URL="console",
         PROXY_FIX_X_FOR="0",
     )
     return env

@@ -21,6 +21,8 @@ from app.orders.schemas import OrderSchema
 from app.products.models import Product
 from app.users.models import User
 
+NOT_FOR_SALE = "This product does not exist or is not for sale."
+
 
 @dataclass(frozen=True)
 class Placed:
@@ -102,14 +104,9 @@ def place_order(*, user_id: uuid.UUID, data: Mapping[str, Any], idempotency_key:
 def _available_products(lines: Sequence[Mapping[str, Any]]) -> dict[uuid.UUID, Product]:
     """The products of the lines; unknown, inactive or deleted ones are a 422 per line."""
     ids = [line["product_id"] for line in lines]
-    found = {
-        p.id: p
-        for p in db.session.scalars(
-            sa.select(Product).where(Product.id.in_(ids), Product.deleted_at.is_(None), Product.is_active.is_(True))
-        )
-    }
+    found = {p.id: p for p in db.session.scalars(sa.select(Product).where(Product.id.in_(ids), *_for_sale()))}
     bad: list[ErrorDetail] = [
-        {"field": f"items.{i}.product_id", "message": "This product does not exist or is not for sale."}
+        {"field": f"items.{i}.product_id", "message": NOT_FOR_SALE}
         for i, line in enumerate(lines)
         if line["product_id"] not in found
     ]
@@ -120,39 +117,61 @@ def _available_products(lines: Sequence[Mapping[str, Any]]) -> dict[uuid.UUID, P
 
 def _take_stock(lines: Sequence[Mapping[str, Any]], products: Mapping[uuid.UUID, Product]) -> None:
     """Decrement every line's stock atomically, in product-id order (no deadlocks between
-    orders that share products). If any line is short, roll back and list each one."""
-    short: list[int] = []
+    orders that share products). If any line is short, roll back and list each one.
+
+    The UPDATE re-checks that the product is still for sale: staff may deactivate or
+    delete it between the read above and this write, and that must not sell it.
+    """
+    failed: list[int] = []
     for index, line in sorted(enumerate(lines), key=lambda pair: pair[1]["product_id"]):
         taken = db.session.execute(
             sa.update(Product)
-            .where(Product.id == line["product_id"], Product.stock >= line["quantity"])
+            .where(Product.id == line["product_id"], Product.stock >= line["quantity"], *_for_sale())
             .values(stock=Product.stock - line["quantity"], version=Product.version + 1, updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )
         if getattr(taken, "rowcount", 0) != 1:
-            short.append(index)
-    if short:
+            failed.append(index)
+    if failed:
         db.session.rollback()
-        ids = [lines[i]["product_id"] for i in short]
-        rows = db.session.execute(sa.select(Product.id, Product.stock).where(Product.id.in_(ids)))
-        available: dict[uuid.UUID, int] = {row.id: row.stock for row in rows}
-        details: list[ErrorDetail] = []
-        for index in sorted(short):
-            product_id, requested = lines[index]["product_id"], lines[index]["quantity"]
-            left = available.get(product_id, 0)
-            details.append(
-                {
-                    "field": f"items.{index}.quantity",
-                    "message": f"Requested {requested}, only {left} available.",
-                    "context": {"product_id": str(product_id), "requested": requested, "available": left},
-                }
-            )
-        raise InsufficientStock(details=details)
+        _refuse(lines, sorted(failed))
     # The rows were updated behind the ORM's back (and are now locked by this transaction):
     # reload them, so the snapshot has the price that was current when the stock was taken.
     db.session.execute(
         sa.select(Product).where(Product.id.in_(list(products))).execution_options(populate_existing=True)
     ).all()
+
+
+def _for_sale() -> tuple[sa.ColumnElement[bool], ...]:
+    return Product.deleted_at.is_(None), Product.is_active.is_(True)
+
+
+def _refuse(lines: Sequence[Mapping[str, Any]], failed: Sequence[int]) -> None:
+    """Why the lines at ``failed`` could not be taken: gone from sale (422) or short (409)."""
+    ids = [lines[i]["product_id"] for i in failed]
+    on_sale: dict[uuid.UUID, int] = {
+        row.id: row.stock
+        for row in db.session.execute(sa.select(Product.id, Product.stock).where(Product.id.in_(ids), *_for_sale()))
+    }
+    gone: list[ErrorDetail] = [
+        {"field": f"items.{i}.product_id", "message": NOT_FOR_SALE}
+        for i in failed
+        if lines[i]["product_id"] not in on_sale
+    ]
+    if gone:
+        raise ValidationFailed("Some items cannot be ordered", details=gone)
+    details: list[ErrorDetail] = []
+    for index in failed:
+        product_id, requested = lines[index]["product_id"], lines[index]["quantity"]
+        left = on_sale[product_id]
+        details.append(
+            {
+                "field": f"items.{index}.quantity",
+                "message": f"Requested {requested}, only {left} available.",
+                "context": {"product_id": str(product_id), "requested": requested, "available": left},
+            }
+        )
+    raise InsufficientStock(details=details)
 
 
 def _mail_confirmation(order: Order) -> None:

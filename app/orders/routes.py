@@ -6,16 +6,16 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Response, jsonify
 from flask.views import MethodView
 
 from app.api import Blueprint
-from app.errors import ValidationFailed
 from app.orders import placing, service
 from app.orders.models import Order, OrderEvent
 from app.orders.permissions import can_create, can_fulfil, can_read
 from app.orders.schemas import (
     CancelSchema,
+    OrderCreateHeadersSchema,
     OrderCreateSchema,
     OrderEventSchema,
     OrderQueryArgsSchema,
@@ -27,19 +27,13 @@ from app.permissions import current_principal
 
 blp = Blueprint("orders", __name__, url_prefix="/api/v1/orders", description="Orders and their fulfilment")
 
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-
-
-def _idempotency_key() -> str | None:
-    key = request.headers.get(IDEMPOTENCY_HEADER)
-    if key is None:
-        return None
-    key = key.strip().strip('"')
-    if not 1 <= len(key) <= 255 or not key.isprintable():
-        raise ValidationFailed(
-            details=[{"field": IDEMPOTENCY_HEADER, "message": "Must be 1 to 255 printable characters."}]
-        )
-    return key
+CREATED_HEADERS = {
+    "Location": {"description": "The new order", "schema": {"type": "string"}},
+    "Idempotent-Replayed": {
+        "description": "true when this is the stored response of an earlier request with the same key",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+}
 
 
 @blp.route("")
@@ -52,22 +46,15 @@ class Orders(MethodView):
         return service.list_(principal=current_principal(), args=args)
 
     @can_create
+    @blp.arguments(OrderCreateHeadersSchema, location="headers")
     @blp.arguments(OrderCreateSchema)
-    @blp.response(201, OrderSchema, headers={"Location": {"schema": {"type": "string"}}})
-    @blp.doc(
-        parameters=[
-            {
-                "in": "header",
-                "name": IDEMPOTENCY_HEADER,
-                "required": False,
-                "schema": {"type": "string", "maxLength": 255},
-                "description": "Replays the first response for 24 h (header Idempotent-Replayed: true).",
-            }
-        ]
-    )
-    def post(self, data: dict[str, Any]) -> tuple[Order, int, dict[str, str]] | Response:
+    @blp.response(201, OrderSchema, headers=CREATED_HEADERS)
+    @blp.alt_response(409, response="CONFLICT", description="INSUFFICIENT_STOCK or IDEMPOTENCY_CONFLICT")
+    def post(self, headers: dict[str, str], data: dict[str, Any]) -> tuple[Order, int, dict[str, str]] | Response:
         """Place an order; prices come from the catalog."""
-        placed = placing.place_order(user_id=current_principal().id, data=data, idempotency_key=_idempotency_key())
+        placed = placing.place_order(
+            user_id=current_principal().id, data=data, idempotency_key=headers.get("idempotency_key")
+        )
         if placed.replay is not None:
             response = jsonify(placed.replay.body)
             response.status_code = placed.replay.status
@@ -82,6 +69,7 @@ class Orders(MethodView):
 class OrderItem(MethodView):
     @can_read
     @blp.response(200, OrderSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
     def get(self, order_id: uuid.UUID) -> Order:
         """One order (its customer or staff)."""
         return service.get(principal=current_principal(), order_id=order_id)
@@ -91,6 +79,7 @@ class OrderItem(MethodView):
 class OrderEvents(MethodView):
     @can_read
     @blp.response(200, OrderEventSchema(many=True))
+    @blp.alt_response(404, response="NOT_FOUND")
     def get(self, order_id: uuid.UUID) -> Sequence[OrderEvent]:
         """The order's status history."""
         return service.events(principal=current_principal(), order_id=order_id)
@@ -99,6 +88,8 @@ class OrderEvents(MethodView):
 @blp.route("/<uuid:order_id>/pay", methods=["POST"])
 @can_read
 @blp.response(200, OrderSchema)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(409, response="CONFLICT", description="INVALID_STATE: not allowed from the current status")
 def pay(order_id: uuid.UUID) -> Order:
     """Pay for a pending order (simulated; a payment provider plugs in here)."""
     return service.pay(principal=current_principal(), order_id=order_id)
@@ -108,6 +99,8 @@ def pay(order_id: uuid.UUID) -> Order:
 @can_read
 @blp.arguments(CancelSchema)
 @blp.response(200, OrderSchema)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(409, response="CONFLICT", description="INVALID_STATE: not allowed from the current status")
 def cancel(data: dict[str, Any], order_id: uuid.UUID) -> Order:
     """Cancel a pending or paid order; its stock is restored and a payment refunded."""
     return service.cancel(principal=current_principal(), order_id=order_id, reason=data["reason"])
@@ -117,6 +110,8 @@ def cancel(data: dict[str, Any], order_id: uuid.UUID) -> Order:
 @can_fulfil
 @blp.arguments(ShipSchema)
 @blp.response(200, OrderSchema)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(409, response="CONFLICT", description="INVALID_STATE: not allowed from the current status")
 def ship(data: dict[str, Any], order_id: uuid.UUID) -> Order:
     """Mark a paid order shipped (staff)."""
     return service.ship(principal=current_principal(), order_id=order_id, tracking_number=data["tracking_number"])
@@ -125,6 +120,8 @@ def ship(data: dict[str, Any], order_id: uuid.UUID) -> Order:
 @blp.route("/<uuid:order_id>/deliver", methods=["POST"])
 @can_fulfil
 @blp.response(200, OrderSchema)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(409, response="CONFLICT", description="INVALID_STATE: not allowed from the current status")
 def deliver(order_id: uuid.UUID) -> Order:
     """Mark a shipped order delivered (staff)."""
     return service.deliver(principal=current_principal(), order_id=order_id)

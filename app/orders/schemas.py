@@ -8,7 +8,7 @@ from typing import Any
 import marshmallow as ma
 import pycountry
 
-from app.api import Money, Schema, UTCDateTime
+from app.api import Money, Schema, TrimmedString, UTCDateTime
 from app.orders.models import STATUSES
 from app.pagination import CursorListArgsSchema, SortField
 
@@ -16,18 +16,27 @@ MAX_LINES = 50
 MAX_QUANTITY = 100
 
 
-def _country(value: str) -> None:
-    if not (len(value) == 2 and value.isupper() and pycountry.countries.get(alpha_2=value)):
-        raise ma.ValidationError("Must be an ISO 3166-1 alpha-2 country code, e.g. US or DE.")
+class CountryCode(TrimmedString):
+    """ISO 3166-1 alpha-2, in either case on input (``us``), upper case when stored."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
+        code = super()._deserialize(value, attr, data, **kwargs).upper()
+        if not (len(code) == 2 and code.isascii() and pycountry.countries.get(alpha_2=code)):
+            raise ma.ValidationError("Must be an ISO 3166-1 alpha-2 country code, e.g. US or DE.")
+        return code
+
+
+def _line(size: int, **kwargs: Any) -> TrimmedString:
+    return TrimmedString(validate=ma.validate.Length(min=1, max=size), **kwargs)
 
 
 class ShippingAddressSchema(Schema):
-    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=120))
-    line1 = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+    name = _line(120, required=True)
+    line1 = _line(200, required=True)
     line2 = ma.fields.String(load_default=None, allow_none=True, validate=ma.validate.Length(max=200))
-    city = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=100))
-    postal_code = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=20))
-    country = ma.fields.String(required=True, validate=_country)
+    city = _line(100, required=True)
+    postal_code = _line(20, required=True)
+    country = CountryCode(required=True, metadata={"example": "US"})
 
 
 class OrderLineInSchema(Schema):
@@ -103,6 +112,31 @@ class OrderEventSchema(Schema):
     actor_id = ma.fields.UUID(allow_none=True)
     reason = ma.fields.String(allow_none=True)
     at = UTCDateTime()
+
+
+class IdempotencyKeyField(ma.fields.String):
+    """The ``Idempotency-Key`` header: a structured-field string, quoted or not."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
+        key: str = super()._deserialize(value, attr, data, **kwargs).strip().strip('"')
+        if not 1 <= len(key) <= 255 or not key.isprintable():
+            raise ma.ValidationError("Must be 1 to 255 printable characters.")
+        return key
+
+
+class OrderCreateHeadersSchema(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    idempotency_key = IdempotencyKeyField(
+        data_key="Idempotency-Key",
+        metadata={
+            "description": (
+                "Replays the first response (header Idempotent-Replayed: true) for 24 h; the same key with "
+                "another body is a 422 IDEMPOTENCY_KEY_REUSED, one still in flight a 409 IDEMPOTENCY_CONFLICT."
+            )
+        },
+    )
 
 
 class OrderQueryArgsSchema(CursorListArgsSchema):

@@ -21,6 +21,7 @@ from app.products.schemas import (
     IfMatchSchema,
     IfNoneMatchSchema,
     ProductCreateSchema,
+    ProductItemArgsSchema,
     ProductQueryArgsSchema,
     ProductSchema,
     ProductUpdateSchema,
@@ -59,11 +60,14 @@ class Products(MethodView):
 
 @blp.route("/products/<id_or_slug>")
 class ProductItem(MethodView):
+    @blp.arguments(ProductItemArgsSchema, location="query")
     @blp.arguments(IfNoneMatchSchema, location="headers")
     @blp.response(200, ProductSchema, headers=ETAG_HEADER)
     @blp.alt_response(304, description="Not Modified: the If-None-Match ETag is current", success=True)
-    def get(self, headers: dict[str, str], id_or_slug: str) -> ViewResult | Response:
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, args: dict[str, Any], headers: dict[str, str], id_or_slug: str) -> ViewResult | Response:
         """One product, by id or slug, with its ETag."""
+        restrict_fields(args.get("sparse_fields"))
         product = service.get(ref=id_or_slug, viewer=optional_principal())
         etag = etag_of(product)
         if if_none_match_hits(headers.get("if_none_match"), product):

@@ -10,7 +10,7 @@ from typing import Any
 import marshmallow as ma
 from flask import current_app, g
 
-from app.api import Money, Schema, UTCDateTime
+from app.api import Money, Schema, TrimmedString, UTCDateTime
 from app.pagination import CursorListArgsSchema, FieldsField, ListArgsSchema, SortField
 from app.products.models import DEFAULT_LOW_STOCK_THRESHOLD, NAME_MAX, SKU_MAX, SLUG_MAX
 
@@ -20,14 +20,6 @@ DESCRIPTION_MAX = 20_000
 # Integer columns are 32-bit on PostgreSQL; larger values are a 422, not a database error.
 INT_MAX = 2_147_483_647
 MAX_CATEGORIES = 50
-
-
-class TrimmedString(ma.fields.String):
-    """A string with surrounding whitespace removed before validation."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
-        text: str = super()._deserialize(value, attr, data, **kwargs)
-        return text.strip()
 
 
 class Sku(TrimmedString):
@@ -252,6 +244,13 @@ class ProductQueryArgsSchema(CursorListArgsSchema):
         low, high = data.get("min_price"), data.get("max_price")
         if low is not None and high is not None and low > high:
             raise ma.ValidationError("Must be greater than or equal to min_price.", "max_price")
+
+
+class ProductItemArgsSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+    sparse_fields = FieldsField(allowed=PRODUCT_FIELDS, data_key="fields")
 
 
 class CategoryQueryArgsSchema(ListArgsSchema):

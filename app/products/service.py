@@ -86,6 +86,7 @@ def create(*, data: Mapping[str, Any]) -> Product:
     categories = _categories(data.get("category_ids") or [])
     fields = {name: data[name] for name in SCALAR_FIELDS if name in data and name != "slug"}
     _check_prices(fields["price"], fields.get("compare_at_price"))
+    _check_image(fields.get("image_upload_id"))
     return commit_with_slug(
         lambda slug: Product(**fields, slug=slug, categories=categories),
         name=data["name"],
@@ -104,6 +105,8 @@ def update(*, product_id: str, data: Mapping[str, Any], if_match: str | None) ->
     # Every query runs before the first change, so that no autoflush writes half an update.
     categories = _categories(data["category_ids"]) if "category_ids" in data else None
     _check_prices(data.get("price", product.price), data.get("compare_at_price", product.compare_at_price))
+    if data.get("image_upload_id") != product.image_upload_id:
+        _check_image(data.get("image_upload_id"))
     changed = False
     for name in SCALAR_FIELDS:
         if name in data and getattr(product, name) != data[name]:
@@ -177,6 +180,16 @@ def _check_prices(price: Decimal, compare_at_price: Decimal | None) -> None:
     if compare_at_price is not None and compare_at_price < price:
         message = "Must be greater than or equal to price."
         raise ValidationFailed(details=[{"field": "compare_at_price", "message": message}])
+
+
+def _check_image(upload_id: uuid.UUID | None) -> None:
+    """``image_upload_id`` must name a stored product image.
+
+    No upload can exist until the uploads domain is built (its issue replaces this with a
+    lookup and a foreign key), so any id is refused rather than stored dangling.
+    """
+    if upload_id is not None:
+        raise ValidationFailed(details=[{"field": "image_upload_id", "message": "No such product image upload."}])
 
 
 def _commit_write(if_match: str | None) -> None:

@@ -104,6 +104,9 @@ def test_register_is_rate_limited_with_headers(client: FlaskClient) -> None:
         statuses.append(response.status_code)
         if response.status_code == 429:
             break
+        # Rate-limit headers on every answer; Retry-After only on the refusal (API.md).
+        assert response.headers["X-RateLimit-Remaining"].isdigit()
+        assert "Retry-After" not in response.headers
     assert statuses[-1] == 429
     assert response.headers["Retry-After"].isdigit()
     assert json_of(response)["error"]["code"] == "RATE_LIMITED"

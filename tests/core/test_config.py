@@ -19,6 +19,7 @@ PRODUCTION_ENV = {
     "JWT_SECRET_KEY": "j" * 40,
     "DATABASE_URL": "postgres://u:p@db.example:5432/shop",
     "REDIS_URL": "redis://cache.example:6379/0",
+    "MAIL_URL": "smtp://mailer:secret@smtp.example:587",
 }
 
 
@@ -26,7 +27,7 @@ def test_production_lists_every_missing_variable() -> None:
     with pytest.raises(ConfigError) as excinfo:
         get_config(environ={"APP_ENV": "production", "SECRET_KEY": "x" * 40})
     message = str(excinfo.value)
-    for name in ("JWT_SECRET_KEY", "DATABASE_URL", "REDIS_URL"):
+    for name in ("JWT_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MAIL_URL"):
         assert name in message
     assert "SECRET_KEY," not in message.replace("JWT_SECRET_KEY,", "")
 
@@ -74,4 +75,4 @@ def test_production_process_refuses_to_start_and_names_missing_secrets() -> None
         [sys.executable, "-c", "import wsgi"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60
     )
     assert proc.returncode != 0
-    assert "SECRET_KEY, JWT_SECRET_KEY, DATABASE_URL, REDIS_URL" in proc.stderr
+    assert "SECRET_KEY, JWT_SECRET_KEY, DATABASE_URL, REDIS_URL, MAIL_URL" in proc.stderr

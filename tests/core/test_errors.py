@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 from flask.testing import FlaskClient
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
 
 from tests.conftest import json_of
 
@@ -62,6 +64,46 @@ def test_body_over_limit_is_413(client: FlaskClient) -> None:
     body = b'{"name": "' + b"x" * (20 * 1024 * 1024) + b'"}'
     response = client.post(WIDGETS, data=body, content_type="application/json")
     assert_envelope(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_chunked_body_over_limit_is_413(client: FlaskClient) -> None:
+    # No Content-Length: Werkzeug stops reading at the limit; the API must still refuse.
+    body = b'{"name": "' + b"x" * (20 * 1024 * 1024) + b'"}'
+    environ = EnvironBuilder(WIDGETS, method="POST", data=body, content_type="application/json").get_environ()
+    del environ["CONTENT_LENGTH"]
+    environ["wsgi.input_terminated"] = True  # what a server sets for Transfer-Encoding: chunked
+    response = client.open(Request(environ))
+    assert response.request.content_length is None
+    assert_envelope(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_deeply_nested_json_is_400(client: FlaskClient) -> None:
+    for body in ("[" * 5000 + "]" * 5000, '{"a":' * 5000 + "1" + "}" * 5000):
+        response = client.post(WIDGETS, data=body, content_type="application/json")
+        assert_envelope(response, 400, "BAD_REQUEST")
+
+
+def test_nul_bytes_are_422_naming_the_field_or_404_in_a_path(client: FlaskClient) -> None:
+    # PostgreSQL text cannot store NUL: refused up front, never a database error.
+    error = assert_envelope(client.post(WIDGETS, json={"name": "a\u0000b", "price": "1.00"}), 422, "VALIDATION_ERROR")
+    assert error["details"] == [{"field": "name", "message": "Must not contain NUL characters."}]
+    error = assert_envelope(client.get(f"{WIDGETS}?sort=name%00"), 422, "VALIDATION_ERROR")
+    assert [d["field"] for d in error["details"]] == ["sort"]
+    assert_envelope(client.get("/api/v1/products/a%00b"), 404, "NOT_FOUND")
+    assert_envelope(client.get("/api/v1/products?q=a%00b"), 422, "VALIDATION_ERROR")
+
+
+def test_value_the_database_refuses_is_422_without_sql(client: FlaskClient) -> None:
+    response = client.get("/api/v1/_test/data-error")
+    assert_envelope(response, 422, "VALIDATION_ERROR")
+    assert "CAST" not in response.get_data(as_text=True)
+
+
+def test_page_beyond_the_cap_is_422_not_an_overflow(client: FlaskClient) -> None:
+    for page in ("100001", "100000000000000000000"):
+        error = assert_envelope(client.get(f"{WIDGETS}?page={page}"), 422, "VALIDATION_ERROR")
+        assert [d["field"] for d in error["details"]] == ["page"]
+    assert client.get(f"{WIDGETS}?page=100000").status_code == 200
 
 
 def test_validation_errors_name_each_field(client: FlaskClient) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from app.db import db
+from app.orders import idempotency, pricing, service
 from app.orders.models import Order, OrderItem
 from tests.factories import AuthedUser, create_user
 from tests.orders.conftest import ADDRESS, make_product, stock_of
@@ -93,7 +95,39 @@ def test_the_same_idempotency_key_sent_twice_at_once(app: Flask) -> None:
     assert stock_of(app, product) == 8
 
 
-def test_cancel_sent_twice_at_once_restocks_once(app: Flask, run_jobs: Callable[[], int]) -> None:
+def test_a_key_still_in_flight_is_409(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second request waits on the first one's key row; if the first is still running
+    when the wait ends, the answer is 409 IDEMPOTENCY_CONFLICT and nothing is written twice."""
+    monkeypatch.setattr(idempotency, "LOCK_WAIT_MS", 200)
+    totals = pricing.totals
+
+    def slow_totals(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(1.5)  # the first request holds its key this long
+        return totals(*args, **kwargs)
+
+    monkeypatch.setattr(pricing, "totals", slow_totals)
+    product = make_product(app, stock=10)
+    customer = create_user(app)
+    responses = race(app, [(customer, body((product, 2)), {"Idempotency-Key": "slow-click"})] * 2)
+    assert sorted(r.status_code for r in responses) == [201, 409], [r.get_data(as_text=True) for r in responses]
+    conflict = next(r for r in responses if r.status_code == 409)
+    assert conflict.get_json()["error"]["code"] == "IDEMPOTENCY_CONFLICT"
+    assert orders_written(app) == 1
+    assert stock_of(app, product) == 8
+
+
+def test_cancel_sent_twice_at_once_restocks_once(
+    app: Flask, run_jobs: Callable[[], int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each cancel lingers after reading the order, so the two always overlap: only the
+    # row lock keeps the second from reading "pending" too and restocking again.
+    transition = service._transition
+
+    def slow_transition(*args: Any, **kwargs: Any) -> None:
+        time.sleep(0.3)
+        transition(*args, **kwargs)
+
+    monkeypatch.setattr(service, "_transition", slow_transition)
     product = make_product(app, stock=3)
     customer = create_user(app)
     order = app.test_client().post("/api/v1/orders", json=body((product, 3)), headers=customer.headers).get_json()

@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 
 from app.db import db, utcnow
 from app.orders.models import IdempotencyKey, Order
+from app.products.models import Product
 from tests.conftest import json_of
 from tests.factories import create_user
 from tests.orders.conftest import ADDRESS, created, make_product, stock_of
@@ -101,6 +102,46 @@ def test_address_validation(app: Flask, client: FlaskClient) -> None:
         response = client.post("/api/v1/orders", json=body, headers=customer.headers)
         assert response.status_code == 422, address
         assert [d["field"] for d in json_of(response)["error"]["details"]] == [field]
+
+
+def test_address_is_trimmed_and_the_country_upper_cased(app: Flask, client: FlaskClient) -> None:
+    customer = create_user(app)
+    product = make_product(app)
+    address = {**ADDRESS, "name": "  Ann Lee ", "country": "de"}
+    body = {"items": [{"product_id": product, "quantity": 1}], "shipping_address": address}
+    order = created(client.post("/api/v1/orders", json=body, headers=customer.headers))
+    assert order["shipping_address"]["name"] == "Ann Lee"
+    assert order["shipping_address"]["country"] == "DE"
+    for blank in ("name", "line1", "city", "postal_code"):
+        body = {"items": [{"product_id": product, "quantity": 1}], "shipping_address": {**ADDRESS, blank: "   "}}
+        response = client.post("/api/v1/orders", json=body, headers=customer.headers)
+        assert response.status_code == 422, blank
+        assert [d["field"] for d in json_of(response)["error"]["details"]] == [f"shipping_address.{blank}"]
+
+
+def test_a_product_withdrawn_while_the_order_is_placed_is_not_sold(
+    app: Flask, place: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Staff deactivate or delete a product between the availability check and the stock
+    update: the update itself must refuse it (422 naming the line), not sell it."""
+    from app.orders import placing
+
+    customer = create_user(app)
+    kept, withdrawn = make_product(app, stock=5), make_product(app, stock=5)
+    check = placing._available_products
+
+    def check_then_withdraw(lines: Any) -> Any:
+        found = check(lines)
+        with db.engine.begin() as other:  # another request, committed in between
+            other.execute(sa.update(Product).where(Product.id == uuid.UUID(withdrawn)).values(is_active=False))
+        return found
+
+    monkeypatch.setattr(placing, "_available_products", check_then_withdraw)
+    response = place(customer, [(kept, 1), (withdrawn, 1)])
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert [d["field"] for d in json_of(response)["error"]["details"]] == ["items.1.product_id"]
+    assert stock_of(app, kept) == stock_of(app, withdrawn) == 5
+    assert order_count(app) == 0
 
 
 def test_unavailable_products_are_named_per_line(app: Flask, place: Callable[..., Any]) -> None:
@@ -233,6 +274,22 @@ def test_failed_requests_are_not_stored(app: Flask, place: Callable[..., Any]) -
         db.session.execute(sa.text("UPDATE products SET stock = 5"))
         db.session.commit()
     assert place(customer, [(product, 2)], key="retry-me").status_code == 201
+
+
+def test_a_refused_order_releases_its_key(app: Flask, place: Callable[..., Any]) -> None:
+    """A 422 (like a 409) stores nothing: the client fixes the cause and retries with the
+    same key, as the IETF draft expects for a request that did not take effect."""
+    customer = create_user(app)
+    product = make_product(app, is_active=False)
+    assert place(customer, [(product, 1)], key="fix-and-retry").status_code == 422
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(IdempotencyKey)) == 0
+        db.session.execute(sa.update(Product).values(is_active=True))
+        db.session.commit()
+    first = place(customer, [(product, 1)], key="fix-and-retry")
+    assert first.status_code == 201 and "Idempotent-Replayed" not in first.headers
+    replay = place(customer, [(product, 1)], key="fix-and-retry")
+    assert replay.headers["Idempotent-Replayed"] == "true" and replay.get_json() == first.get_json()
 
 
 def test_bad_idempotency_key_is_422(app: Flask, place: Callable[..., Any]) -> None:

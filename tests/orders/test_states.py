@@ -6,13 +6,21 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
+from app.db import db
+from app.mail.models import OutboxMail
 from tests.conftest import json_of
 from tests.factories import AuthedUser, create_user
 from tests.orders.conftest import created, make_product, stock_of
 from tests.support.mailbox import Mailbox
+
+
+def outbox_size(app: Flask) -> int:
+    with app.app_context():
+        return int(db.session.scalar(sa.select(sa.func.count()).select_from(OutboxMail)) or 0)
 
 
 def act(client: FlaskClient, user: AuthedUser, order_id: str, action: str, **body: Any) -> Any:
@@ -57,11 +65,14 @@ ILLEGAL = [
     ("shipped", "pay"),
     ("shipped", "ship"),
     ("shipped", "cancel"),
-    ("delivered", "cancel"),
+    ("delivered", "pay"),
     ("delivered", "ship"),
+    ("delivered", "deliver"),
+    ("delivered", "cancel"),
     ("cancelled", "pay"),
-    ("cancelled", "cancel"),
     ("cancelled", "ship"),
+    ("cancelled", "deliver"),
+    ("cancelled", "cancel"),
 ]
 
 
@@ -76,14 +87,18 @@ def test_illegal_transitions_are_409_and_change_nothing(
     for step in path.get(state, ["cancel"]):
         assert act(client, customer if step in ("pay", "cancel") else staff, order["id"], step).status_code == 200
     before = json_of(client.get(f"/api/v1/orders/{order['id']}", headers=customer.headers))["data"]
-    stock_before = stock_of(app, product)
+    events_before = json_of(client.get(f"/api/v1/orders/{order['id']}/events", headers=customer.headers))["data"]
+    stock_before, mail_before = stock_of(app, product), outbox_size(app)
 
     actor = customer if action in ("pay", "cancel") else staff
     response = act(client, actor, order["id"], action)
     assert response.status_code == 409
     assert json_of(response)["error"]["code"] == "INVALID_STATE"
     assert json_of(client.get(f"/api/v1/orders/{order['id']}", headers=customer.headers))["data"] == before
+    events = json_of(client.get(f"/api/v1/orders/{order['id']}/events", headers=customer.headers))["data"]
+    assert events == events_before
     assert stock_of(app, product) == stock_before
+    assert outbox_size(app) == mail_before
 
 
 def test_cancel_restocks_exactly_once_and_refunds_a_paid_order(

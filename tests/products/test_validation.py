@@ -32,6 +32,9 @@ INVALID_CREATES = [
     ("price", None),
     ("price", True),
     ("price", "10000000000"),
+    ("price", "1_000"),  # Python's Decimal reads these; a price must be plain ASCII decimal
+    ("price", "\u0661\u0662"),
+    ("price", "1e3"),
     # compare_at_price
     ("compare_at_price", "-1"),
     ("compare_at_price", "0.001"),
@@ -74,6 +77,7 @@ INVALID_CREATES = [
     ("category_ids", "not-a-list"),
     ("category_ids", ["01900000-0000-7000-8000-000000000000"]),
     ("image_upload_id", "not-a-uuid"),
+    ("image_upload_id", "01900000-0000-7000-8000-000000000000"),  # no such upload: never stored dangling
     # unknown fields
     ("currency", "EUR"),
     ("version", 3),
@@ -161,6 +165,10 @@ def test_patch_with_unknown_category_changes_nothing(app: Flask, client: FlaskCl
         ("colour=red", "colour"),
         ("sort=colour", "sort"),
         ("sort=stock", "sort"),
+        ("sort=--name", "sort"),
+        ("sort=%2Bname", "sort"),
+        ("min_price=1_0", "min_price"),
+        ("page=100001", "page"),
         ("fields=id,secret", "fields"),
         ("min_price=-1", "min_price"),
         ("max_price=abc", "max_price"),
@@ -175,6 +183,13 @@ def test_patch_with_unknown_category_changes_nothing(app: Flask, client: FlaskCl
 )
 def test_invalid_list_arguments_are_422_naming_them(client: FlaskClient, query: str, field: str) -> None:
     assert field in fields_of(client.get(f"{PRODUCTS}?{query}"))
+
+
+def test_single_product_takes_sparse_fields_and_refuses_unknown_parameters(app: Flask, client: FlaskClient) -> None:
+    url = f"{PRODUCTS}/{make_product(app)}"
+    assert list(json_of(client.get(f"{url}?fields=id,name,price"))["data"]) == ["id", "name", "price"]
+    assert fields_of(client.get(f"{url}?bogus=1")) == {"bogus"}
+    assert fields_of(client.get(f"{url}?fields=password")) == {"fields"}
 
 
 def test_is_active_filter_is_refused_for_anonymous_and_customers(client: FlaskClient, customer: AuthedUser) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import marshmallow as ma
 import sqlalchemy as sa
 from flask.views import MethodView
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
 
 from app.api import Blueprint, Money, Schema, UTCDateTime
@@ -103,6 +104,16 @@ class Boom(MethodView):
     def get(self) -> Any:
         """Fail with an unexpected exception."""
         raise RuntimeError("internal detail: SELECT password_hash FROM users")
+
+
+@blp.route("/data-error")
+class DataErrorRoute(MethodView):
+    @blp.response(200)
+    def get(self) -> Any:
+        """Hand the database a value it refuses (a DataError), as unvalidated input would."""
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(sa.text("SELECT CAST(:value AS INTEGER)"), {"value": "not a number"})
+        raise DataError("SELECT CAST(:value AS INTEGER)", {"value": "not a number"}, ValueError("invalid input"))
 
 
 @task
