@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 from flask.testing import FlaskClient
 
@@ -59,6 +60,51 @@ def test_one_json_access_log_line_per_request(client: FlaskClient, caplog) -> No
     assert record.request_id == "req-42"
     assert record.method == "GET" and record.path == WIDGETS and record.status == 200
     assert record.duration_ms >= 0
+
+
+def test_access_log_line_names_the_authenticated_user(app, client: FlaskClient, caplog) -> None:
+    from tests.factories import create_user
+
+    user = create_user(app)
+    caplog.set_level(logging.INFO, logger="storefront.access")
+    assert client.get("/api/v1/users/me", headers=user.headers).status_code == 200
+    record = next(r for r in caplog.records if r.name == "storefront.access")
+    assert record.user_id == user.id
+
+
+PROXY_PROBE = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from flask import request
+from tests.conftest import build_app
+out = {}
+app = build_app(PROXY_FIX_X_FOR=sys.argv[2])
+app.add_url_rule("/_ip", "ip", lambda: {"ip": request.remote_addr})
+client = app.test_client()
+r = client.get(
+    "/_ip", headers={"X-Forwarded-For": "203.0.113.9, 198.51.100.7"}, environ_base={"REMOTE_ADDR": "10.0.0.2"}
+)
+print("RESULT" + json.dumps(r.get_json()))
+"""
+
+
+def test_forwarded_for_is_trusted_for_the_configured_hops_only(tmp_path) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "TEST_DATABASE_URL": f"sqlite:///{tmp_path / 'proxy.db'}"}
+    env.pop("TEST_REDIS_URL", None)
+    seen = {}
+    for hops in ("0", "1", "2"):
+        proc = subprocess.run(
+            [sys.executable, "-c", PROXY_PROBE, str(root), hops], capture_output=True, text=True, env=env, timeout=60
+        )
+        line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
+        seen[hops] = json.loads(line.removeprefix("RESULT"))["ip"]
+    # 0: the socket peer; 1: the address our one proxy saw; 2: the one before it.
+    assert seen == {"0": "10.0.0.2", "1": "198.51.100.7", "2": "203.0.113.9"}
 
 
 def test_json_formatter_renders_one_line(client: FlaskClient, caplog) -> None:
