@@ -49,7 +49,17 @@ def _init_extensions(app: Flask) -> None:
         cors.init_app(
             app,
             origins=app.config["CORS_ORIGINS"],
-            expose_headers=["X-Request-ID", "Link", "ETag", "Location", "Retry-After", "X-RateLimit-Remaining"],
+            expose_headers=[
+                "X-Request-ID",
+                "Link",
+                "ETag",
+                "Location",
+                "Retry-After",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+                "Idempotent-Replayed",
+            ],
         )
 
 

@@ -31,10 +31,12 @@ def create_admin(email: str, full_name: str) -> None:
     email = email.strip().lower()
     user = users_service.find_by_email(email)
     if user is not None and user.deleted_at is None:
+        reactivated = not user.is_active
         user.role = Role.ADMIN
         user.is_active = True
         db.session.commit()
-        click.echo(f"Promoted {email} to admin.")
+        click.echo(f"Promoted {email} to admin{' and re-activated the account' if reactivated else ''}.")
+        click.echo("The password is unchanged; use the password reset to change it.")
         return
     if user is not None:
         raise click.ClickException(f"{email} belongs to a deleted account; restore it or use another email.")
@@ -88,6 +90,12 @@ def relay() -> None:
     """Enqueue every unsent mail that has no live job (also runs periodically)."""
     count = mail_service.relay_unsent(older_than=timedelta(0))
     click.echo(f"Enqueued {count} unsent mail(s).")
+
+
+@mail_group.command("retry-failed")
+def retry_failed() -> None:
+    """Send again the mail that failed every attempt (e.g. after fixing MAIL_URL)."""
+    click.echo(f"Retrying {mail_service.retry_failed()} failed mail(s).")
 
 
 @click.group("orders", cls=AppGroup)

@@ -84,7 +84,12 @@ def register(*, email: str, password: str, full_name: str) -> User:
         try:
             user = users_service.create(email=email, password=password, full_name=full_name)
             token = _issue_token(user, TokenPurpose.VERIFY_EMAIL, current_app.config["VERIFY_TOKEN_SECONDS"])
-            mail.send(to=user.email, template="welcome", context={"full_name": user.full_name, "token": token})
+            mail.send(
+                to=user.email,
+                template="welcome",
+                context={"full_name": user.full_name, "token": token},
+                sensitive=True,
+            )
             db.session.commit()
             return user
         except IntegrityError:
@@ -121,7 +126,9 @@ def forgot_password(*, email: str) -> None:
     if user is None or not user.can_authenticate:
         return
     token = _issue_token(user, TokenPurpose.PASSWORD_RESET, current_app.config["RESET_TOKEN_SECONDS"])
-    mail.send(to=user.email, template="password_reset", context={"full_name": user.full_name, "token": token})
+    mail.send(
+        to=user.email, template="password_reset", context={"full_name": user.full_name, "token": token}, sensitive=True
+    )
     db.session.commit()
 
 

@@ -11,7 +11,7 @@ from flask_jwt_extended import get_jwt
 
 from app.api import Blueprint
 from app.auth import recovery, service
-from app.auth.permissions import authenticated, per_email, per_ip, refresh_token
+from app.auth.permissions import authenticated, per_account, per_email, per_ip, refresh_token
 from app.auth.schemas import (
     AcceptedSchema,
     ForgotPasswordSchema,
@@ -52,6 +52,8 @@ def register(data: dict[str, Any]) -> tuple[User, dict[str, str]]:
 @per_email
 @blp.arguments(LoginSchema)
 @blp.response(200, TokenPairSchema)
+@blp.alt_response(401, response="UNAUTHORIZED", description="Unknown email or wrong password (the same answer)")
+@blp.alt_response(423, response="LOCKED", description="ACCOUNT_LOCKED after too many failed logins")
 def login(data: dict[str, Any]) -> TokenPair:
     """Exchange email and password for an access and a refresh token."""
     return service.login(
@@ -61,6 +63,7 @@ def login(data: dict[str, Any]) -> TokenPair:
 
 @blp.route("/refresh", methods=["POST"])
 @per_ip
+@per_account
 @refresh_token
 @blp.response(200, TokenPairSchema)
 def refresh() -> TokenPair:

@@ -23,8 +23,9 @@ from rq.job import Job, JobStatus
 
 from app.db import db, utcnow
 from app.extensions import redis_queues
-from app.jobs import PendingJob, enqueue_after_commit, enqueue_now
+from app.jobs import DEFAULT_RETRY_INTERVALS, PendingJob, enqueue_after_commit, enqueue_now
 from app.mail.models import OutboxMail
+from app.mail.sealing import seal
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,10 @@ _templates = Environment(
 )
 # By dotted path: the job module imports this one.
 DELIVER = "app.mail.tasks.deliver"
+RETRIES = len(DEFAULT_RETRY_INTERVALS)
+# The first try and every retry of one job: then the row is marked failed.
+MAX_ATTEMPTS = 1 + RETRIES
+REDACTED = "[redacted after delivery: this mail carried a one-time token]"
 _LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
@@ -52,14 +57,37 @@ def render(template: str, context: Mapping[str, Any]) -> tuple[str, str, str]:
     return subject, text, html
 
 
-def send(*, to: str, template: str, context: Mapping[str, Any]) -> OutboxMail:
-    """Write the mail to the outbox in the current transaction; deliver after commit."""
+def send(*, to: str, template: str, context: Mapping[str, Any], sensitive: bool = False) -> OutboxMail:
+    """Write the mail to the outbox in the current transaction; deliver after commit.
+
+    ``sensitive``: the body carries a one-time token, so it is stored sealed and is
+    redacted once delivered (``app.mail.sealing``).
+    """
     subject, text, html = render(template, context)
-    mail = OutboxMail(to_address=to, template=template, subject=subject, text_body=text, html_body=html)
+    if sensitive:
+        text, html = seal(text), seal(html)
+    mail = OutboxMail(
+        to_address=to, template=template, subject=subject, text_body=text, html_body=html, sensitive=sensitive
+    )
     db.session.add(mail)
     db.session.flush()
     enqueue_after_commit("mail", DELIVER, str(mail.id), job_id=job_id_for(mail.id), description=f"mail {template}")
     return mail
+
+
+def retry_failed() -> int:
+    """Give mail that failed every attempt another round (after fixing ``MAIL_URL``, say).
+
+    Enqueued at once, whatever RQ still holds for it: delivery is idempotent.
+    """
+    ids = db.session.scalars(
+        sa.update(OutboxMail)
+        .where(OutboxMail.sent_at.is_(None), OutboxMail.failed_at.is_not(None))
+        .values(failed_at=None, attempts=0)
+        .returning(OutboxMail.id)
+    ).all()
+    db.session.commit()
+    return sum(_enqueue_delivery(outbox_id, "mail retry") for outbox_id in ids)
 
 
 def relay_unsent(*, older_than: timedelta = timedelta(seconds=60), limit: int = 500) -> int:
@@ -70,7 +98,7 @@ def relay_unsent(*, older_than: timedelta = timedelta(seconds=60), limit: int = 
     cutoff = utcnow() - older_than
     ids = db.session.scalars(
         sa.select(OutboxMail.id)
-        .where(OutboxMail.sent_at.is_(None), OutboxMail.created_at <= cutoff)
+        .where(OutboxMail.sent_at.is_(None), OutboxMail.failed_at.is_(None), OutboxMail.created_at <= cutoff)
         .order_by(OutboxMail.created_at)
         .limit(limit)
     ).all()
@@ -80,11 +108,18 @@ def relay_unsent(*, older_than: timedelta = timedelta(seconds=60), limit: int = 
         job_id = job_id_for(outbox_id)
         if _has_live_job(job_id):
             continue
-        if enqueue_now(PendingJob("mail", DELIVER, (str(outbox_id),), job_id, retries=5, description="mail relay")):
+        if enqueue_now(
+            PendingJob("mail", DELIVER, (str(outbox_id),), job_id, retries=RETRIES, description="mail relay")
+        ):
             enqueued += 1
     if enqueued:
         log.info("relayed %d unsent mail(s)", enqueued)
     return enqueued
+
+
+def _enqueue_delivery(outbox_id: uuid.UUID, description: str) -> bool:
+    job = PendingJob("mail", DELIVER, (str(outbox_id),), job_id_for(outbox_id), RETRIES, description)
+    return enqueue_now(job)
 
 
 def _has_live_job(job_id: str) -> bool:

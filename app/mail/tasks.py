@@ -14,36 +14,59 @@ from app.jobs import task
 from app.mail import service
 from app.mail.backends import Mail, backend_for
 from app.mail.models import OutboxMail
+from app.mail.sealing import InvalidToken, unseal
 
 log = logging.getLogger(__name__)
 
 
 @task
 def deliver(outbox_id: str) -> None:
-    """Send one outbox mail, once. Failures propagate: RQ retries with backoff."""
+    """Send one outbox mail, once. Failures propagate: RQ retries with backoff, and after
+    the last attempt the row is marked failed (visible there and in RQ's failed jobs)."""
     mail = db.session.get(OutboxMail, uuid.UUID(outbox_id), with_for_update=True)
     if mail is None or mail.sent_at is not None:
         db.session.rollback()
         return
-    message = Mail(
-        sender=current_app.config["MAIL_FROM"],
-        to=mail.to_address,
-        subject=mail.subject,
-        text_body=mail.text_body,
-        html_body=mail.html_body,
-    )
     mail.attempts += 1
     try:
+        text_body, html_body = mail.text_body, mail.html_body
+        if mail.sensitive:
+            text_body, html_body = unseal(text_body), html_body and unseal(html_body)
+        message = Mail(
+            sender=current_app.config["MAIL_FROM"],
+            to=mail.to_address,
+            subject=mail.subject,
+            text_body=text_body,
+            html_body=html_body,
+        )
         backend_for(current_app.config["MAIL_URL"]).send(message)
-    except (smtplib.SMTPException, OSError) as exc:
-        mail.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-        db.session.commit()
-        log.warning("mail %s to %s failed (attempt %d): %s", outbox_id, mail.to_address, mail.attempts, exc)
+    except (smtplib.SMTPException, OSError, InvalidToken) as exc:
+        _record_failure(mail, exc, final=isinstance(exc, InvalidToken) or mail.attempts >= service.MAX_ATTEMPTS)
         raise
     mail.sent_at = utcnow()
-    mail.last_error = None
+    mail.last_error = mail.failed_at = None
+    if mail.sensitive:
+        mail.text_body, mail.html_body = service.REDACTED, None
     db.session.commit()
     log.info("mail %s sent to %s", outbox_id, mail.to_address, extra={"template": mail.template})
+
+
+def _record_failure(mail: OutboxMail, exc: Exception, *, final: bool) -> None:
+    # InvalidToken: sealed under another SECRET_KEY; no retry can open it.
+    mail.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+    if final and mail.failed_at is None:
+        mail.failed_at = utcnow()
+    db.session.commit()
+    level = logging.ERROR if final else logging.WARNING
+    log.log(
+        level,
+        "mail %s to %s failed (attempt %d%s): %s",
+        mail.id,
+        mail.to_address,
+        mail.attempts,
+        ", giving up" if final else "",
+        exc,
+    )
 
 
 @task

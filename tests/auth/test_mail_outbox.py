@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
+import pytest
 import redis
 import sqlalchemy as sa
 from flask import Flask
@@ -17,6 +18,8 @@ from app.extensions import redis_queues
 from app.mail import service as mail_service
 from app.mail.backends import ConsoleBackend, Mail, SMTPBackend, backend_for
 from app.mail.models import OutboxMail
+from app.mail.tasks import deliver
+from tests.factories import create_user
 from tests.support.mailbox import Mailbox
 
 PASSWORD = "Sturdy-Passphrase-7"
@@ -67,6 +70,61 @@ def test_mail_written_while_redis_is_down_is_sent_after_the_relay(
     # Relaying again sends nothing twice.
     with app.app_context():
         assert mail_service.relay_unsent(older_than=timedelta(0)) == 0
+
+
+def test_one_time_tokens_are_sealed_at_rest_and_redacted_once_delivered(
+    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
+) -> None:
+    user = create_user(app)
+    with redis_down(app):  # keep the mail waiting in the outbox, as during an outage
+        assert client.post("/api/v1/auth/password/forgot", json={"email": user.email}).status_code == 202
+    [row] = outbox(app)
+    assert row.sensitive and row.sent_at is None
+    assert "token=" not in row.text_body and "token=" not in (row.html_body or "")
+    assert row.text_body.startswith("gAAAAA")  # a Fernet token: nothing of the text is readable
+
+    with app.app_context():
+        mail_service.relay_unsent(older_than=timedelta(0))
+    run_jobs()
+    token = mailbox.token_for(user.email)
+    [row] = outbox(app)
+    assert row.sent_at is not None
+    assert row.text_body == mail_service.REDACTED and row.html_body is None
+    assert token not in row.text_body
+    # The delivered token works, once.
+    reset = {"token": token, "password": "A-Brand-New-Secret-9"}
+    assert client.post("/api/v1/auth/password/reset", json=reset).status_code == 204
+
+
+def test_mail_failing_every_attempt_is_marked_failed_and_left_for_an_operator(
+    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
+) -> None:
+    app.config["MAIL_URL"], working = "smtp://127.0.0.1:1?timeout=1", app.config["MAIL_URL"]
+    try:
+        client.post("/api/v1/auth/register", json={"email": "g@example.com", "password": PASSWORD, "full_name": "G"})
+        run_jobs()
+        [row] = outbox(app)
+        with app.app_context():
+            # What RQ's retries do, without waiting for their backoff.
+            while row.attempts < mail_service.MAX_ATTEMPTS:
+                with pytest.raises(ConnectionRefusedError):
+                    deliver(str(row.id))
+                [row] = outbox(app)
+    finally:
+        app.config["MAIL_URL"] = working
+    assert row.attempts == mail_service.MAX_ATTEMPTS
+    assert row.failed_at is not None and row.sent_at is None
+    assert "ConnectionRefusedError" in (row.last_error or "")
+    # The relay leaves it alone: it does not retry forever.
+    with app.app_context():
+        assert mail_service.relay_unsent(older_than=timedelta(0)) == 0
+    # An operator fixes MAIL_URL and sends it again.
+    result = app.test_cli_runner().invoke(args=["mail", "retry-failed"])
+    assert "Retrying 1 failed mail(s)" in result.output, result.output
+    run_jobs()
+    assert len(mailbox.to("g@example.com")) == 1
+    [row] = outbox(app)
+    assert row.sent_at is not None and row.failed_at is None
 
 
 def test_rejected_registration_writes_no_mail(app: Flask, client: FlaskClient, run_jobs: Callable[[], int]) -> None:

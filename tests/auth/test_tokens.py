@@ -222,3 +222,20 @@ def test_password_is_rehashed_when_the_cost_changes(app: Flask, client: FlaskCli
         app.config["ARGON2_TIME_COST"] = saved
         app.extensions.pop("storefront.password_hasher", None)
     assert login(client, user).status_code == 200
+
+
+def test_refresh_is_rate_limited_per_account_from_any_ip(app: Flask, client: FlaskClient) -> None:
+    user = create_user(app)
+    refresh_token, statuses = user.refresh_token, []
+    for n in range(12):
+        response = client.post(
+            "/api/v1/auth/refresh",
+            headers={"Authorization": f"Bearer {refresh_token}"},
+            environ_base={"REMOTE_ADDR": f"198.51.100.{n}"},
+        )
+        statuses.append(response.status_code)
+        if response.status_code != 200:
+            break
+        refresh_token = json_of(response)["data"]["refresh_token"]
+    assert statuses == [200] * 10 + [429], statuses
+    assert json_of(response)["error"]["code"] == "RATE_LIMITED"

@@ -52,3 +52,59 @@ def test_every_reference_resolves(client: FlaskClient) -> None:
     assert refs
     missing = sorted(f"{kind}/{name}" for kind, name in refs if name not in spec["components"].get(kind, {}))
     assert missing == []
+
+
+# API.md's endpoints (auth, users, catalog, orders) and the statuses each must document.
+CONTRACT = {
+    ("post", "/api/v1/auth/register"): {"201", "422", "429"},
+    ("post", "/api/v1/auth/login"): {"200", "401", "422", "423", "429"},
+    ("post", "/api/v1/auth/refresh"): {"200", "401", "429"},
+    ("post", "/api/v1/auth/logout"): {"204", "401"},
+    ("post", "/api/v1/auth/verify-email"): {"204", "422", "429"},
+    ("post", "/api/v1/auth/password/forgot"): {"202", "422", "429"},
+    ("post", "/api/v1/auth/password/reset"): {"204", "422", "429"},
+    ("get", "/api/v1/auth/sessions"): {"200", "401"},
+    ("delete", "/api/v1/auth/sessions/{session_id}"): {"204", "401"},
+    ("post", "/api/v1/auth/logout-all"): {"204", "401"},
+    ("get", "/api/v1/users/me"): {"200", "401"},
+    ("patch", "/api/v1/users/me"): {"200", "401", "422"},
+    ("get", "/api/v1/users"): {"200", "401", "403"},
+    ("get", "/api/v1/users/{user_id}"): {"200", "401", "403"},
+    ("patch", "/api/v1/users/{user_id}"): {"200", "401", "403", "422"},
+    ("delete", "/api/v1/users/{user_id}"): {"204", "401", "403"},
+    ("get", "/api/v1/products"): {"200", "422"},
+    ("post", "/api/v1/products"): {"201", "401", "403", "422"},
+    ("get", "/api/v1/products/{id_or_slug}"): {"200", "304", "404"},
+    ("put", "/api/v1/products/{id_or_slug}"): {"200", "401", "403", "412", "422"},
+    ("patch", "/api/v1/products/{id_or_slug}"): {"200", "401", "403", "412", "422"},
+    ("delete", "/api/v1/products/{id_or_slug}"): {"204", "401", "403", "412"},
+    ("get", "/api/v1/categories"): {"200"},
+    ("post", "/api/v1/categories"): {"201", "401", "403", "422"},
+    ("post", "/api/v1/orders"): {"201", "401", "403", "409", "422"},
+    ("get", "/api/v1/orders"): {"200", "401"},
+    ("get", "/api/v1/orders/{order_id}"): {"200", "401", "404"},
+    ("post", "/api/v1/orders/{order_id}/pay"): {"200", "401", "404", "409"},
+    ("post", "/api/v1/orders/{order_id}/cancel"): {"200", "401", "404", "409"},
+    ("post", "/api/v1/orders/{order_id}/ship"): {"200", "401", "403", "404", "409"},
+    ("post", "/api/v1/orders/{order_id}/deliver"): {"200", "401", "403", "404", "409"},
+    ("get", "/api/v1/orders/{order_id}/events"): {"200", "401", "404"},
+}
+
+
+def test_the_document_describes_the_contract(client: FlaskClient) -> None:
+    spec = json_of(client.get("/api/v1/openapi.json"))
+    missing = []
+    for (method, path), statuses in CONTRACT.items():
+        operation = spec["paths"].get(path, {}).get(method)
+        if operation is None:
+            missing.append(f"{method.upper()} {path}")
+            continue
+        absent = statuses - set(operation["responses"])
+        if absent:
+            missing.append(f"{method.upper()} {path}: {sorted(absent)}")
+        if {"401", "403"} & statuses and path != "/api/v1/auth/login":  # login's 401: bad credentials
+            assert operation.get("security") == [{"bearerAuth": []}], path
+    assert missing == []
+    place = spec["paths"]["/api/v1/orders"]["post"]
+    assert "Idempotency-Key" in {p["name"] for p in place["parameters"] if p["in"] == "header"}
+    assert "Idempotent-Replayed" in place["responses"]["201"]["headers"]
