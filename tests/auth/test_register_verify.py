@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from datetime import timedelta
 
+import pytest
+import sqlalchemy as sa
+from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 
+from app.auth.models import AccountToken, TokenPurpose
+from app.db import db, utcnow
+from app.users.models import User
 from tests.conftest import json_of
 from tests.factories import create_user
 from tests.support.mailbox import Mailbox
@@ -112,3 +120,67 @@ def test_register_is_rate_limited_with_headers(client: FlaskClient) -> None:
     assert json_of(response)["error"]["code"] == "RATE_LIMITED"
     ok = client.post("/api/v1/auth/verify-email", json={"token": "y" * 43})
     assert "X-RateLimit-Limit" in ok.headers and "X-RateLimit-Remaining" in ok.headers
+
+
+def test_registering_an_existing_email_does_the_same_hashing_work(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_user(app, email="taken@example.com")
+    hashed: list[str] = []
+    real_hash = PasswordHasher.hash
+
+    def spy(self: PasswordHasher, password: str | bytes, **kwargs: bytes | None) -> str:
+        hashed.append("hash")
+        return real_hash(self, password, **kwargs)
+
+    monkeypatch.setattr(PasswordHasher, "hash", spy)
+
+    assert register(client, email="new@example.com").status_code == 201
+    assert len(hashed) == 1
+    assert register(client, email="taken@example.com").status_code == 201
+    assert len(hashed) == 2
+
+
+def _verify_token_row(app: Flask, email: str) -> tuple[uuid.UUID, timedelta]:
+    """The id of the user's verification token and how long it was issued for."""
+    with app.app_context():
+        row = db.session.scalars(
+            sa.select(AccountToken)
+            .join(User, User.id == AccountToken.user_id)
+            .where(User.email == email, AccountToken.purpose == TokenPurpose.VERIFY_EMAIL)
+        ).one()
+        return row.id, row.expires_at - row.created_at
+
+
+def _set_expiry(app: Flask, token_id: uuid.UUID, delta: timedelta) -> None:
+    with app.app_context():
+        db.session.execute(
+            sa.update(AccountToken).where(AccountToken.id == token_id).values(expires_at=utcnow() + delta)
+        )
+        db.session.commit()
+
+
+def test_verification_token_expires_after_24_hours(
+    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
+) -> None:
+    assert register(client).status_code == 201
+    run_jobs()
+    token = mailbox.token_for("ann@example.com")
+    token_id, lifetime = _verify_token_row(app, "ann@example.com")
+    assert app.config["VERIFY_TOKEN_SECONDS"] == 24 * 3600
+    assert abs(lifetime - timedelta(hours=24)) < timedelta(minutes=1)
+
+    tokens = json_of(login(client, "ann@example.com"))["data"]
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+
+    _set_expiry(app, token_id, -timedelta(seconds=1))
+    expired = client.post("/api/v1/auth/verify-email", json={"token": token})
+    assert expired.status_code == 422
+    assert json_of(expired)["error"]["code"] == "VALIDATION_ERROR"
+    assert json_of(expired)["error"]["details"][0]["field"] == "token"
+    assert json_of(client.get("/api/v1/users/me", headers=headers))["data"]["email_verified_at"] is None
+
+    # The same token still within its life works: the refusal was the expiry alone.
+    _set_expiry(app, token_id, timedelta(minutes=1))
+    assert client.post("/api/v1/auth/verify-email", json={"token": token}).status_code == 204
+    assert json_of(client.get("/api/v1/users/me", headers=headers))["data"]["email_verified_at"] is not None

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import base64
 import json
+import math
+import time
 import uuid
 from datetime import timedelta
 
 import jwt as pyjwt
+import pytest
+import sqlalchemy as sa
+from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_jwt_extended import create_access_token
+from limits import parse_many
 
-from app.auth.tokens import claims_of
+from app.auth.models import AuthSession
+from app.auth.tokens import BLOCKLIST_PREFIX, claims_of
 from app.db import db, utcnow
-from app.extensions import limiter
+from app.extensions import limiter, redis_queues
 from app.users.models import User
 from tests.conftest import json_of
 from tests.factories import DEFAULT_PASSWORD, AuthedUser, create_user
@@ -239,3 +246,73 @@ def test_refresh_is_rate_limited_per_account_from_any_ip(app: Flask, client: Fla
         refresh_token = json_of(response)["data"]["refresh_token"]
     assert statuses == [200] * 10 + [429], statuses
     assert json_of(response)["error"]["code"] == "RATE_LIMITED"
+
+
+def test_unknown_email_and_wrong_password_do_the_same_hashing_work(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = create_user(app)
+    verified: list[str] = []
+    real_verify = PasswordHasher.verify
+
+    def spy(self: PasswordHasher, encoded: str, password: str | bytes) -> bool:
+        verified.append(encoded)
+        return real_verify(self, encoded, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", spy)
+
+    unknown = client.post(LOGIN, json={"email": "nobody@example.com", "password": "Not-The-Password-1"})
+    assert unknown.status_code == 401
+    assert len(verified) == 1
+    wrong = login(client, user, password="Not-The-Password-1")
+    assert wrong.status_code == 401
+    assert len(verified) == 2
+
+    # Both checks ran against an argon2id hash of the same cost ($argon2id$v=19$m=..,t=..,p=..$...).
+    params = [h.split("$")[1:4] for h in verified]
+    assert params[0] == params[1]
+    assert params[0][0] == "argon2id"
+
+
+def test_logout_blocklists_the_access_token_for_its_remaining_life(app: Flask, client: FlaskClient) -> None:
+    user = create_user(app)
+    with app.app_context():
+        claims = claims_of(user.access_token)
+    remaining = claims["exp"] - time.time()
+    assert client.post("/api/v1/auth/logout", headers=user.headers).status_code == 204
+
+    with app.app_context():
+        ttl = redis_queues.connection.ttl(BLOCKLIST_PREFIX + claims["jti"])
+    # Present, with an expiry (-1 would be "forever", -2 "absent"), no longer than the token lives.
+    assert 0 < ttl <= math.ceil(remaining), (ttl, remaining)
+    assert ttl >= remaining - 60
+
+    # Even if the session row were un-revoked, the blocklist alone still refuses the token.
+    with app.app_context():
+        db.session.execute(
+            sa.update(AuthSession).where(AuthSession.id == uuid.UUID(user.session_id)).values(revoked_at=None)
+        )
+        db.session.commit()
+    assert_401(client.get(ME, headers=user.headers), "TOKEN_REVOKED")
+
+
+def test_login_is_rate_limited_per_email_across_many_ips(app: Flask, client: FlaskClient) -> None:
+    # An unknown email, so that the account lockout (423) cannot answer first.
+    limit = min(item.amount for item in parse_many(app.config["RATELIMIT_AUTH_EMAIL"]))
+    attempt = {"email": "ghost@example.com", "password": "Wrong-Password-99"}
+    for i in range(limit):
+        response = client.post(LOGIN, json=attempt, environ_base={"REMOTE_ADDR": f"203.0.113.{i + 1}"})
+        assert response.status_code == 401, (i, response.get_data(as_text=True))
+
+    # A new address, the same email (differently spelled): refused.
+    refused = client.post(
+        LOGIN, json={**attempt, "email": " Ghost@Example.com "}, environ_base={"REMOTE_ADDR": "198.51.100.7"}
+    )
+    assert refused.status_code == 429
+    assert json_of(refused)["error"]["code"] == "RATE_LIMITED"
+    assert refused.headers["Retry-After"].isdigit()
+    # Another email from that address is still heard.
+    other = client.post(
+        LOGIN, json={**attempt, "email": "other@example.com"}, environ_base={"REMOTE_ADDR": "198.51.100.7"}
+    )
+    assert other.status_code == 401

@@ -2,13 +2,42 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
+from app.auth.models import AuthSession
+from app.db import db
 from tests.conftest import json_of
-from tests.factories import create_user
+from tests.factories import AuthedUser, create_user
 
 ME = "/api/v1/users/me"
+LOGIN = "/api/v1/auth/login"
+REFRESH = "/api/v1/auth/refresh"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def second_login(client: FlaskClient, user: AuthedUser) -> dict[str, str]:
+    """Open another session for ``user`` (a second device); returns its token pair."""
+    response = client.post(
+        LOGIN, json={"email": user.email, "password": user.password}, headers={"User-Agent": "phone"}
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    pair: dict[str, str] = json_of(response)["data"]
+    return pair
+
+
+def revoked_at_of_sessions(app: Flask, user_id: str) -> list[datetime | None]:
+    with app.app_context():
+        return list(
+            db.session.scalars(sa.select(AuthSession.revoked_at).where(AuthSession.user_id == uuid.UUID(user_id)))
+        )
 
 
 def test_me_shows_the_profile_without_secrets(app: Flask, client: FlaskClient) -> None:
@@ -133,3 +162,49 @@ def test_protected_operations_are_documented(client: FlaskClient) -> None:
     assert {"401", "403"} <= set(admin_list["responses"])
     assert "security" not in spec["paths"]["/api/v1/auth/login"]["post"]
     assert spec["paths"]["/api/v1/auth/refresh"]["post"]["security"] == [{"bearerAuth": []}]
+
+
+def test_soft_delete_revokes_every_session_of_the_user(app: Flask, client: FlaskClient) -> None:
+    admin, user = create_user(app, role="admin"), create_user(app)
+    phone = second_login(client, user)
+    assert revoked_at_of_sessions(app, user.id) == [None, None]
+
+    assert client.delete(f"/api/v1/users/{user.id}", headers=admin.headers).status_code == 204
+
+    # Not merely refused because the account is gone: every session row is revoked.
+    revoked = revoked_at_of_sessions(app, user.id)
+    assert len(revoked) == 2 and all(at is not None for at in revoked), revoked
+    for token in (user.access_token, phone["access_token"]):
+        assert client.get(ME, headers=bearer(token)).status_code == 401
+    assert client.post(REFRESH, headers=bearer(phone["refresh_token"])).status_code == 401
+    # The admin's own session is untouched.
+    assert revoked_at_of_sessions(app, admin.id) == [None]
+    assert client.get(ME, headers=admin.headers).status_code == 200
+
+
+def test_deactivation_revokes_every_session_and_reactivation_does_not_revive_them(
+    app: Flask, client: FlaskClient
+) -> None:
+    admin, user = create_user(app, role="admin"), create_user(app)
+    phone = second_login(client, user)
+    item = f"/api/v1/users/{user.id}"
+
+    assert client.patch(item, json={"is_active": False}, headers=admin.headers).status_code == 200
+    revoked = revoked_at_of_sessions(app, user.id)
+    assert len(revoked) == 2 and all(at is not None for at in revoked), revoked
+
+    reactivated = client.patch(item, json={"is_active": True}, headers=admin.headers)
+    assert json_of(reactivated)["data"]["is_active"] is True
+    # The old tokens stay dead: their sessions were revoked, not just suspended.
+    for access in (user.access_token, phone["access_token"]):
+        response = client.get(ME, headers=bearer(access))
+        assert response.status_code == 401
+        assert json_of(response)["error"]["code"] == "TOKEN_REVOKED"
+    for refresh in (user.refresh_token, phone["refresh_token"]):
+        response = client.post(REFRESH, headers=bearer(refresh))
+        assert response.status_code == 401
+        assert json_of(response)["error"]["code"] == "TOKEN_REVOKED"
+    # The account itself works again: a new login gets a working session.
+    fresh = second_login(client, user)
+    assert client.get(ME, headers=bearer(fresh["access_token"])).status_code == 200
+    assert revoked_at_of_sessions(app, admin.id) == [None]
