@@ -8,6 +8,7 @@ failure answers with the API.md envelope (the library's defaults are 422 ``{"msg
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -46,7 +47,12 @@ def issue_pair(user: User, session: AuthSession, refresh_jti: str) -> TokenPair:
     claims = {"role": user.role, "sid": str(session.id)}
     access_ttl: timedelta = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
     access = create_access_token(identity=str(user.id), additional_claims=claims)
-    refresh = create_refresh_token(identity=str(user.id), additional_claims={**claims, "jti": refresh_jti})
+    # A rotated refresh token never outlives its session: past the session's end it is
+    # expired (TOKEN_EXPIRED), the same answer a client gets for any old token.
+    refresh_ttl = timedelta(seconds=max(1, math.ceil((session.expires_at - utcnow()).total_seconds())))
+    refresh = create_refresh_token(
+        identity=str(user.id), additional_claims={**claims, "jti": refresh_jti}, expires_delta=refresh_ttl
+    )
     return TokenPair(access_token=access, refresh_token=refresh, expires_in=int(access_ttl.total_seconds()))
 
 

@@ -24,6 +24,9 @@ def _hasher() -> PasswordHasher:
             parallelism=config["ARGON2_PARALLELISM"],
         )
         current_app.extensions[_HASHER_KEY] = hasher
+        # Made now, with the hasher, so that no login pays for it: the first unknown-email
+        # login of a process must not be slower than the others.
+        current_app.extensions[_DUMMY_KEY] = hasher.hash("dummy-password-for-timing")
     return hasher
 
 
@@ -35,11 +38,7 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     """Constant work whether or not the account exists: an absent hash is checked
     against a dummy one, so unknown emails cost the same time as wrong passwords."""
     hasher = _hasher()
-    target = password_hash
-    if target is None:
-        target = current_app.extensions.get(_DUMMY_KEY)
-        if target is None:
-            target = current_app.extensions[_DUMMY_KEY] = hasher.hash("dummy-password-for-timing")
+    target = password_hash if password_hash is not None else str(current_app.extensions[_DUMMY_KEY])
     try:
         ok = hasher.verify(target, password)
     except (VerificationError, InvalidHashError):

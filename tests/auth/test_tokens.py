@@ -89,6 +89,19 @@ def test_refresh_rotates_and_reuse_revokes_the_family(app: Flask, client: FlaskC
     assert client.get(ME, headers=user.headers).status_code == 200
 
 
+def test_a_rotated_refresh_token_expires_with_its_session(app: Flask, client: FlaskClient) -> None:
+    user = create_user(app)
+    with app.app_context():
+        session = db.session.get(AuthSession, uuid.UUID(user.session_id))
+        assert session is not None
+        session.expires_at = utcnow() + timedelta(seconds=60)
+        db.session.commit()
+    response = client.post("/api/v1/auth/refresh", headers=bearer(user.refresh_token))
+    with app.app_context():
+        refresh = claims_of(json_of(response)["data"]["refresh_token"])
+    assert 59 <= refresh["exp"] - refresh["iat"] <= 61
+
+
 def test_refresh_token_is_not_an_access_token_and_vice_versa(app: Flask, client: FlaskClient) -> None:
     user = create_user(app)
     assert_401(client.get(ME, headers=bearer(user.refresh_token)))
