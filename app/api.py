@@ -22,7 +22,7 @@ from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import MultiDict
 
 from app.errors import BadRequest, ErrorDetail, NotFound, PayloadTooLarge, ValidationFailed
-from app.pagination import Page
+from app.pagination import FieldsField, Page, SortField
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -61,17 +61,19 @@ class UTCDateTime(ma.fields.DateTime):
 
 
 class Money(ma.fields.Field[Decimal]):
-    """A non-negative amount with at most two decimal places, as a string in JSON.
+    """A non-negative amount with at most two decimal places: a string in JSON, both ways.
 
-    Accepts ``"19.99"`` or ``19.99`` on input (the number is read through its text, never
-    as a binary float), always writes ``"19.99"``. A string must be plain ASCII decimal
-    notation: no exponents, digit separators or non-ASCII digits.
+    API.md: money is a decimal string, never a float. Input is plain ASCII decimal
+    notation (``"19.99"``, ``"5"``); a JSON number, an exponent, digit separators or
+    non-ASCII digits are refused. Output is always two places (``"19.99"``).
     """
 
     PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+    # What the OpenAPI document promises (the error messages say more than the pattern).
+    PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
 
     default_error_messages = {
-        "invalid": "Not a valid amount.",
+        "invalid": 'Not a valid amount: a decimal string such as "19.99".',
         "places": "At most two decimal places are allowed.",
         "negative": "Must not be negative.",
         "too_large": "Must be less than 10000000000.",
@@ -83,12 +85,10 @@ class Money(ma.fields.Field[Decimal]):
         return str(Decimal(value).quantize(Decimal("0.01")))
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Decimal:
-        if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
-            raise self.make_error("invalid")
-        if isinstance(value, str) and not self.PLAIN_DECIMAL.fullmatch(value.strip()):
+        if not isinstance(value, str) or not self.PLAIN_DECIMAL.fullmatch(value.strip()):
             raise self.make_error("invalid")
         try:
-            amount = Decimal(str(value).strip())
+            amount = Decimal(value.strip())
         except InvalidOperation as exc:
             raise self.make_error("invalid") from exc
         if not amount.is_finite():
@@ -315,8 +315,20 @@ class Blueprint(flask_smorest.Blueprint):
         return decorator
 
 
+def _documented_patterns(
+    converter: Any, field: ma.fields.Field[Any], ret: dict[str, Any], **kwargs: Any
+) -> dict[str, Any]:
+    """The input grammar of money fields, for clients and contract testers alike."""
+    if isinstance(field, Money) and not field.dump_only:
+        return {"pattern": Money.PATTERN, "example": "19.99"}
+    return {}
+
+
 def register_spec_conventions(api: Api) -> None:
     """Document custom fields and the bearer scheme in the OpenAPI document."""
     api.register_field(UTCDateTime, "string", "date-time")
     api.register_field(Money, "string", "decimal")
+    api.register_field(SortField, "string", None)
+    api.register_field(FieldsField, "string", None)
+    api.ma_plugin.converter.add_attribute_function(_documented_patterns)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})

@@ -72,7 +72,8 @@ class SortField(ma.fields.Field[list[SortKey]]):
     def __init__(self, allowed: Sequence[str], **kwargs: Any) -> None:
         self.allowed = tuple(allowed)
         description = f"Comma-separated; prefix with - for descending. One of: {', '.join(self.allowed)}"
-        kwargs.setdefault("metadata", {"description": description})
+        one = f"-?({'|'.join(self.allowed)})"
+        kwargs.setdefault("metadata", {"description": description, "pattern": f"^{one}(,{one})*$"})
         super().__init__(**kwargs)
 
     def _deserialize(
@@ -98,7 +99,11 @@ class FieldsField(ma.fields.Field[list[str]]):
 
     def __init__(self, allowed: Sequence[str], **kwargs: Any) -> None:
         self.allowed = tuple(allowed)
-        kwargs.setdefault("metadata", {"description": f"Comma-separated subset of: {', '.join(self.allowed)}"})
+        one = f"({'|'.join(self.allowed)})"
+        kwargs.setdefault(
+            "metadata",
+            {"description": f"Comma-separated subset of: {', '.join(self.allowed)}", "pattern": f"^{one}(,{one})*$"},
+        )
         super().__init__(**kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> list[str]:

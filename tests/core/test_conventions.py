@@ -14,7 +14,7 @@ WIDGETS = "/api/v1/_test/widgets"
 
 
 def test_create_is_201_with_location_and_envelope(client: FlaskClient) -> None:
-    response = client.post(WIDGETS, json={"name": "Gizmo", "price": 19.99})
+    response = client.post(WIDGETS, json={"name": "Gizmo", "price": "19.99"})
     assert response.status_code == 201
     body = json_of(response)
     assert set(body) == {"data"}

@@ -38,7 +38,7 @@ def test_create_returns_201_location_etag_and_the_documented_fields(
     body = product_body(
         sku="tee-red-m",
         name="Red T-Shirt",
-        price=19.5,
+        price="19.5",
         compare_at_price="25",
         stock=3,
         category_ids=[shirts],
