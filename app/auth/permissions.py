@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from flask import current_app, request
 from flask_jwt_extended import decode_token
+from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_limiter.util import get_remote_address
 from jwt import PyJWTError
 
@@ -45,7 +46,7 @@ def _account_key() -> str:
     if scheme.lower() == "bearer" and token:
         try:
             return "user:" + str(decode_token(token.strip())["sub"])
-        except (PyJWTError, KeyError):
+        except (PyJWTError, JWTExtendedException, KeyError):
             pass
     return "ip:" + get_remote_address()
 

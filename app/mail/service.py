@@ -103,15 +103,9 @@ def relay_unsent(*, older_than: timedelta = timedelta(seconds=60), limit: int = 
         .limit(limit)
     ).all()
     db.session.rollback()
-    enqueued = 0
-    for outbox_id in ids:
-        job_id = job_id_for(outbox_id)
-        if _has_live_job(job_id):
-            continue
-        if enqueue_now(
-            PendingJob("mail", DELIVER, (str(outbox_id),), job_id, retries=RETRIES, description="mail relay")
-        ):
-            enqueued += 1
+    enqueued = sum(
+        _enqueue_delivery(outbox_id, "mail relay") for outbox_id in ids if not _has_live_job(job_id_for(outbox_id))
+    )
     if enqueued:
         log.info("relayed %d unsent mail(s)", enqueued)
     return enqueued

@@ -244,6 +244,17 @@ def test_password_is_rehashed_when_the_cost_changes(app: Flask, client: FlaskCli
     assert login(client, user).status_code == 200
 
 
+def test_refresh_with_a_token_missing_its_subject_is_401(app: Flask, client: FlaskClient) -> None:
+    # Signed with our key (only a leaked key makes one), yet no ``sub``: still a clean 401.
+    with app.app_context():
+        secret = app.config["JWT_SECRET_KEY"]
+    claims = {"type": "refresh", "jti": "x", "iss": "storefront-api", "aud": "storefront-clients", "exp": 4102444800}
+    token = pyjwt.encode(claims, secret, algorithm="HS256")
+    response = client.post("/api/v1/auth/refresh", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert json_of(response)["error"]["code"] == "UNAUTHORIZED"
+
+
 def test_refresh_is_rate_limited_per_account_from_any_ip(app: Flask, client: FlaskClient) -> None:
     user = create_user(app)
     refresh_token, statuses = user.refresh_token, []
