@@ -17,6 +17,10 @@ DEFAULT_PASSWORD = "Correct-Horse-42"
 _counter = itertools.count(1)
 
 
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 @dataclass
 class AuthedUser:
     id: str
@@ -29,7 +33,7 @@ class AuthedUser:
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.access_token}"}
+        return bearer(self.access_token)
 
 
 def create_user(

@@ -105,8 +105,8 @@ def update(*, product_id: str, data: Mapping[str, Any], if_match: str | None) ->
     # Every query runs before the first change, so that no autoflush writes half an update.
     categories = _categories(data["category_ids"]) if "category_ids" in data else None
     _check_prices(data.get("price", product.price), data.get("compare_at_price", product.compare_at_price))
-    if data.get("image_upload_id") != product.image_upload_id:
-        _check_image(data.get("image_upload_id"))
+    if "image_upload_id" in data and data["image_upload_id"] != product.image_upload_id:
+        _check_image(data["image_upload_id"])
     changed = False
     for name in SCALAR_FIELDS:
         if name in data and getattr(product, name) != data[name]:

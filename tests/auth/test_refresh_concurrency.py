@@ -14,16 +14,12 @@ from flask import Flask
 from app.auth.models import AuthSession
 from app.db import db
 from tests.conftest import json_of
-from tests.factories import create_user
+from tests.factories import bearer, create_user
 
 pytestmark = pytest.mark.services
 
 REFRESH = "/api/v1/auth/refresh"
 ME = "/api/v1/users/me"
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def race_refresh(app: Flask, refresh_token: str, n: int) -> list[Any]:

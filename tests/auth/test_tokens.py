@@ -24,15 +24,11 @@ from app.db import db, utcnow
 from app.extensions import limiter, redis_queues
 from app.users.models import User
 from tests.conftest import json_of
-from tests.factories import DEFAULT_PASSWORD, AuthedUser, create_user
+from tests.factories import DEFAULT_PASSWORD, AuthedUser, bearer, create_user
 
 LOGIN = "/api/v1/auth/login"
 REFRESH = "/api/v1/auth/refresh"
 ME = "/api/v1/users/me"
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def login(client: FlaskClient, user: AuthedUser, password: str | None = None, ua: str = "pytest-agent"):
@@ -244,13 +240,16 @@ def test_password_is_rehashed_when_the_cost_changes(app: Flask, client: FlaskCli
     assert login(client, user).status_code == 200
 
 
-def test_refresh_with_a_token_missing_its_subject_is_401(app: Flask, client: FlaskClient) -> None:
-    # Signed with our key (only a leaked key makes one), yet no ``sub``: still a clean 401.
-    with app.app_context():
-        secret = app.config["JWT_SECRET_KEY"]
+def test_a_token_without_subject_is_counted_against_the_ip(app: Flask, client: FlaskClient) -> None:
+    """The per-account limit decodes the Bearer token before the view verifies it; a token
+    that decodes but has no ``sub`` (only a leaked key makes one) falls back to the IP."""
+    from app.auth.permissions import _account_key
+
     claims = {"type": "refresh", "jti": "x", "iss": "storefront-api", "aud": "storefront-clients", "exp": 4102444800}
-    token = pyjwt.encode(claims, secret, algorithm="HS256")
-    response = client.post("/api/v1/auth/refresh", headers={"Authorization": f"Bearer {token}"})
+    token = pyjwt.encode(claims, app.config["JWT_SECRET_KEY"], algorithm="HS256")
+    with app.test_request_context(headers=bearer(token), environ_base={"REMOTE_ADDR": "198.51.100.9"}):
+        assert _account_key() == "ip:198.51.100.9"
+    response = client.post("/api/v1/auth/refresh", headers=bearer(token))
     assert response.status_code == 401
     assert json_of(response)["error"]["code"] == "UNAUTHORIZED"
 

@@ -12,15 +12,11 @@ from flask.testing import FlaskClient
 from app.auth.models import AuthSession
 from app.db import db
 from tests.conftest import json_of
-from tests.factories import AuthedUser, create_user
+from tests.factories import AuthedUser, bearer, create_user
 
 ME = "/api/v1/users/me"
 LOGIN = "/api/v1/auth/login"
 REFRESH = "/api/v1/auth/refresh"
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def second_login(client: FlaskClient, user: AuthedUser) -> dict[str, str]:
