@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.api import init_request_conventions, register_spec_conventions
+from app.api import init_request_conventions
 from app.cli import register_cli
 from app.db import configure_sqlite
 from app.errors import register_error_handlers
@@ -40,7 +40,6 @@ def _init_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, compare_type=True, render_as_batch=True)
     api.init_app(app)
-    register_spec_conventions(api)
     jwt.init_app(app)
     limiter.init_app(app)
     redis_queues.init_app(app)

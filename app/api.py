@@ -1,15 +1,14 @@
 """Project-wide flask-smorest behaviour: the envelope, strict parsing, typed decorators.
 
-Every domain blueprint is an ``app.api.Blueprint`` and every schema an ``app.api.Schema``,
-so that what API.md promises for all endpoints is implemented once, here.
+Every domain blueprint is an ``app.api.Blueprint`` (and every schema an
+``app.schema.Schema``), so that what API.md promises for all endpoints is implemented
+once, here; the OpenAPI document's conventions live in ``app.openapi``.
 """
 
 from __future__ import annotations
 
-import re
+import http
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -22,85 +21,20 @@ from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import MultiDict
 
 from app.errors import BadRequest, ErrorDetail, NotFound, PayloadTooLarge, ValidationFailed
-from app.pagination import FieldsField, Page, SortField
+from app.openapi import (
+    ContractMarshmallowPlugin,
+    ContractPlugin,
+    Direction,
+    ErrorResponseSchema,
+    declare,
+    envelope_doc,
+    error_response_doc,
+    register_spec_conventions,
+)
+from app.pagination import Page
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
-
-
-class Schema(ma.Schema):
-    """Base schema: unknown fields are an error, output keys keep declaration order."""
-
-    class Meta:
-        unknown = ma.RAISE
-        ordered = True
-
-
-class TrimmedString(ma.fields.String):
-    """A string with surrounding whitespace removed before validation."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
-        text: str = super()._deserialize(value, attr, data, **kwargs)
-        return text.strip()
-
-
-class UTCDateTime(ma.fields.DateTime):
-    """ISO 8601 in UTC with a ``Z`` suffix."""
-
-    def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
-        if value is None:
-            return None
-        text = value.astimezone(UTC).isoformat(timespec="milliseconds")
-        return text.replace("+00:00", "Z")
-
-    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> datetime:
-        parsed = super()._deserialize(value, attr, data, **kwargs)
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
-
-
-class Money(ma.fields.Field[Decimal]):
-    """A non-negative amount with at most two decimal places: a string in JSON, both ways.
-
-    API.md: money is a decimal string, never a float. Input is plain ASCII decimal
-    notation (``"19.99"``, ``"5"``); a JSON number, an exponent, digit separators or
-    non-ASCII digits are refused. Output is always two places (``"19.99"``).
-    """
-
-    PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
-    # What the OpenAPI document promises (the error messages say more than the pattern).
-    PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
-
-    default_error_messages = {
-        "invalid": 'Not a valid amount: a decimal string such as "19.99".',
-        "places": "At most two decimal places are allowed.",
-        "negative": "Must not be negative.",
-        "too_large": "Must be less than 10000000000.",
-    }
-
-    def _serialize(self, value: Decimal | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
-        if value is None:
-            return None
-        return str(Decimal(value).quantize(Decimal("0.01")))
-
-    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Decimal:
-        if not isinstance(value, str) or not self.PLAIN_DECIMAL.fullmatch(value.strip()):
-            raise self.make_error("invalid")
-        try:
-            amount = Decimal(value.strip())
-        except InvalidOperation as exc:
-            raise self.make_error("invalid") from exc
-        if not amount.is_finite():
-            raise self.make_error("invalid")
-        exponent = amount.as_tuple().exponent
-        if isinstance(exponent, int) and exponent < -2 and amount != amount.quantize(Decimal("0.01")):
-            raise self.make_error("places")
-        if amount < 0:
-            raise self.make_error("negative")
-        if amount >= Decimal("10000000000"):
-            raise self.make_error("too_large")
-        return amount.quantize(Decimal("0.01"))
 
 
 NUL_CHECKED_LOCATIONS = frozenset({"json", "query", "querystring", "form"})
@@ -193,63 +127,27 @@ def init_request_conventions(app: Flask) -> None:
     app.after_request(_retry_after_only_when_refused)
 
 
-class ListMetaSchema(Schema):
-    """``meta`` of a list: page style or cursor style, as the request chose."""
-
-    page = ma.fields.Integer()
-    per_page = ma.fields.Integer()
-    total = ma.fields.Integer()
-    total_pages = ma.fields.Integer()
-    limit = ma.fields.Integer()
-    next_cursor = ma.fields.String(allow_none=True)
-    has_more = ma.fields.Boolean()
-
-
-class ErrorDetailSchema(Schema):
-    field = ma.fields.String(allow_none=True, metadata={"description": "The offending field, dotted for nesting"})
-    message = ma.fields.String()
-    context = ma.fields.Dict(metadata={"description": "Machine-readable specifics, when there are any"})
-
-
-class ErrorBodySchema(Schema):
-    code = ma.fields.String(metadata={"description": "Stable machine-readable code, e.g. VALIDATION_ERROR"})
-    message = ma.fields.String()
-    details = ma.fields.List(ma.fields.Nested(ErrorDetailSchema))
-    request_id = ma.fields.String(allow_none=True)
-
-
-class ErrorSchema(Schema):
-    """The error envelope every failure uses."""
-
-    error = ma.fields.Nested(ErrorBodySchema, required=True)
-
-
-_envelopes: dict[tuple[str, bool], type[ma.Schema]] = {}
-
-
-def envelope_schema(schema: ma.Schema) -> type[ma.Schema]:
-    """The documented shape ``{"data": …}`` (and ``"meta"`` for lists) around ``schema``."""
-    name = type(schema).__name__.removesuffix("Schema")
-    key = (name, bool(schema.many))
-    if key not in _envelopes:
-        if schema.many:
-            attrs: dict[str, Any] = {
-                "data": ma.fields.List(ma.fields.Nested(type(schema)), required=True),
-                "meta": ma.fields.Nested(ListMetaSchema, required=True),
-            }
-            class_name = f"{name}ListEnvelopeSchema"
-        else:
-            attrs = {"data": ma.fields.Nested(type(schema), required=True)}
-            class_name = f"{name}EnvelopeSchema"
-        _envelopes[key] = type(class_name, (Schema,), attrs)
-    return _envelopes[key]
-
-
 class Api(flask_smorest.Api):
-    ERROR_SCHEMA = ErrorSchema
+    ERROR_SCHEMA = ErrorResponseSchema
+
+    def init_app(self, app: Flask, *, spec_kwargs: dict[str, Any] | None = None) -> None:
+        plugins = {"marshmallow_plugin": ContractMarshmallowPlugin(), "extra_plugins": [ContractPlugin()]}
+        super().init_app(app, spec_kwargs={**plugins, **(spec_kwargs or {})})
+        register_spec_conventions(self.spec, self.ma_plugin)
 
     def _register_error_handlers(self) -> None:
         """Errors are mapped by ``app.errors`` alone, for every layer."""
+
+    def _register_responses(self) -> None:
+        """Each status's component response: the error envelope and the headers it carries."""
+        for status in http.HTTPStatus:
+            self.spec.components.response(status.name, error_response_doc(status), lazy=True)
+        self.spec.components.response(
+            self.DEFAULT_ERROR_RESPONSE_NAME, error_response_doc(http.HTTPStatus.INTERNAL_SERVER_ERROR), lazy=True
+        )
+
+    def _register_pagination_header(self) -> None:
+        """Lists use ``meta`` and ``Link`` (app.pagination), not flask-smorest's header."""
 
 
 class Blueprint(flask_smorest.Blueprint):
@@ -258,7 +156,7 @@ class Blueprint(flask_smorest.Blueprint):
     @staticmethod
     def _make_doc_response_schema(schema: Any) -> Any:
         if isinstance(schema, ma.Schema):
-            return envelope_schema(schema)
+            return envelope_doc(schema)
         return schema
 
     @staticmethod
@@ -275,8 +173,13 @@ class Blueprint(flask_smorest.Blueprint):
         decorator: Callable[[T], T] = super().route(rule, parameters=parameters, **options)
         return decorator
 
-    def arguments(self, schema: type[ma.Schema] | ma.Schema, **kwargs: Any) -> Callable[[F], F]:
-        decorator: Callable[[F], F] = super().arguments(schema, **kwargs)
+    def arguments(
+        self, schema: type[ma.Schema] | ma.Schema, *, location: str = "json", **kwargs: Any
+    ) -> Callable[[F], F]:
+        """Parse and document a request part; a JSON body's schema is a request schema."""
+        if location == "json":
+            declare(schema, Direction.REQUEST)
+        decorator: Callable[[F], F] = super().arguments(schema, location=location, **kwargs)
         return decorator
 
     def doc(self, **kwargs: Any) -> Callable[[F], F]:
@@ -293,9 +196,11 @@ class Blueprint(flask_smorest.Blueprint):
         """Document and serialize a success response inside the envelope.
 
         A view may return a ``Page`` (its items are serialized, its ``meta`` and ``Link``
-        header added); a 204 view returns nothing and sends no body.
+        header added) or, for a list that is not paginated, a sequence (``meta`` is its
+        ``total``); a 204 view returns nothing and sends no body.
         """
         smorest_decorator = super().response(status_code, schema, **kwargs)
+        many = isinstance(schema, ma.Schema) and bool(schema.many)
 
         def decorator(func: F) -> F:
             @wraps(func)
@@ -307,28 +212,11 @@ class Blueprint(flask_smorest.Blueprint):
                 if isinstance(result, Page):
                     g.list_meta = result.meta
                     return result.items, result.headers()
+                if many and isinstance(result, list):
+                    g.list_meta = {"total": len(result)}
                 return result
 
             wrapped: F = smorest_decorator(unpack)
             return wrapped
 
         return decorator
-
-
-def _documented_patterns(
-    converter: Any, field: ma.fields.Field[Any], ret: dict[str, Any], **kwargs: Any
-) -> dict[str, Any]:
-    """The input grammar of money fields, for clients and contract testers alike."""
-    if isinstance(field, Money) and not field.dump_only:
-        return {"pattern": Money.PATTERN, "example": "19.99"}
-    return {}
-
-
-def register_spec_conventions(api: Api) -> None:
-    """Document custom fields and the bearer scheme in the OpenAPI document."""
-    api.register_field(UTCDateTime, "string", "date-time")
-    api.register_field(Money, "string", "decimal")
-    api.register_field(SortField, "string", None)
-    api.register_field(FieldsField, "string", None)
-    api.ma_plugin.converter.add_attribute_function(_documented_patterns)
-    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})

@@ -175,10 +175,12 @@ def error_response(
     details: list[ErrorDetail] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if details:
-        body["details"] = details
-    body["request_id"] = g.get("request_id")
+    body: dict[str, Any] = {
+        "code": code,
+        "message": message,
+        "details": details or [],
+        "request_id": g.get("request_id"),
+    }
     response = jsonify({"error": body})
     response.status_code = status
     for name, value in (headers or {}).items():

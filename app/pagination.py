@@ -71,9 +71,11 @@ class SortField(ma.fields.Field[list[SortKey]]):
 
     def __init__(self, allowed: Sequence[str], **kwargs: Any) -> None:
         self.allowed = tuple(allowed)
-        description = f"Comma-separated; prefix with - for descending. One of: {', '.join(self.allowed)}"
-        one = f"-?({'|'.join(self.allowed)})"
-        kwargs.setdefault("metadata", {"description": description, "pattern": f"^{one}(,{one})*$"})
+        description = (
+            "Comma-separated fields, each at most once; prefix one with - for descending. "
+            f"Of: {', '.join(self.allowed)}"
+        )
+        kwargs.setdefault("metadata", {"description": description, "pattern": f"^({_sequences(self.allowed)})$"})
         super().__init__(**kwargs)
 
     def _deserialize(
@@ -82,8 +84,7 @@ class SortField(ma.fields.Field[list[SortKey]]):
         if not isinstance(value, str) or not value.strip():
             raise ma.ValidationError("Must be a comma-separated list of fields.")
         keys: list[SortKey] = []
-        for raw in value.split(","):
-            token = raw.strip()
+        for token in value.split(","):
             descending = token.startswith("-")
             name = token.removeprefix("-")
             if name not in self.allowed:
@@ -92,6 +93,16 @@ class SortField(ma.fields.Field[list[SortKey]]):
                 raise ma.ValidationError(f"'{name}' appears more than once.")
             keys.append(SortKey(name, descending))
         return keys
+
+
+def _sequences(fields: Sequence[str]) -> str:
+    """A regular expression for every sequence of ``fields`` (each optionally prefixed
+    with ``-``) that names no field twice: the grammar of ``?sort=``, exactly."""
+    alternatives = []
+    for name in fields:
+        rest = _sequences([f for f in fields if f != name])
+        alternatives.append(f"-?{name}" + (f"(,({rest}))?" if rest else ""))
+    return "|".join(alternatives)
 
 
 class FieldsField(ma.fields.Field[list[str]]):
@@ -107,13 +118,16 @@ class FieldsField(ma.fields.Field[list[str]]):
         super().__init__(**kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> list[str]:
-        if not isinstance(value, str) or not value.strip():
+        if not isinstance(value, str) or not value:
             raise ma.ValidationError("Must be a comma-separated list of fields.")
-        names = [n.strip() for n in value.split(",") if n.strip()]
+        names = value.split(",")
         unknown = [n for n in names if n not in self.allowed]
         if unknown:
             raise ma.ValidationError(f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(self.allowed)}.")
         return list(dict.fromkeys(names))
+
+
+_NOT_BOTH = ". A request uses one style: page/per_page together with cursor/limit is a 422."
 
 
 class ListArgsSchema(ma.Schema):
@@ -123,10 +137,12 @@ class ListArgsSchema(ma.Schema):
         unknown = ma.RAISE
 
     page = ma.fields.Integer(
-        validate=ma.validate.Range(min=1, max=MAX_PAGE), metadata={"description": "Page number (page style)"}
+        validate=ma.validate.Range(min=1, max=MAX_PAGE),
+        metadata={"description": f"Page number, default 1 (page style){_NOT_BOTH}"},
     )
     per_page = ma.fields.Integer(
-        validate=ma.validate.Range(min=1, max=MAX_PER_PAGE), metadata={"description": "Page size, at most 100"}
+        validate=ma.validate.Range(min=1, max=MAX_PER_PAGE),
+        metadata={"description": f"Page size, default {DEFAULT_PER_PAGE} (page style){_NOT_BOTH}"},
     )
 
     @ma.validates_schema
@@ -136,9 +152,15 @@ class ListArgsSchema(ma.Schema):
 
 
 class CursorListArgsSchema(ListArgsSchema):
-    cursor = ma.fields.String(metadata={"description": "Opaque cursor from meta.next_cursor (cursor style)"})
+    cursor = ma.fields.String(
+        metadata={
+            "description": "Opaque cursor from meta.next_cursor (cursor style); one the server did not make, "
+            f"or made for another sort, is a 422{_NOT_BOTH}"
+        }
+    )
     limit = ma.fields.Integer(
-        validate=ma.validate.Range(min=1, max=MAX_PER_PAGE), metadata={"description": "Page size, at most 100"}
+        validate=ma.validate.Range(min=1, max=MAX_PER_PAGE),
+        metadata={"description": f"Page size, default {DEFAULT_PER_PAGE} (cursor style){_NOT_BOTH}"},
     )
 
 

@@ -41,8 +41,14 @@ def _user_agent() -> str | None:
 @per_email
 @blp.arguments(RegisterSchema)
 @blp.response(201, UserSchema)
+@blp.doc(operationId="register")
 def register(data: dict[str, Any]) -> tuple[User, dict[str, str]]:
-    """Create a customer account and email a verification link."""
+    """Create a customer account and email a verification link.
+
+    An email that already has an account gets the same answer, a 201 with a user whose
+    id is never stored, and its owner is mailed instead: registering reveals nothing
+    about which emails have accounts.
+    """
     user = recovery.register(**data)
     return user, {"Location": "/api/v1/users/me"}
 
@@ -54,6 +60,7 @@ def register(data: dict[str, Any]) -> tuple[User, dict[str, str]]:
 @blp.response(200, TokenPairSchema)
 @blp.alt_response(401, response="UNAUTHORIZED", description="Unknown email or wrong password (the same answer)")
 @blp.alt_response(423, response="LOCKED", description="ACCOUNT_LOCKED after too many failed logins")
+@blp.doc(operationId="login")
 def login(data: dict[str, Any]) -> TokenPair:
     """Exchange email and password for an access and a refresh token."""
     return service.login(
@@ -66,6 +73,7 @@ def login(data: dict[str, Any]) -> TokenPair:
 @per_account
 @refresh_token
 @blp.response(200, TokenPairSchema)
+@blp.doc(operationId="refresh_tokens")
 def refresh() -> TokenPair:
     """Rotate the refresh token (sent as the Bearer token): the old one is spent."""
     return service.refresh(claims=get_jwt(), user_agent=_user_agent(), ip=request.remote_addr)
@@ -74,6 +82,7 @@ def refresh() -> TokenPair:
 @blp.route("/logout", methods=["POST"])
 @authenticated
 @blp.response(204)
+@blp.doc(operationId="logout")
 def logout() -> None:
     """Revoke this access token and its session."""
     service.logout(user_id=current_principal().id, claims=get_jwt())
@@ -82,6 +91,7 @@ def logout() -> None:
 @blp.route("/logout-all", methods=["POST"])
 @authenticated
 @blp.response(204)
+@blp.doc(operationId="logout_all")
 def logout_all() -> None:
     """Revoke every session of the caller."""
     service.logout_all(user_id=current_principal().id, claims=get_jwt())
@@ -91,6 +101,7 @@ def logout_all() -> None:
 @per_ip
 @blp.arguments(VerifyEmailSchema)
 @blp.response(204)
+@blp.doc(operationId="verify_email")
 def verify_email(data: dict[str, Any]) -> None:
     """Confirm an email address with the emailed token."""
     recovery.verify_email(token=data["token"])
@@ -101,6 +112,7 @@ def verify_email(data: dict[str, Any]) -> None:
 @per_email
 @blp.arguments(ForgotPasswordSchema)
 @blp.response(202, AcceptedSchema)
+@blp.doc(operationId="forgot_password")
 def forgot_password(data: dict[str, Any]) -> dict[str, str]:
     """Email a single-use reset link if the account exists (the answer is always 202)."""
     recovery.forgot_password(email=data["email"])
@@ -111,6 +123,7 @@ def forgot_password(data: dict[str, Any]) -> dict[str, str]:
 @per_ip
 @blp.arguments(ResetPasswordSchema)
 @blp.response(204)
+@blp.doc(operationId="reset_password")
 def reset_password(data: dict[str, Any]) -> None:
     """Choose a new password with the emailed token; every session ends."""
     recovery.reset_password(token=data["token"], password=data["password"])
@@ -121,6 +134,7 @@ class Sessions(MethodView):
     @authenticated
     @blp.arguments(ListArgsSchema, location="query")
     @blp.response(200, SessionSchema(many=True))
+    @blp.doc(operationId="list_sessions")
     def get(self, args: dict[str, Any]) -> Page[SessionView]:
         """Your live sessions (one per login), most recently used first."""
         return service.list_sessions(
@@ -132,6 +146,7 @@ class Sessions(MethodView):
 class SessionItem(MethodView):
     @authenticated
     @blp.response(204)
+    @blp.doc(operationId="revoke_session")
     def delete(self, session_id: uuid.UUID) -> None:
         """Revoke one of your sessions."""
         service.revoke_session(user_id=current_principal().id, session_id=session_id)

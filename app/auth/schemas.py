@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from app.api import Schema, UTCDateTime
-from app.users.schemas import EmailAddress, full_name_field
+from app.schema import Schema, UTCDateTime
+from app.users.schemas import EmailAddress, full_name_field, new_password_field
 
 
 def password_field() -> ma.fields.String:
+    """A password being checked (login): any length the API could ever have set."""
     return ma.fields.String(required=True, load_only=True, validate=ma.validate.Length(min=1, max=256))
 
 
@@ -18,7 +19,7 @@ def token_field() -> ma.fields.String:
 
 class RegisterSchema(Schema):
     email = EmailAddress(required=True, validate=ma.validate.Length(max=254))
-    password = password_field()
+    password = new_password_field(required=True)
     full_name = full_name_field(required=True)
 
 
@@ -44,7 +45,7 @@ class ForgotPasswordSchema(Schema):
 
 class ResetPasswordSchema(Schema):
     token = token_field()
-    password = password_field()
+    password = new_password_field(required=True)
 
 
 class AcceptedSchema(Schema):

@@ -28,7 +28,6 @@ from app.permissions import current_principal
 blp = Blueprint("orders", __name__, url_prefix="/api/v1/orders", description="Orders and their fulfilment")
 
 CREATED_HEADERS = {
-    "Location": {"description": "The new order", "schema": {"type": "string"}},
     "Idempotent-Replayed": {
         "description": "true when this is the stored response of an earlier request with the same key",
         "schema": {"type": "string", "enum": ["true"]},
@@ -41,6 +40,7 @@ class Orders(MethodView):
     @can_read
     @blp.arguments(OrderQueryArgsSchema, location="query")
     @blp.response(200, OrderSchema(many=True))
+    @blp.doc(operationId="list_orders")
     def get(self, args: dict[str, Any]) -> Page[Order]:
         """Your orders (staff: everyone's, filterable by user_id)."""
         return service.list_(principal=current_principal(), args=args)
@@ -50,6 +50,7 @@ class Orders(MethodView):
     @blp.arguments(OrderCreateSchema)
     @blp.response(201, OrderSchema, headers=CREATED_HEADERS)
     @blp.alt_response(409, response="CONFLICT", description="INSUFFICIENT_STOCK or IDEMPOTENCY_CONFLICT")
+    @blp.doc(operationId="place_order")
     def post(self, headers: dict[str, str], data: dict[str, Any]) -> tuple[Order, int, dict[str, str]] | Response:
         """Place an order; prices come from the catalog."""
         placed = placing.place_order(
@@ -70,6 +71,7 @@ class OrderItem(MethodView):
     @can_read
     @blp.response(200, OrderSchema)
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(operationId="get_order")
     def get(self, order_id: uuid.UUID) -> Order:
         """One order (its customer or staff)."""
         return service.get(principal=current_principal(), order_id=order_id)
@@ -80,6 +82,7 @@ class OrderEvents(MethodView):
     @can_read
     @blp.response(200, OrderEventSchema(many=True))
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(operationId="list_order_events")
     def get(self, order_id: uuid.UUID) -> Sequence[OrderEvent]:
         """The order's status history."""
         return service.events(principal=current_principal(), order_id=order_id)
@@ -90,6 +93,7 @@ class OrderEvents(MethodView):
 @blp.response(200, OrderSchema)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(409, response="CONFLICT", description="INVALID_STATE: not allowed from the current status")
+@blp.doc(operationId="pay_order")
 def pay(order_id: uuid.UUID) -> Order:
     """Pay for a pending order (simulated; a payment provider plugs in here)."""
     return service.pay(principal=current_principal(), order_id=order_id)
@@ -97,10 +101,11 @@ def pay(order_id: uuid.UUID) -> Order:
 
 @blp.route("/<uuid:order_id>/cancel", methods=["POST"])
 @can_read
-@blp.arguments(CancelSchema)
+@blp.arguments(CancelSchema, required=False)
 @blp.response(200, OrderSchema)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(409, response="CONFLICT", description="INVALID_STATE: not allowed from the current status")
+@blp.doc(operationId="cancel_order")
 def cancel(data: dict[str, Any], order_id: uuid.UUID) -> Order:
     """Cancel a pending or paid order; its stock is restored and a payment refunded."""
     return service.cancel(principal=current_principal(), order_id=order_id, reason=data["reason"])
@@ -108,10 +113,11 @@ def cancel(data: dict[str, Any], order_id: uuid.UUID) -> Order:
 
 @blp.route("/<uuid:order_id>/ship", methods=["POST"])
 @can_fulfil
-@blp.arguments(ShipSchema)
+@blp.arguments(ShipSchema, required=False)
 @blp.response(200, OrderSchema)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(409, response="CONFLICT", description="INVALID_STATE: not allowed from the current status")
+@blp.doc(operationId="ship_order")
 def ship(data: dict[str, Any], order_id: uuid.UUID) -> Order:
     """Mark a paid order shipped (staff)."""
     return service.ship(principal=current_principal(), order_id=order_id, tracking_number=data["tracking_number"])
@@ -122,6 +128,7 @@ def ship(data: dict[str, Any], order_id: uuid.UUID) -> Order:
 @blp.response(200, OrderSchema)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(409, response="CONFLICT", description="INVALID_STATE: not allowed from the current status")
+@blp.doc(operationId="deliver_order")
 def deliver(order_id: uuid.UUID) -> Order:
     """Mark a shipped order delivered (staff)."""
     return service.deliver(principal=current_principal(), order_id=order_id)

@@ -8,20 +8,20 @@ from typing import Any
 import marshmallow as ma
 import pycountry
 
-from app.api import Money, Schema, TrimmedString, UTCDateTime
 from app.orders.models import STATUSES
 from app.pagination import CursorListArgsSchema, SortField
+from app.schema import Integer, Money, Schema, TrimmedString, UTCDateTime
 
 MAX_LINES = 50
 MAX_QUANTITY = 100
 
 
-class CountryCode(TrimmedString):
+class CountryCode(ma.fields.String):
     """ISO 3166-1 alpha-2, in either case on input (``us``), upper case when stored."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
         code = super()._deserialize(value, attr, data, **kwargs).upper()
-        if not (len(code) == 2 and code.isascii() and pycountry.countries.get(alpha_2=code)):
+        if not (len(code) == 2 and code.isascii() and code.isalpha() and pycountry.countries.get(alpha_2=code)):
             raise ma.ValidationError("Must be an ISO 3166-1 alpha-2 country code, e.g. US or DE.")
         return code
 
@@ -30,18 +30,34 @@ def _line(size: int, **kwargs: Any) -> TrimmedString:
     return TrimmedString(validate=ma.validate.Length(min=1, max=size), **kwargs)
 
 
-class ShippingAddressSchema(Schema):
+class ShippingAddressInSchema(Schema):
     name = _line(120, required=True)
     line1 = _line(200, required=True)
     line2 = ma.fields.String(load_default=None, allow_none=True, validate=ma.validate.Length(max=200))
     city = _line(100, required=True)
     postal_code = _line(20, required=True)
-    country = CountryCode(required=True, metadata={"example": "US"})
+    country = CountryCode(
+        required=True,
+        metadata={
+            "example": "US",
+            "pattern": "^[A-Za-z]{2}$",
+            "description": "An assigned ISO 3166-1 alpha-2 code, either case (stored upper case)",
+        },
+    )
+
+
+class ShippingAddressSchema(Schema):
+    name = ma.fields.String()
+    line1 = ma.fields.String()
+    line2 = ma.fields.String(allow_none=True)
+    city = ma.fields.String()
+    postal_code = ma.fields.String()
+    country = ma.fields.String(metadata={"example": "US", "description": "ISO 3166-1 alpha-2"})
 
 
 class OrderLineInSchema(Schema):
     product_id = ma.fields.UUID(required=True)
-    quantity = ma.fields.Integer(required=True, strict=True, validate=ma.validate.Range(min=1, max=MAX_QUANTITY))
+    quantity = Integer(required=True, validate=ma.validate.Range(min=1, max=MAX_QUANTITY))
 
 
 class OrderCreateSchema(Schema):
@@ -51,7 +67,7 @@ class OrderCreateSchema(Schema):
         validate=ma.validate.Length(min=1, max=MAX_LINES),
         metadata={"description": f"1 to {MAX_LINES} lines, one per product; prices come from the catalog"},
     )
-    shipping_address = ma.fields.Nested(ShippingAddressSchema, required=True)
+    shipping_address = ma.fields.Nested(ShippingAddressInSchema, required=True)
     notes = ma.fields.String(load_default=None, allow_none=True, validate=ma.validate.Length(max=1000))
 
     @ma.validates_schema

@@ -28,7 +28,7 @@ from app.products.schemas import (
     restrict_fields,
 )
 
-blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Products and categories")
+blp = Blueprint("products", __name__, url_prefix="/api/v1", description="The catalog: products and categories")
 
 ViewResult = tuple[Product, dict[str, str]]
 ETAG_HEADER = {
@@ -44,6 +44,7 @@ def _location(product: Product) -> str:
 class Products(MethodView):
     @blp.arguments(ProductQueryArgsSchema, location="query")
     @blp.response(200, ProductSchema(many=True))
+    @blp.doc(operationId="list_products")
     def get(self, args: dict[str, Any]) -> Page[Product]:
         """List products (inactive ones and the is_active filter: staff only)."""
         restrict_fields(args.pop("sparse_fields", None))
@@ -52,6 +53,7 @@ class Products(MethodView):
     @can_write
     @blp.arguments(ProductCreateSchema)
     @blp.response(201, ProductSchema, headers=ETAG_HEADER)
+    @blp.doc(operationId="create_product")
     def post(self, data: dict[str, Any]) -> tuple[Product, int, dict[str, str]]:
         """Create a product (409 on a duplicate SKU or slug)."""
         product = service.create(data=data)
@@ -65,6 +67,7 @@ class ProductItem(MethodView):
     @blp.response(200, ProductSchema, headers=ETAG_HEADER)
     @blp.alt_response(304, description="Not Modified: the If-None-Match ETag is current", success=True)
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(operationId="get_product")
     def get(self, args: dict[str, Any], headers: dict[str, str], id_or_slug: str) -> ViewResult | Response:
         """One product, by id or slug, with its ETag."""
         restrict_fields(args.get("sparse_fields"))
@@ -79,34 +82,38 @@ class ProductItem(MethodView):
     @blp.arguments(ProductCreateSchema)
     @blp.response(200, ProductSchema, headers=ETAG_HEADER)
     @blp.alt_response(412, response="PRECONDITION_FAILED")
+    @blp.doc(operationId="replace_product")
     def put(self, headers: dict[str, str], data: dict[str, Any], id_or_slug: str) -> ViewResult:
-        """Replace a product's writable fields (by id; If-Match honoured)."""
-        product = service.update(product_id=id_or_slug, data=data, if_match=headers.get("if_match"))
+        """Replace a product's writable fields (If-Match honoured)."""
+        product = service.update(ref=id_or_slug, data=data, if_match=headers.get("if_match"))
         return product, {"ETag": etag_of(product)}
 
     @can_write
     @blp.arguments(IfMatchSchema, location="headers")
-    @blp.arguments(ProductUpdateSchema)
+    @blp.arguments(ProductUpdateSchema, required=False)
     @blp.response(200, ProductSchema, headers=ETAG_HEADER)
     @blp.alt_response(412, response="PRECONDITION_FAILED")
+    @blp.doc(operationId="update_product")
     def patch(self, headers: dict[str, str], data: dict[str, Any], id_or_slug: str) -> ViewResult:
-        """Change some of a product's fields (by id; If-Match honoured)."""
-        product = service.update(product_id=id_or_slug, data=data, if_match=headers.get("if_match"))
+        """Change some of a product's fields (If-Match honoured)."""
+        product = service.update(ref=id_or_slug, data=data, if_match=headers.get("if_match"))
         return product, {"ETag": etag_of(product)}
 
     @can_write
     @blp.arguments(IfMatchSchema, location="headers")
     @blp.response(204)
     @blp.alt_response(412, response="PRECONDITION_FAILED")
+    @blp.doc(operationId="delete_product")
     def delete(self, headers: dict[str, str], id_or_slug: str) -> None:
-        """Soft-delete a product (by id; If-Match honoured)."""
-        service.delete(product_id=id_or_slug, if_match=headers.get("if_match"))
+        """Soft-delete a product (If-Match honoured)."""
+        service.delete(ref=id_or_slug, if_match=headers.get("if_match"))
 
 
 @blp.route("/categories")
 class Categories(MethodView):
     @blp.arguments(CategoryQueryArgsSchema, location="query")
     @blp.response(200, CategorySchema(many=True))
+    @blp.doc(operationId="list_categories")
     def get(self, args: dict[str, Any]) -> Page[Category]:
         """List categories."""
         return category_service.list_(args=args)
@@ -114,6 +121,7 @@ class Categories(MethodView):
     @can_write
     @blp.arguments(CategoryCreateSchema)
     @blp.response(201, CategorySchema)
+    @blp.doc(operationId="create_category")
     def post(self, data: dict[str, Any]) -> tuple[Category, int, dict[str, str]]:
         """Create a category (409 on a duplicate slug)."""
         category = category_service.create(data=data)
@@ -123,6 +131,7 @@ class Categories(MethodView):
 @blp.route("/categories/<id_or_slug>")
 class CategoryItem(MethodView):
     @blp.response(200, CategorySchema)
+    @blp.doc(operationId="get_category")
     def get(self, id_or_slug: str) -> Category:
         """One category, by id or slug."""
         return category_service.get(ref=id_or_slug)

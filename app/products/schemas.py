@@ -10,11 +10,12 @@ from typing import Any
 import marshmallow as ma
 from flask import current_app, g
 
-from app.api import Money, Schema, TrimmedString, UTCDateTime
 from app.pagination import CursorListArgsSchema, FieldsField, ListArgsSchema, SortField
 from app.products.models import DEFAULT_LOW_STOCK_THRESHOLD, NAME_MAX, SKU_MAX, SLUG_MAX
+from app.schema import Boolean, Integer, Money, QueryBoolean, Schema, TrimmedString, UTCDateTime
 
-SKU_PATTERN = re.compile(rf"^[A-Z0-9][A-Z0-9._-]{{1,{SKU_MAX - 1}}}$")
+# Either case on input; stored and shown upper case.
+SKU_INPUT_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{1,{SKU_MAX - 1}}}$")
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 DESCRIPTION_MAX = 20_000
 # Integer columns are 32-bit on PostgreSQL; larger values are a 422, not a database error.
@@ -22,14 +23,15 @@ INT_MAX = 2_147_483_647
 MAX_CATEGORIES = 50
 
 
-class Sku(TrimmedString):
+class Sku(ma.fields.String):
     """A SKU, normalised to upper case: letters, digits, ``.``, ``_``, ``-``; 2 to 64 long."""
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("metadata", {"pattern": SKU_PATTERN.pattern, "example": "TSHIRT-RED-M"})
+        metadata = {"pattern": SKU_INPUT_PATTERN.pattern, "example": "TSHIRT-RED-M", **kwargs.pop("metadata", {})}
         super().__init__(
+            metadata=metadata,
             validate=ma.validate.Regexp(
-                SKU_PATTERN,
+                SKU_INPUT_PATTERN,
                 error=(
                     f"Must be 2 to {SKU_MAX} characters: letters, digits, '.', '_' or '-', "
                     "starting with a letter or digit."
@@ -51,12 +53,13 @@ def _not_uuid_shaped(value: str) -> None:
     raise ma.ValidationError("Must not look like a UUID.")
 
 
-class Slug(TrimmedString):
+class Slug(ma.fields.String):
     """Lower-case words of letters and digits joined by single hyphens, at most 120 long."""
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("metadata", {"pattern": SLUG_PATTERN.pattern, "example": "red-t-shirt"})
+        metadata = {"pattern": SLUG_PATTERN.pattern, "example": "red-t-shirt", **kwargs.pop("metadata", {})}
         super().__init__(
+            metadata=metadata,
             validate=[
                 ma.validate.Length(min=1, max=SLUG_MAX),
                 ma.validate.Regexp(
@@ -68,8 +71,8 @@ class Slug(TrimmedString):
         )
 
 
-def _non_negative_int(**kwargs: Any) -> ma.fields.Integer:
-    return ma.fields.Integer(strict=True, validate=ma.validate.Range(min=0, max=INT_MAX), **kwargs)
+def _non_negative_int(**kwargs: Any) -> Integer:
+    return Integer(validate=ma.validate.Range(min=0, max=INT_MAX), **kwargs)
 
 
 # --- out -------------------------------------------------------------------------------
@@ -111,6 +114,8 @@ def restrict_fields(fields: Sequence[str] | None) -> None:
 
 
 class ProductSchema(Schema):
+    SPARSE_FIELDSETS = True
+
     id = ma.fields.UUID(dump_only=True)
     sku = ma.fields.String(dump_only=True)
     slug = ma.fields.String(dump_only=True)
@@ -172,12 +177,12 @@ class ProductCreateSchema(_ProductWriteSchema):
     sku = Sku(required=True)
     name = _name(required=True)
     slug = Slug(metadata=_SLUG_DOC)
-    description = _description(required=True)
+    description = _description(load_default="")
     price = Money(required=True)
     compare_at_price = Money(allow_none=True, load_default=None)
     stock = _non_negative_int(required=True)
     low_stock_threshold = _non_negative_int(load_default=DEFAULT_LOW_STOCK_THRESHOLD)
-    is_active = ma.fields.Boolean(load_default=True)
+    is_active = Boolean(load_default=True)
     category_ids = _category_ids(load_default=list)
     image_upload_id = ma.fields.UUID(allow_none=True, load_default=None)
 
@@ -193,7 +198,7 @@ class ProductUpdateSchema(_ProductWriteSchema):
     compare_at_price = Money(allow_none=True)
     stock = _non_negative_int()
     low_stock_threshold = _non_negative_int()
-    is_active = ma.fields.Boolean()
+    is_active = Boolean()
     category_ids = _category_ids()
     image_upload_id = ma.fields.UUID(allow_none=True)
 
@@ -233,8 +238,8 @@ class ProductQueryArgsSchema(CursorListArgsSchema):
     category = ma.fields.String(validate=ma.validate.Length(min=1, max=SLUG_MAX), metadata={"description": "A slug"})
     min_price = Money()
     max_price = Money()
-    in_stock = ma.fields.Boolean()
-    is_active = ma.fields.Boolean(metadata={"description": "Staff only (products:write); a 422 for others"})
+    in_stock = QueryBoolean()
+    is_active = QueryBoolean(metadata={"description": "Staff only (products:write); a 422 for others"})
     sort = SortField(allowed=("name", "price", "created_at"))
     # Not named ``fields``: that is the attribute where a marshmallow schema keeps its fields.
     sparse_fields = FieldsField(allowed=PRODUCT_FIELDS, data_key="fields")

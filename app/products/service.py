@@ -99,9 +99,9 @@ def create(*, data: Mapping[str, Any]) -> Product:
     )
 
 
-def update(*, product_id: str, data: Mapping[str, Any], if_match: str | None) -> Product:
+def update(*, ref: str, data: Mapping[str, Any], if_match: str | None) -> Product:
     """Change the fields in ``data`` (all of them for PUT); every change bumps the version."""
-    product = _for_write(product_id, if_match)
+    product = _for_write(ref, if_match)
     # Every query runs before the first change, so that no autoflush writes half an update.
     categories = _categories(data["category_ids"]) if "category_ids" in data else None
     _check_prices(data.get("price", product.price), data.get("compare_at_price", product.compare_at_price))
@@ -124,9 +124,9 @@ def update(*, product_id: str, data: Mapping[str, Any], if_match: str | None) ->
     return product
 
 
-def delete(*, product_id: str, if_match: str | None) -> None:
+def delete(*, ref: str, if_match: str | None) -> None:
     """Soft delete: the product disappears for everyone; its SKU and slug become free."""
-    product = _for_write(product_id, if_match)
+    product = _for_write(ref, if_match)
     product.deleted_at = product.updated_at = utcnow()
     _commit_write(if_match)
 
@@ -152,11 +152,12 @@ def _as_uuid(ref: str) -> uuid.UUID | None:
         return None
 
 
-def _for_write(product_id: str, if_match: str | None) -> Product:
-    """A live product by id (writers see inactive ones), checked against ``If-Match``."""
-    pid = _as_uuid(product_id)
-    stmt = sa.select(Product).options(selectinload(Product.categories)).where(Product.id == pid, _live())
-    product = db.session.scalar(stmt) if pid else None
+def _for_write(ref: str, if_match: str | None) -> Product:
+    """A live product by id or slug (writers see inactive ones), checked against ``If-Match``."""
+    product_id = _as_uuid(ref)
+    stmt = sa.select(Product).options(selectinload(Product.categories)).where(_live())
+    stmt = stmt.where(Product.id == product_id) if product_id else stmt.where(Product.slug == ref)
+    product = db.session.scalar(stmt)
     if product is None:
         raise NotFound("Product not found")
     if not if_match_passes(if_match, product):

@@ -23,13 +23,15 @@ blp = Blueprint("users", __name__, url_prefix="/api/v1/users", description="Prof
 class Me(MethodView):
     @authenticated
     @blp.response(200, UserSchema)
+    @blp.doc(operationId="get_me")
     def get(self) -> User:
         """Your own profile."""
         return service.get(user_id=current_principal().id)
 
     @authenticated
-    @blp.arguments(UserMeUpdateSchema)
+    @blp.arguments(UserMeUpdateSchema, required=False)
     @blp.response(200, UserSchema)
+    @blp.doc(operationId="update_me")
     def patch(self, data: dict[str, Any]) -> User:
         """Change your name or password (a new password needs current_password)."""
         session_id = uuid.UUID(get_jwt()["sid"])
@@ -41,6 +43,7 @@ class Users(MethodView):
     @can_manage_users
     @blp.arguments(UserQueryArgsSchema, location="query")
     @blp.response(200, UserSchema(many=True))
+    @blp.doc(operationId="list_users")
     def get(self, args: dict[str, Any]) -> Page[User]:
         """List accounts (admin)."""
         return service.list_(args=args)
@@ -50,19 +53,22 @@ class Users(MethodView):
 class UserItem(MethodView):
     @can_manage_users
     @blp.response(200, UserSchema)
+    @blp.doc(operationId="get_user")
     def get(self, user_id: uuid.UUID) -> User:
         """One account (admin)."""
         return service.get(user_id=user_id)
 
     @can_manage_users
-    @blp.arguments(UserAdminUpdateSchema)
+    @blp.arguments(UserAdminUpdateSchema, required=False)
     @blp.response(200, UserSchema)
+    @blp.doc(operationId="update_user")
     def patch(self, data: dict[str, Any], user_id: uuid.UUID) -> User:
         """Change an account's role, activation or name (admin)."""
         return service.update(actor_id=current_principal().id, user_id=user_id, data=data)
 
     @can_manage_users
     @blp.response(204)
+    @blp.doc(operationId="delete_user")
     def delete(self, user_id: uuid.UUID) -> None:
         """Soft-delete an account and end its sessions (admin)."""
         service.delete(actor_id=current_principal().id, user_id=user_id)

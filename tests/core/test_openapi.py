@@ -16,13 +16,14 @@ def test_openapi_document(client: FlaskClient) -> None:
         "scheme": "bearer",
         "bearerFormat": "JWT",
     }
-    # The error envelope is the documented error schema.
-    error = schemas["Error"]
+    # The error envelope is the documented error schema; everything in it is always sent.
+    error = schemas["ErrorResponse"]
     assert error["required"] == ["error"]
-    body = schemas["ErrorBody"]["properties"]
-    assert set(body) == {"code", "message", "details", "request_id"}
+    body = schemas["ErrorBody"]
+    assert body["required"] == ["code", "message", "details", "request_id"] == list(body["properties"])
+    assert schemas["ErrorDetail"]["required"] == ["field", "message"]  # context: only when there is some
     default_error = spec["components"]["responses"]["DEFAULT_ERROR"]
-    assert default_error["content"]["application/json"]["schema"]["$ref"].endswith("/Error")
+    assert default_error["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
     # Money is a string with a decimal format, never a number.
     assert schemas["Widget"]["properties"]["price"]["type"] == "string"
     assert schemas["Widget"]["properties"]["price"]["format"] == "decimal"
@@ -30,9 +31,10 @@ def test_openapi_document(client: FlaskClient) -> None:
     get_one = spec["paths"]["/api/v1/_test/widgets/{widget_id}"]["get"]
     ref = get_one["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     assert ref.endswith("/WidgetEnvelope")
+    assert schemas["WidgetEnvelope"]["required"] == ["data"]
     listed = spec["paths"]["/api/v1/_test/widgets"]["get"]["responses"]["200"]
     list_ref = listed["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
-    assert set(schemas[list_ref]["properties"]) == {"data", "meta"}
+    assert schemas[list_ref]["required"] == ["data", "meta"] == list(schemas[list_ref]["properties"])
     names = {p["name"] for p in spec["paths"]["/api/v1/_test/widgets"]["get"]["parameters"]}
     assert {"page", "per_page", "cursor", "limit", "sort"} <= names
 

@@ -142,10 +142,15 @@ def test_everyone_reads_by_id_and_by_slug(app: Flask, client: FlaskClient, custo
         assert response.status_code == 404 and json_of(response)["error"]["code"] == "NOT_FOUND"
 
 
-def test_writes_address_products_by_id_only(app: Flask, client: FlaskClient, staff: AuthedUser) -> None:
+def test_writes_address_products_by_id_or_slug(app: Flask, client: FlaskClient, staff: AuthedUser) -> None:
     make_product(app, slug="green-tea")
-    assert client.patch(f"{PRODUCTS}/green-tea", json={"stock": 1}, headers=staff.headers).status_code == 404
-    assert client.delete(f"{PRODUCTS}/green-tea", headers=staff.headers).status_code == 404
+    patched = client.patch(f"{PRODUCTS}/green-tea", json={"stock": 1}, headers=staff.headers)
+    assert patched.status_code == 200 and json_of(patched)["data"]["stock"] == 1
+    replaced = client.put(f"{PRODUCTS}/green-tea", json=product_body(name="Green Tea"), headers=staff.headers)
+    assert replaced.status_code == 200 and json_of(replaced)["data"]["name"] == "Green Tea"
+    assert client.delete(f"{PRODUCTS}/green-tea", headers=staff.headers).status_code == 204
+    assert client.get(f"{PRODUCTS}/green-tea").status_code == 404
+    assert client.patch(f"{PRODUCTS}/green-tea", json={"stock": 2}, headers=staff.headers).status_code == 404
 
 
 def test_inactive_product_is_visible_to_staff_only(
@@ -235,7 +240,7 @@ def test_put_replaces_every_writable_field_but_keeps_an_omitted_slug(
     missing_required = client.put(url, json={"name": "Only a name"}, headers=staff.headers)
     assert missing_required.status_code == 422
     fields = {d["field"] for d in json_of(missing_required)["error"]["details"]}
-    assert fields == {"sku", "description", "price", "stock"}
+    assert fields == {"sku", "price", "stock"}
 
 
 def test_patch_changes_only_what_is_sent(app: Flask, client: FlaskClient, staff: AuthedUser) -> None:

@@ -37,5 +37,5 @@ def test_money_is_documented_as_a_decimal_string(client: FlaskClient) -> None:
         price = schemas[name]["properties"]["price"]
         assert (price["type"], price["format"]) == ("string", "decimal"), name
     assert "null" in schemas["Product"]["properties"]["compare_at_price"]["type"]
-    assert set(schemas["ProductCreate"]["required"]) == {"sku", "name", "description", "price", "stock"}
+    assert set(schemas["ProductCreate"]["required"]) == {"sku", "name", "price", "stock"}
     assert "required" not in schemas["ProductUpdate"]

@@ -18,13 +18,14 @@ from flask.views import MethodView
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
 
-from app.api import Blueprint, Money, Schema, UTCDateTime
+from app.api import Blueprint
 from app.db import NAMING_CONVENTION, db, new_id, utcnow
 from app.db import UTCDateTime as UTCDateTimeType
 from app.errors import NotFound
 from app.extensions import redis_queues
 from app.jobs import enqueue_after_commit, task
 from app.pagination import CursorListArgsSchema, SortField, SortKey, paginate
+from app.schema import Money, Schema, UTCDateTime
 
 
 class TestBase(DeclarativeBase):
@@ -44,10 +45,15 @@ class Widget(TestBase):
 
 
 class WidgetSchema(Schema):
-    id = ma.fields.UUID(dump_only=True)
+    id = ma.fields.UUID()
+    name = ma.fields.String()
+    price = Money()
+    created_at = UTCDateTime()
+
+
+class WidgetCreateSchema(Schema):
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=80))
     price = Money(required=True)
-    created_at = UTCDateTime(dump_only=True)
 
 
 class WidgetQuerySchema(CursorListArgsSchema):
@@ -64,6 +70,7 @@ SORTABLE = {"name": Widget.name, "price": Widget.price, "created_at": Widget.cre
 class Widgets(MethodView):
     @blp.arguments(WidgetQuerySchema, location="query")
     @blp.response(200, WidgetSchema(many=True))
+    @blp.doc(operationId="list_widgets")
     def get(self, args: dict[str, Any]) -> Any:
         """List widgets."""
         stmt = sa.select(Widget)
@@ -71,8 +78,9 @@ class Widgets(MethodView):
             stmt = stmt.where(Widget.price >= args["min_price"])
         return paginate(stmt, args, sortable=SORTABLE, default_sort=[SortKey("created_at", True)], tiebreak=Widget.id)
 
-    @blp.arguments(WidgetSchema)
+    @blp.arguments(WidgetCreateSchema)
     @blp.response(201, WidgetSchema)
+    @blp.doc(operationId="create_widget")
     def post(self, data: dict[str, Any]) -> Any:
         """Create a widget (a duplicate name trips the unique index)."""
         widget = Widget(**data)
@@ -86,6 +94,7 @@ class Widgets(MethodView):
 @blp.route("/widgets/<uuid:widget_id>")
 class WidgetItem(MethodView):
     @blp.response(200, WidgetSchema)
+    @blp.doc(operationId="get_widget")
     def get(self, widget_id: uuid.UUID) -> Any:
         """One widget."""
         widget = db.session.get(Widget, widget_id)
@@ -94,6 +103,7 @@ class WidgetItem(MethodView):
         return widget
 
     @blp.response(204)
+    @blp.doc(operationId="delete_widget")
     def delete(self, widget_id: uuid.UUID) -> None:
         """Delete a widget."""
 
@@ -101,6 +111,7 @@ class WidgetItem(MethodView):
 @blp.route("/boom")
 class Boom(MethodView):
     @blp.response(200)
+    @blp.doc(operationId="boom")
     def get(self) -> Any:
         """Fail with an unexpected exception."""
         raise RuntimeError("internal detail: SELECT password_hash FROM users")
@@ -109,6 +120,7 @@ class Boom(MethodView):
 @blp.route("/data-error")
 class DataErrorRoute(MethodView):
     @blp.response(200)
+    @blp.doc(operationId="data_error")
     def get(self) -> Any:
         """Hand the database a value it refuses (a DataError), as unvalidated input would."""
         if db.engine.dialect.name == "postgresql":

@@ -1,0 +1,148 @@
+"""The base ``Schema`` and the field types every domain's schemas are made of.
+
+One rule per JSON type, so that what the OpenAPI document says a body accepts is what the
+app accepts: strings are strings, money is a decimal string, booleans in a JSON body are
+``true``/``false`` only (query strings keep ``true/false/1/0``), and integers follow JSON
+Schema (``5`` and ``5.0`` are the same integer; ``5.5``, ``"5"`` and ``true`` are not).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import marshmallow as ma
+
+
+class Schema(ma.Schema):
+    """Base schema: unknown fields are an error, output keys keep declaration order.
+
+    ``SPARSE_FIELDSETS``: the resource can be asked for a subset of its fields
+    (``?fields=``); the OpenAPI document then describes either representation.
+    """
+
+    SPARSE_FIELDSETS: ClassVar[bool] = False
+
+    class Meta:
+        unknown = ma.RAISE
+        ordered = True
+
+
+class TrimmedString(ma.fields.String):
+    """A string that is not blank, stored without its surrounding whitespace.
+
+    As documented: its length limits apply to the string as sent, and it must hold at
+    least one non-whitespace character (``pattern: \\S``).
+    """
+
+    default_error_messages = {"blank": "Must not be blank."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = dict(kwargs.pop("metadata", None) or {})
+        metadata.setdefault("pattern", r"\S")
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
+        text: str = super()._deserialize(value, attr, data, **kwargs)
+        for validator in self.validators:
+            if isinstance(validator, ma.validate.Length) and validator.max is not None and len(text) > validator.max:
+                validator(text)  # raises its own message
+        if not text.strip():
+            raise self.make_error("blank")
+        return text.strip()
+
+
+class Boolean(ma.fields.Boolean):
+    """A JSON boolean: ``true`` or ``false``, nothing that merely looks like one."""
+
+    default_error_messages = {"invalid": "Must be true or false."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class QueryBoolean(ma.fields.Boolean):
+    """A boolean in a query string: ``true``/``false`` or ``1``/``0``."""
+
+    truthy: set[object] = {"true", "1"}
+    falsy: set[object] = {"false", "0"}
+    default_error_messages = {"invalid": "Must be true, false, 1 or 0."}
+
+
+class Integer(ma.fields.Integer):
+    """A JSON integer, as JSON Schema defines it: a number with no fractional part.
+
+    ``337`` and ``337.0`` are both 337; ``337.5``, ``"337"`` and ``true`` are refused.
+    """
+
+    default_error_messages = {"invalid": "Must be a whole number."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid")
+        return value
+
+
+class UTCDateTime(ma.fields.DateTime):
+    """ISO 8601 in UTC with a ``Z`` suffix."""
+
+    def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        text = value.astimezone(UTC).isoformat(timespec="milliseconds")
+        return text.replace("+00:00", "Z")
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> datetime:
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+
+
+class Money(ma.fields.Field[Decimal]):
+    """A non-negative amount with at most two decimal places: a string in JSON, both ways.
+
+    API.md: money is a decimal string, never a float. Input is plain ASCII decimal
+    notation (``"19.99"``, ``"5"``); a JSON number, an exponent, digit separators or
+    non-ASCII digits are refused. Output is always two places (``"19.99"``).
+    """
+
+    # The input grammar, exactly as the OpenAPI document states it; the other patterns
+    # only choose the most helpful message for a value outside it.
+    PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
+    OUTPUT_PATTERN = r"^[0-9]{1,10}\.[0-9]{2}$"
+    _VALID = re.compile(PATTERN)
+    _NUMERIC = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+    default_error_messages = {
+        "invalid": 'Not a valid amount: a decimal string such as "19.99".',
+        "places": "At most two decimal places are allowed.",
+        "negative": "Must not be negative.",
+        "too_large": "Must be less than 10000000000.",
+    }
+
+    def _serialize(self, value: Decimal | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        return str(Decimal(value).quantize(Decimal("0.01")))
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Decimal:
+        if isinstance(value, str) and self._VALID.fullmatch(value):
+            return Decimal(value).quantize(Decimal("0.01"))
+        if not isinstance(value, str) or not self._NUMERIC.fullmatch(value):
+            raise self.make_error("invalid")
+        if value.startswith("-"):
+            raise self.make_error("negative")
+        if "." in value and len(value.split(".", 1)[1]) > 2:
+            raise self.make_error("places")
+        raise self.make_error("too_large")
