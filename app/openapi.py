@@ -31,7 +31,7 @@ from apispec.ext.marshmallow.common import get_fields, resolve_schema_cls
 from apispec.ext.marshmallow.openapi import OpenAPIConverter
 
 from app.pagination import FieldsField, SortField
-from app.schema import Money, QueryBoolean, Schema, UTCDateTime
+from app.schema import NO_NUL_PATTERN, Money, QueryBoolean, Schema, UTCDateTime
 
 # --- schema directions ---------------------------------------------------------------
 
@@ -45,6 +45,8 @@ class Direction(enum.Enum):
 
 _directions: dict[type[ma.Schema], Direction] = {}
 _partial_variants: dict[type[ma.Schema], type[ma.Schema]] = {}
+# By the component name of the full schema (``Product`` → ``ProductFieldsSchema``).
+_partial_variants_by_name: dict[str, type[ma.Schema]] = {}
 
 
 def _nested_schemas(field: ma.fields.Field[Any]) -> Iterator[Any]:
@@ -82,6 +84,7 @@ def partial_variant(schema_cls: type[ma.Schema]) -> type[ma.Schema]:
         name = schema_cls.__name__.removesuffix("Schema") + "FieldsSchema"
         variant = type(name, (schema_cls,), {"__doc__": f"{schema_cls.__name__} with only the requested fields."})
         _partial_variants[schema_cls] = variant
+        _partial_variants_by_name[schema_cls.__name__.removesuffix("Schema")] = variant
         declare(variant, Direction.PARTIAL_RESPONSE)
     return _partial_variants[schema_cls]
 
@@ -224,16 +227,19 @@ def error_response_doc(status: http.HTTPStatus) -> dict[str, Any]:
 ENVELOPE = "x-envelope"
 
 
+def _component_name(schema_cls: type[ma.Schema]) -> str:
+    return schema_cls.__name__.removesuffix("Schema")
+
+
 def envelope_doc(schema: ma.Schema) -> dict[str, Any]:
     """The documented body around ``schema``: resolved and named by ``ContractPlugin``."""
     schema_cls = type(schema)
     declare(schema_cls, Direction.RESPONSE)
-    item: Any = schema_cls
     if getattr(schema_cls, "SPARSE_FIELDSETS", False):
-        item = {"anyOf": [schema_cls, partial_variant(schema_cls)]}
+        partial_variant(schema_cls)
     if schema.many:
-        return {"type": "object", ENVELOPE: "list", "properties": {"data": {"type": "array", "items": item}}}
-    return {"type": "object", ENVELOPE: "one", "properties": {"data": item}}
+        return {"type": "object", ENVELOPE: "list", "properties": {"data": {"type": "array", "items": schema_cls}}}
+    return {"type": "object", ENVELOPE: "one", "properties": {"data": schema_cls}}
 
 
 class ListStyle(enum.Enum):
@@ -254,10 +260,8 @@ _OPERATION_ID = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 
 
 def _item_name(data: dict[str, Any]) -> str:
-    target = data.get("items", data)
-    ref = target.get("$ref") or target["anyOf"][0]["$ref"]
-    match = _REF.search(ref)
-    assert match is not None, ref
+    match = _REF.search(data.get("items", data)["$ref"])
+    assert match is not None, data
     return match.group(1)
 
 
@@ -285,7 +289,13 @@ class ContractPlugin(BasePlugin):
             )
             for status, response in operation.get("responses", {}).items():
                 if isinstance(response, dict):
-                    self._complete_response(str(status), response, style)
+                    self._complete_response(str(status), response, style, sparse="fields" in query)
+
+    def _ref_to(self, schema_cls: type[ma.Schema]) -> dict[str, str]:
+        name = _component_name(schema_cls)
+        if name not in self.spec.components.schemas:
+            self.spec.components.schema(name, schema=schema_cls)
+        return {"$ref": f"#/components/schemas/{name}"}
 
     def _check_operation_id(self, label: str, operation: dict[str, Any]) -> None:
         operation_id = operation.get("operationId")
@@ -294,11 +304,11 @@ class ContractPlugin(BasePlugin):
         if self.operation_ids.setdefault(operation_id, label) != label:
             raise ValueError(f"operationId {operation_id!r} of {label} is already {self.operation_ids[operation_id]}")
 
-    def _complete_response(self, status: str, response: dict[str, Any], style: ListStyle) -> None:
+    def _complete_response(self, status: str, response: dict[str, Any], style: ListStyle, *, sparse: bool) -> None:
         headers = response.setdefault("headers", {})
         for name, ref in common_headers().items():
             headers.setdefault(name, ref)
-        if status in {"201", "202"}:
+        if status == "201":
             headers.setdefault("Location", header_ref("Location", required=True))
         content = response.get("content", {}).get("application/json", {})
         envelope = content.get("schema", {})
@@ -307,6 +317,12 @@ class ContractPlugin(BasePlugin):
             return
         data = envelope["properties"]["data"]
         name = _item_name(data)
+        variant = _partial_variants_by_name.get(name) if sparse else None
+        if variant is not None:
+            # ``?fields=``: each item is the full resource or the requested subset of it.
+            ref = {"anyOf": [{"$ref": f"#/components/schemas/{name}"}, self._ref_to(variant)]}
+            data = {"type": "array", "items": ref} if kind == "list" else ref
+            name += "OrFields"
         component: dict[str, Any] = {
             "type": "object",
             "properties": {"data": data},
@@ -344,12 +360,11 @@ def _field_attributes(
     converter: Any, field: ma.fields.Field[Any], ret: dict[str, Any], **kwargs: Any
 ) -> dict[str, Any]:
     """What the field types of ``app.schema`` promise, for clients and contract testers."""
+    sent = field.dump_only or _directions.get(type(_owner(field))) in {Direction.RESPONSE, Direction.PARTIAL_RESPONSE}
     if isinstance(field, Money):
-        sent = field.dump_only or _directions.get(type(_owner(field))) in {
-            Direction.RESPONSE,
-            Direction.PARTIAL_RESPONSE,
-        }
         return {"pattern": Money.OUTPUT_PATTERN if sent else Money.PATTERN, "example": "19.99"}
+    if isinstance(field, ma.fields.String) and not sent and "pattern" not in ret and "format" not in ret:
+        return {"pattern": NO_NUL_PATTERN}
     return {}
 
 

@@ -31,18 +31,24 @@ class Schema(ma.Schema):
         ordered = True
 
 
+# No text a client sends may hold a NUL (PostgreSQL cannot store one): the parser refuses
+# it everywhere, and the document says so on every string that has no stricter pattern.
+NO_NUL_PATTERN = r"^[^\x00]*$"
+
+
 class TrimmedString(ma.fields.String):
     """A string that is not blank, stored without its surrounding whitespace.
 
     As documented: its length limits apply to the string as sent, and it must hold at
-    least one non-whitespace character (``pattern: \\S``).
+    least one character that is not whitespace (nor NUL).
     """
 
+    PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
     default_error_messages = {"blank": "Must not be blank."}
 
     def __init__(self, **kwargs: Any) -> None:
         metadata = dict(kwargs.pop("metadata", None) or {})
-        metadata.setdefault("pattern", r"\S")
+        metadata.setdefault("pattern", self.PATTERN)
         super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:

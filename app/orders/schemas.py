@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,14 +17,16 @@ MAX_LINES = 50
 MAX_QUANTITY = 100
 
 
-class CountryCode(ma.fields.String):
-    """ISO 3166-1 alpha-2, in either case on input (``us``), upper case when stored."""
+COUNTRY_CODES = sorted(country.alpha_2 for country in pycountry.countries)
 
-    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
-        code = super()._deserialize(value, attr, data, **kwargs).upper()
-        if not (len(code) == 2 and code.isascii() and code.isalpha() and pycountry.countries.get(alpha_2=code)):
-            raise ma.ValidationError("Must be an ISO 3166-1 alpha-2 country code, e.g. US or DE.")
-        return code
+
+def country_code(**kwargs: Any) -> ma.fields.String:
+    """An assigned ISO 3166-1 alpha-2 code, upper case (``US``, ``DE``)."""
+    return ma.fields.String(
+        validate=ma.validate.OneOf(COUNTRY_CODES, error="Must be an ISO 3166-1 alpha-2 country code, e.g. US or DE."),
+        metadata={"example": "US"},
+        **kwargs,
+    )
 
 
 def _line(size: int, **kwargs: Any) -> TrimmedString:
@@ -36,14 +39,7 @@ class ShippingAddressInSchema(Schema):
     line2 = ma.fields.String(load_default=None, allow_none=True, validate=ma.validate.Length(max=200))
     city = _line(100, required=True)
     postal_code = _line(20, required=True)
-    country = CountryCode(
-        required=True,
-        metadata={
-            "example": "US",
-            "pattern": "^[A-Za-z]{2}$",
-            "description": "An assigned ISO 3166-1 alpha-2 code, either case (stored upper case)",
-        },
-    )
+    country = country_code(required=True)
 
 
 class ShippingAddressSchema(Schema):
@@ -131,12 +127,22 @@ class OrderEventSchema(Schema):
 
 
 class IdempotencyKeyField(ma.fields.String):
-    """The ``Idempotency-Key`` header: a structured-field string, quoted or not."""
+    """The ``Idempotency-Key`` header: 1 to 255 visible ASCII characters (inner spaces
+    allowed), as a structured-field string, quoted (``"k1"``) or not (``k1``)."""
+
+    PATTERN = r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$"
+    _VALID = re.compile(PATTERN)
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {"pattern": self.PATTERN, "minLength": 1, "maxLength": 255, **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
-        key: str = super()._deserialize(value, attr, data, **kwargs).strip().strip('"')
-        if not 1 <= len(key) <= 255 or not key.isprintable():
-            raise ma.ValidationError("Must be 1 to 255 printable characters.")
+        key: str = super()._deserialize(value, attr, data, **kwargs)
+        if not (len(key) <= 255 and self._VALID.match(key)):
+            raise ma.ValidationError("Must be 1 to 255 visible ASCII characters.")
+        if len(key) > 2 and key.startswith('"') and key.endswith('"'):
+            key = key[1:-1]
         return key
 
 

@@ -237,7 +237,7 @@ class ProductQueryArgsSchema(CursorListArgsSchema):
     q = TrimmedString(validate=ma.validate.Length(min=1, max=100), metadata={"description": "Search name, SKU, text"})
     category = ma.fields.String(validate=ma.validate.Length(min=1, max=SLUG_MAX), metadata={"description": "A slug"})
     min_price = Money()
-    max_price = Money()
+    max_price = Money(metadata={"description": "Not below min_price (a 422 otherwise)"})
     in_stock = QueryBoolean()
     is_active = QueryBoolean(metadata={"description": "Staff only (products:write); a 422 for others"})
     sort = SortField(allowed=("name", "price", "created_at"))
