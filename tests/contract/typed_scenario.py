@@ -98,7 +98,11 @@ def run(*, base_url: str, httpx_args: dict[str, Any], staff_token: str, email: s
     order_body = OrderCreate(
         items=[OrderLineIn(product_id=product.id, quantity=2)],
         shipping_address=ShippingAddressIn(
-            name="Ann Lee", line1="1 Main St", city="Springfield", postal_code="12345", country=ShippingAddressInCountry.US
+            name="Ann Lee",
+            line1="1 Main St",
+            city="Springfield",
+            postal_code="12345",
+            country=ShippingAddressInCountry.US,
         ),
     )
     key = str(uuid.uuid4())
