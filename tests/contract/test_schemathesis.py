@@ -26,7 +26,7 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from tests.conftest import build_app
+from app.extensions import limiter
 from tests.factories import create_user
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,23 +36,24 @@ LEFT_OUT = ("logout", "logout_all", "revoke_session")
 
 
 @pytest.fixture(scope="module")
-def served(app: Flask) -> Iterator[tuple[Flask, str]]:
-    """The app (same database and Redis as the suite's, rate limits off) on a free port."""
-    unlimited = build_app(RATELIMIT_ENABLED="false", MAIL_URL=app.config["MAIL_URL"])
-    server = make_server("127.0.0.1", 0, unlimited, threaded=True)
+def served(app: Flask) -> Iterator[str]:
+    """The suite's app on a free port, rate limits off (the limiter is shared: restored after)."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
+    enabled, limiter.enabled = limiter.enabled, False
     thread.start()
     try:
-        yield unlimited, f"http://127.0.0.1:{server.server_port}"
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
         thread.join(timeout=10)
+        limiter.enabled = enabled
 
 
 @pytest.mark.parametrize("role", ["admin", "customer"])
-def test_schemathesis_finds_nothing(served: tuple[Flask, str], role: str, tmp_path: Path) -> None:
-    unlimited, base_url = served
-    token = create_user(unlimited, role=role).access_token
+def test_schemathesis_finds_nothing(app: Flask, served: str, role: str, tmp_path: Path) -> None:
+    base_url = served
+    token = create_user(app, role=role).access_token
     command = [
         str(Path(sys.executable).parent / "st"),
         "--no-color",
