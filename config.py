@@ -132,8 +132,7 @@ class Config:
         self.OPENAPI_VERSION = "3.1.0"
         self.OPENAPI_URL_PREFIX = "/api/v1"
         self.OPENAPI_JSON_PATH = "openapi.json"
-        self.OPENAPI_SWAGGER_UI_PATH = "docs"
-        self.OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
+        # /api/v1/docs is app.apidocs (Swagger UI from a pinned package, no CDN).
 
     def _dev_secret(self, name: str) -> str:
         # Outside production a missing secret gets a random per-process value: nothing
