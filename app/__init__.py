@@ -65,6 +65,7 @@ def _init_extensions(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from app import apidocs, health, models  # noqa: F401  (models: the complete metadata)
+    from app.auth import pages as account_pages
     from app.auth import routes as auth_routes
     from app.auth import tokens  # noqa: F401  (registers the JWT loaders)
     from app.auth.dashboard import init_dashboard
@@ -74,6 +75,7 @@ def _register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(health.bp)
     app.register_blueprint(apidocs.bp)
+    app.register_blueprint(account_pages.bp)
     api.register_blueprint(auth_routes.blp)
     api.register_blueprint(users_routes.blp)
     api.register_blueprint(orders_routes.blp)
