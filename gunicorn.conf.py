@@ -23,6 +23,9 @@ keepalive = 5
 accesslog = None
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# The platform steers processes with signals. gunicorn's control socket (one path per
+# user by default) would be shared, and fought over, by every gunicorn of that user.
+control_socket_disable = True
 
 _created_multiproc_dir: str | None = None
 

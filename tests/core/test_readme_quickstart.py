@@ -113,3 +113,18 @@ def _development_log_is_one_json_line_per_request(log: str) -> None:
     assert access.count(("GET", "/api/v1/products", 200)) == 1
     assert access.count(("POST", "/api/v1/orders", 201)) == 1
     assert access.count(("POST", "/account/verify-email", 200)) == 1
+
+
+def test_documentation_links_stay_inside_the_repository() -> None:
+    """README and docs/ link files of this repository only, and every one of them exists."""
+    documents = [README, *sorted((ROOT / "docs").glob("*.md"))]
+    assert {p.name for p in documents} >= {"README.md", "API.md", "ARCHITECTURE.md"}
+    for document in documents:
+        for target in re.findall(r"\]\(([^)\s]+)\)", document.read_text()):
+            if target.startswith(("http://", "https://", "#")):
+                continue
+            resolved = (document.parent / target.split("#")[0]).resolve()
+            assert resolved.is_relative_to(ROOT), f"{document.name} links outside the repository: {target}"
+            assert resolved.exists(), f"{document.name} links a missing file: {target}"
+    readme = README.read_text()
+    assert "(docs/API.md)" in readme and "(docs/ARCHITECTURE.md)" in readme
