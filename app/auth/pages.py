@@ -13,11 +13,13 @@ import base64
 import hashlib
 from typing import Any
 
+import marshmallow as ma
 from flask import Blueprint, Response, current_app, render_template, request
 from flask_limiter.util import get_remote_address
 
 from app.auth import recovery
 from app.auth.permissions import per_ip
+from app.auth.schemas import ForgotPasswordSchema
 from app.db import db
 from app.errors import ValidationFailed
 from app.extensions import limiter
@@ -103,8 +105,11 @@ def reset_password() -> Response:
 
 
 def _forgot() -> Response:
-    email = request.form.get("email", "").strip()
-    if email and "@" in email and len(email) <= 254:
+    try:
+        email = ForgotPasswordSchema().load({"email": request.form.get("email", "")})["email"]
+    except ma.ValidationError:
+        email = None  # answered as for an unknown address: the page reveals nothing either way
+    if email:
         recovery.forgot_password(email=email)
     return _page(
         "done.html",

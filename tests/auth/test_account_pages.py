@@ -95,6 +95,9 @@ def test_reset_password_page_end_to_end(
     user = create_user(app)
     ask = client.get("/account/reset-password")
     assert ask.status_code == 200 and 'name="email"' in ask.get_data(as_text=True)
+    for junk in ("not-an-email", "nul\x00@example.com", ""):
+        answer = client.post("/account/reset-password", data={"email": junk})
+        assert answer.status_code == 200 and "If an account exists" in answer.get_data(as_text=True)
     sent = client.post("/account/reset-password", data={"email": user.email})
     assert sent.status_code == 200
     assert "If an account exists for this email" in sent.get_data(as_text=True)
