@@ -34,7 +34,8 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(VENV)/.runtime-installed .env
 	$(BIN)/flask db upgrade
 	@echo "Storefront API on http://127.0.0.1:$(PORT) — docs: http://127.0.0.1:$(PORT)/api/v1/docs"
-	$(BIN)/flask run --host 127.0.0.1 --port $(PORT)
+	@echo "Demo data: .venv/bin/flask seed (in another terminal; see the README's quick start)"
+	PORT=$(PORT) $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
 worker: $(VENV)/.runtime-installed
 	$(BIN)/python worker.py

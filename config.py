@@ -49,6 +49,15 @@ def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
     return value
 
 
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    raw = (env.get(name) or "").strip().rstrip("/")
+    if not raw:
+        return None
+    if not raw.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must be an http:// or https:// URL, got {raw!r}")
+    return raw
+
+
 def normalize_database_url(url: str) -> str:
     """Accept Heroku's ``postgres://`` and plain ``postgresql://``; use psycopg 3."""
     for prefix in ("postgres://", "postgresql://"):
@@ -89,7 +98,12 @@ class Config:
         self.MAIL_URL = env.get("MAIL_URL") or "console"
         self.MAIL_FROM = env.get("MAIL_FROM") or "Storefront <no-reply@storefront.local>"
         self.STORAGE_URL = env.get("STORAGE_URL") or f"file://{BASE_DIR / 'instance' / 'uploads'}"
-        self.PUBLIC_BASE_URL = (env.get("PUBLIC_BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
+        # Where clients reach this API (links in mail). Unset outside production: the address
+        # actually served (app.urls.public_base_url). FRONTEND_URL: a web app that serves
+        # /account/verify-email and /account/reset-password itself, for the mail links.
+        self.PUBLIC_BASE_URL: str | None = _url(env, "PUBLIC_BASE_URL")
+        self.FRONTEND_URL: str | None = _url(env, "FRONTEND_URL")
+        self.PORT = _int(env, "PORT", 5000)
         self.CORS_ORIGINS = [o.strip() for o in (env.get("CORS_ORIGINS") or "").split(",") if o.strip()]
         self.MAX_CONTENT_LENGTH = _int(env, "MAX_CONTENT_LENGTH", 16 * 1024 * 1024)
         self.LOG_LEVEL = (env.get("LOG_LEVEL") or "INFO").upper()
@@ -132,8 +146,7 @@ class Config:
         self.OPENAPI_VERSION = "3.1.0"
         self.OPENAPI_URL_PREFIX = "/api/v1"
         self.OPENAPI_JSON_PATH = "openapi.json"
-        self.OPENAPI_SWAGGER_UI_PATH = "docs"
-        self.OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
+        # /api/v1/docs is app.apidocs (Swagger UI from a pinned package, no CDN).
 
     def _dev_secret(self, name: str) -> str:
         # Outside production a missing secret gets a random per-process value: nothing
@@ -174,7 +187,9 @@ class ProductionConfig(Config):
     ENV_NAME = "production"
     # MAIL_URL too: the console backend, the silent default elsewhere, would write live
     # password-reset links into the log drain. ``MAIL_URL=console`` stays an explicit choice.
-    REQUIRED = ("SECRET_KEY", "JWT_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MAIL_URL")
+    # PUBLIC_BASE_URL: links in mail are never derived from a request's (client-controlled)
+    # Host header in production.
+    REQUIRED = ("SECRET_KEY", "JWT_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MAIL_URL", "PUBLIC_BASE_URL")
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         env: Mapping[str, str] = os.environ if environ is None else environ

@@ -1,6 +1,16 @@
-"""gunicorn settings, read from the environment the platform provides."""
+"""gunicorn settings, read from the environment the platform provides.
+
+Metrics across workers: every worker is its own process, so Prometheus counters live in
+per-process files under ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` sums them. The
+master prepares that folder before any worker starts (a fresh temporary one when the
+operator set none, emptied when they did: files of an earlier run would be counted
+again), and drops the files of workers that die.
+"""
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -13,11 +23,35 @@ keepalive = 5
 accesslog = None
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# The platform steers processes with signals. gunicorn's control socket (one path per
+# user by default) would be shared, and fought over, by every gunicorn of that user.
+control_socket_disable = True
+
+_created_multiproc_dir: str | None = None
+
+
+def on_starting(server):  # type: ignore[no-untyped-def]
+    """Before the first worker forks (and before the app is imported anywhere)."""
+    global _created_multiproc_dir
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if configured:
+        folder = Path(configured)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):
+            stale.unlink()
+    else:
+        _created_multiproc_dir = tempfile.mkdtemp(prefix="storefront-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = _created_multiproc_dir
+    server.log.info("Prometheus multiprocess folder: %s", os.environ["PROMETHEUS_MULTIPROC_DIR"])
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
-    """Drop a dead worker's samples when Prometheus runs in multiprocess mode."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
+    """A dead worker's live gauges go; its counters stay in the sums."""
+    from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):  # type: ignore[no-untyped-def]
+    if _created_multiproc_dir:
+        shutil.rmtree(_created_multiproc_dir, ignore_errors=True)

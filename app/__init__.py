@@ -63,7 +63,8 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from app import health, models  # noqa: F401  (models: the complete metadata)
+    from app import apidocs, health, models  # noqa: F401  (models: the complete metadata)
+    from app.auth import pages as account_pages
     from app.auth import routes as auth_routes
     from app.auth import tokens  # noqa: F401  (registers the JWT loaders)
     from app.auth.dashboard import init_dashboard
@@ -72,6 +73,8 @@ def _register_blueprints(app: Flask) -> None:
     from app.users import routes as users_routes
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(apidocs.bp)
+    app.register_blueprint(account_pages.bp)
     api.register_blueprint(auth_routes.blp)
     api.register_blueprint(users_routes.blp)
     api.register_blueprint(orders_routes.blp)

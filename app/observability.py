@@ -59,6 +59,21 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class DevServerFilter(logging.Filter):
+    """The development server's own output: its request lines go (the app already writes
+    one JSON access line per request), the rest (the banner, errors) stays, minus the
+    terminal colour codes that would otherwise end up inside a log line."""
+
+    _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+    _REQUEST_LINE = '"%s" %s %s'  # werkzeug's WSGIRequestHandler.log_request
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.rstrip().endswith(self._REQUEST_LINE):
+            return False
+        record.msg, record.args = self._ANSI.sub("", record.getMessage()), None
+        return True
+
+
 def configure_logging(level: str) -> None:
     """One JSON line per record on stdout (the platform collects stdout)."""
     root = logging.getLogger()
@@ -69,20 +84,38 @@ def configure_logging(level: str) -> None:
         handler.addFilter(ContextFilter())
         handler._storefront = True  # type: ignore[attr-defined]  # marker so repeated app builds add one handler
         root.addHandler(handler)
+    dev_server = logging.getLogger("werkzeug")
+    if not any(getattr(h, "_storefront", False) for h in dev_server.handlers):
+        plain = logging.StreamHandler(sys.stderr)
+        plain.setFormatter(logging.Formatter("%(message)s"))
+        plain.addFilter(DevServerFilter())
+        plain._storefront = True  # type: ignore[attr-defined]  # as above
+        dev_server.addHandler(plain)
+        dev_server.setLevel(logging.INFO)
+        dev_server.propagate = False
 
 
 class QueueDepthCollector(Collector):
-    """Jobs waiting per RQ queue, read from Redis at scrape time."""
+    """Jobs waiting and jobs failed per RQ queue, read from Redis at scrape time.
+
+    Read from Redis, not counted in-process, so every web process reports the same
+    figures and nothing needs aggregating across gunicorn workers.
+    """
 
     def collect(self) -> Iterator[Metric]:
-        gauge = GaugeMetricFamily("rq_queue_depth", "Jobs waiting in each RQ queue", labels=["queue"])
+        depth = GaugeMetricFamily("rq_queue_depth", "Jobs waiting in each RQ queue", labels=["queue"])
+        failed = GaugeMetricFamily(
+            "rq_failed_jobs", "Jobs in each RQ queue's failed registry (kept 30 days)", labels=["queue"]
+        )
         if has_app_context():
             try:
                 for queue in redis_queues.all_queues():
-                    gauge.add_metric([queue.name], float(queue.count))
+                    depth.add_metric([queue.name], float(queue.count))
+                    failed.add_metric([queue.name], float(queue.failed_job_registry.count))
             except RedisError:
                 pass
-        yield gauge
+        yield depth
+        yield failed
 
 
 class Metrics:
@@ -96,8 +129,8 @@ class Metrics:
         )
         self.latency = Histogram(
             "http_request_duration_seconds",
-            "HTTP request latency by endpoint and method",
-            ["method", "endpoint"],
+            "HTTP request latency by endpoint, method and status",
+            ["method", "endpoint", "status"],
             registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
         )
@@ -130,8 +163,9 @@ def _after_request(response: Response) -> Response:
     endpoint = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
 
     metrics: Metrics = current_app.extensions[METRICS_KEY]
-    metrics.requests.labels(request.method, endpoint, str(response.status_code)).inc()
-    metrics.latency.labels(request.method, endpoint).observe(duration)
+    status = str(response.status_code)
+    metrics.requests.labels(request.method, endpoint, status).inc()
+    metrics.latency.labels(request.method, endpoint, status).observe(duration)
 
     logging.getLogger("storefront.access").info(
         "%s %s %s",
@@ -144,6 +178,7 @@ def _after_request(response: Response) -> Response:
             "status": response.status_code,
             "duration_ms": round(duration * 1000, 2),
             "remote_addr": request.remote_addr,
+            "pid": os.getpid(),
         },
     )
     return response

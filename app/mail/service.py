@@ -15,7 +15,6 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
@@ -26,6 +25,7 @@ from app.extensions import redis_queues
 from app.jobs import DEFAULT_RETRY_INTERVALS, PendingJob, enqueue_after_commit, enqueue_now
 from app.mail.models import OutboxMail
 from app.mail.sealing import seal
+from app.urls import account_pages_url, public_base_url
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def job_id_for(outbox_id: uuid.UUID) -> str:
 
 def render(template: str, context: Mapping[str, Any]) -> tuple[str, str, str]:
     """Subject, text body and HTML body of ``template`` (files <name>.subject.txt/.txt/.html)."""
-    values = {"app_name": "Storefront", "base_url": current_app.config["PUBLIC_BASE_URL"], **context}
+    values = {"app_name": "Storefront", "base_url": public_base_url(), "account_url": account_pages_url(), **context}
     subject = _templates.get_template(f"{template}.subject.txt").render(values).strip()
     text = _templates.get_template(f"{template}.txt").render(values)
     html = _templates.get_template(f"{template}.html").render(values)

@@ -7,6 +7,7 @@ import re
 from flask import Flask
 from flask.testing import FlaskClient
 
+from app.cli import DEMO_PASSWORD
 from tests.conftest import json_of
 
 
@@ -17,6 +18,8 @@ def test_seed_twice_then_use_the_demo_accounts(app: Flask, client: FlaskClient) 
     assert "12 products created" in first.output
     passwords = dict(re.findall(r"(demo-\w+@example\.com)\s+password: (\S+)", first.output))
     assert set(passwords) == {"demo-staff@example.com", "demo-customer@example.com"}
+    # Outside production: the README's documented demo login.
+    assert set(passwords.values()) == {DEMO_PASSWORD}
 
     second = runner.invoke(args=["seed", "--products", "12"])
     assert "0 products created (12 demo products already there)" in second.output

@@ -20,6 +20,7 @@ PRODUCTION_ENV = {
     "DATABASE_URL": "postgres://u:p@db.example:5432/shop",
     "REDIS_URL": "redis://cache.example:6379/0",
     "MAIL_URL": "smtp://mailer:secret@smtp.example:587",
+    "PUBLIC_BASE_URL": "https://api.shop.example",
 }
 
 
@@ -27,7 +28,7 @@ def test_production_lists_every_missing_variable() -> None:
     with pytest.raises(ConfigError) as excinfo:
         get_config(environ={"APP_ENV": "production", "SECRET_KEY": "x" * 40})
     message = str(excinfo.value)
-    for name in ("JWT_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MAIL_URL"):
+    for name in ("JWT_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MAIL_URL", "PUBLIC_BASE_URL"):
         assert name in message
     assert "SECRET_KEY," not in message.replace("JWT_SECRET_KEY,", "")
 
@@ -44,6 +45,15 @@ def test_production_reads_environment_and_rewrites_heroku_url() -> None:
     assert config.SQLALCHEMY_DATABASE_URI == "postgresql+psycopg://u:p@db.example:5432/shop"
     assert PRODUCTION_ENV["REDIS_URL"] == config.RATELIMIT_STORAGE_URI
     assert config.PROXY_FIX_X_FOR == 1
+
+
+def test_public_urls_must_be_http_urls() -> None:
+    config = get_config(environ={**PRODUCTION_ENV, "PUBLIC_BASE_URL": "https://api.shop.example/"})
+    assert config.PUBLIC_BASE_URL == "https://api.shop.example"
+    assert config.FRONTEND_URL is None
+    for name in ("PUBLIC_BASE_URL", "FRONTEND_URL"):
+        with pytest.raises(ConfigError, match=name):
+            get_config(environ={**PRODUCTION_ENV, name: "shop.example"})
 
 
 def test_database_url_normalisation() -> None:
@@ -75,4 +85,4 @@ def test_production_process_refuses_to_start_and_names_missing_secrets() -> None
         [sys.executable, "-c", "import wsgi"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60
     )
     assert proc.returncode != 0
-    assert "SECRET_KEY, JWT_SECRET_KEY, DATABASE_URL, REDIS_URL, MAIL_URL" in proc.stderr
+    assert "SECRET_KEY, JWT_SECRET_KEY, DATABASE_URL, REDIS_URL, MAIL_URL, PUBLIC_BASE_URL" in proc.stderr

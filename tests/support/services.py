@@ -1,0 +1,107 @@
+"""A PostgreSQL and a Redis of the test's own, on free ports, for runs of whole processes.
+
+PostgreSQL is a throwaway cluster (initdb/pg_ctl, run as the ``postgres`` user when the
+suite runs as root, as PostgreSQL refuses root). Where the server binaries are not
+installed, a fresh database on the suite's server (``TEST_DATABASE_URL``) stands in.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+import sqlalchemy as sa
+
+from tests.support.processes import free_port, wait_until
+
+
+def _pg_bindir() -> Path | None:
+    found = shutil.which("pg_ctl")
+    candidates = [Path(found).resolve().parent] if found else []
+    candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
+    for folder in candidates:
+        if (folder / "initdb").exists() and (folder / "pg_ctl").exists() and (folder / "postgres").exists():
+            return folder
+    return None
+
+
+def _as_postgres_user(command: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+@contextmanager
+def private_postgres(fallback_url: str) -> Iterator[str]:
+    """A SQLAlchemy URL of an empty database that only this test uses."""
+    bindir = _pg_bindir()
+    if bindir is None:
+        with _fresh_database(fallback_url) as url:
+            yield url
+        return
+    folder = Path(tempfile.mkdtemp(prefix="storefront-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+    data, port = folder / "data", free_port()
+    try:
+        initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8"]
+        subprocess.run(_as_postgres_user([*initdb, "--locale=C", "--no-sync"]), check=True, capture_output=True)
+        options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={folder} -c fsync=off"
+        start = [str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"]
+        subprocess.run(_as_postgres_user(start), check=True, capture_output=True)
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        yield url
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run(
+                _as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
+                capture_output=True,
+                check=False,
+            )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def _fresh_database(server_url: str) -> Iterator[str]:
+    name = f"storefront_procfile_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def private_redis() -> Iterator[str]:
+    server = shutil.which("redis-server")
+    assert server, "redis-server is not installed (apt-get install redis-server)"
+    port = free_port()
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+
+    def answers() -> bool:
+        try:
+            return bool(redis.Redis.from_url(url).ping())
+        except redis.RedisError:
+            return False
+
+    try:
+        wait_until(answers, timeout=20, what="private Redis", proc=proc)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
