@@ -30,6 +30,7 @@ class Me(MethodView):
     @authenticated
     @blp.arguments(UserMeUpdateSchema)
     @blp.response(200, UserSchema)
+    @blp.alt_response(423, response="LOCKED", description="ACCOUNT_LOCKED: too many wrong passwords")
     def patch(self, data: dict[str, Any]) -> User:
         """Change your name or password (a new password needs current_password)."""
         session_id = uuid.UUID(get_jwt()["sid"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,20 +11,68 @@ import marshmallow as ma
 from app.api import Schema, UTCDateTime
 from app.pagination import ListArgsSchema, SortField
 from app.permissions import Role
+from app.users.passwords import MAX_LENGTH, MIN_LENGTH
 
 
-class EmailAddress(ma.fields.Email):
-    """An email address, trimmed and lower-cased (accounts are matched case-insensitively)."""
+class EmailAddress(ma.fields.String):
+    """A plain ``local@domain`` address, trimmed and lower-cased (accounts are matched
+    case-insensitively).
+
+    No quoted local part, no comments, no address literal, ASCII only (an international
+    domain is given in its ``xn--`` form). The length is checked before anything else: a
+    long string costs nothing, and no pattern ever runs on more than 254 characters.
+    """
+
+    MAX_LENGTH = 254
+    LOCAL = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+    DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+    default_error_messages = {
+        "invalid": "Not a valid email address (expected local@domain).",
+        "too_long": f"Must be at most {MAX_LENGTH} characters long.",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("metadata", {"format": "email", "maxLength": self.MAX_LENGTH})
+        super().__init__(**kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
-        if isinstance(value, str):
-            value = value.strip().lower()
-        text: str = super()._deserialize(value, attr, data, **kwargs)
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        if len(value) > 2 * self.MAX_LENGTH:  # before any other work on it
+            raise self.make_error("too_long")
+        email = value.strip().lower()
+        if len(email) > self.MAX_LENGTH:
+            raise self.make_error("too_long")
+        local, at, domain = email.rpartition("@")
+        if not at or len(local) > 64 or not self.LOCAL.fullmatch(local) or not self.DOMAIN.fullmatch(domain):
+            raise self.make_error("invalid")
+        return email
+
+
+class FullName(ma.fields.String):
+    """A person's name: one line of printable text (it is the greeting of every mail)."""
+
+    default_error_messages = {
+        "not_one_line": "Must be one line of printable text.",
+        "url": "Must not contain a web address.",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("validate", ma.validate.Length(min=1, max=120))
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
+        text: str = super()._deserialize(value, attr, data, **kwargs).strip()
+        if not text.isprintable():  # newlines, tabs, controls, invisible format characters
+            raise self.make_error("not_one_line")
+        if "://" in text or "www." in text.lower():
+            raise self.make_error("url")
         return text
 
 
 def full_name_field(*, required: bool = False) -> ma.fields.String:
-    return ma.fields.String(required=required, validate=ma.validate.Length(min=1, max=120))
+    return FullName(required=required)
 
 
 class UserSchema(Schema):
@@ -37,9 +86,21 @@ class UserSchema(Schema):
     updated_at = UTCDateTime(dump_only=True)
 
 
+def new_password_field(*, required: bool = False) -> ma.fields.String:
+    """A password being chosen: the length rule here (documented as minLength/maxLength), the
+    rest of the policy (``app.users.passwords``) where the email and name are known."""
+    return ma.fields.String(
+        required=required,
+        load_only=True,
+        validate=ma.validate.Length(
+            min=MIN_LENGTH, max=MAX_LENGTH, error="Must be between {min} and {max} characters long."
+        ),
+    )
+
+
 class UserMeUpdateSchema(Schema):
     full_name = full_name_field()
-    password = ma.fields.String(load_only=True, validate=ma.validate.Length(max=256))
+    password = new_password_field()
     current_password = ma.fields.String(load_only=True, validate=ma.validate.Length(max=256))
 
     @ma.validates_schema

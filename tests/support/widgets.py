@@ -25,6 +25,7 @@ from app.errors import NotFound
 from app.extensions import redis_queues
 from app.jobs import enqueue_after_commit, task
 from app.pagination import CursorListArgsSchema, SortField, SortKey, paginate
+from app.security import allows_large_body
 
 
 class TestBase(DeclarativeBase):
@@ -114,6 +115,27 @@ class DataErrorRoute(MethodView):
         if db.engine.dialect.name == "postgresql":
             db.session.execute(sa.text("SELECT CAST(:value AS INTEGER)"), {"value": "not a number"})
         raise DataError("SELECT CAST(:value AS INTEGER)", {"value": "not a number"}, ValueError("invalid input"))
+
+
+class BlobSchema(Schema):
+    content = ma.fields.String(required=True)
+
+
+@blp.route("/blobs", methods=["POST"])
+@allows_large_body
+@blp.arguments(BlobSchema)
+@blp.response(200, BlobSchema)
+def blobs(data: dict[str, Any]) -> Any:
+    """Echo a large body (as an upload view would take one: exempt from MAX_JSON_BYTES)."""
+    return data
+
+
+@blp.route("/folder/")
+class Folder(MethodView):
+    @blp.response(200)
+    def get(self) -> Any:
+        """A route with a trailing slash: Werkzeug redirects the one without."""
+        return {"ok": True}
 
 
 @task
