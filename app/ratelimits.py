@@ -51,8 +51,9 @@ def safe_key(key_func: Callable[[], str]) -> Callable[[], str]:
     def key() -> str:
         try:
             return key_func()
-        except Exception:  # a key function must never raise, whatever the request holds
-            log.info("rate-limit key %s failed; counting by IP", key_func.__name__, exc_info=True)
+        except Exception as error:  # a key function must never raise, whatever the request holds
+            # One line, no traceback: a client can send this as often as its limit allows.
+            log.info("rate-limit key %s failed (%s); counting by IP", key_func.__name__, type(error).__name__)
             return ip_key()
 
     return key
@@ -93,7 +94,9 @@ def _endpoint_fails_closed() -> bool:
 def _storage_unavailable(error: StorageError, *, during_check: bool) -> None:
     global _last_logged
     refuse = during_check and _endpoint_fails_closed()
-    current_app.extensions["storefront.metrics"].ratelimit_storage_errors.labels(
+    from app.observability import METRICS_KEY  # not at the top: observability imports the extensions
+
+    current_app.extensions[METRICS_KEY].ratelimit_storage_errors.labels(
         "refused" if refuse else "served_unlimited"
     ).inc()
     now = time.monotonic()

@@ -25,6 +25,7 @@ from app.errors import NotFound
 from app.extensions import redis_queues
 from app.jobs import enqueue_after_commit, task
 from app.pagination import CursorListArgsSchema, SortField, SortKey, paginate
+from app.ratelimits import uploads_limit
 from app.security import allows_large_body
 
 
@@ -123,10 +124,12 @@ class BlobSchema(Schema):
 
 @blp.route("/blobs", methods=["POST"])
 @allows_large_body
+@uploads_limit()
 @blp.arguments(BlobSchema)
 @blp.response(200, BlobSchema)
 def blobs(data: dict[str, Any]) -> Any:
-    """Echo a large body (as an upload view would take one: exempt from MAX_JSON_BYTES)."""
+    """Echo a large body, as an upload view takes one: exempt from MAX_JSON_BYTES, limited
+    by RATELIMIT_UPLOADS."""
     return data
 
 
