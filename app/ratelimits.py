@@ -8,8 +8,8 @@ functions never raise: a request that breaks one is counted against its IP.
 With the storage down the limits cannot be enforced anywhere, and counting in each
 process instead would multiply them by the number of processes. So: endpoints marked
 ``fails_closed`` (credentials: login, register, reset…) answer 503; every other endpoint
-serves without a limit. Each such request is logged (at most every 30 s per process) and
-counted in ``ratelimit_storage_errors_total``.
+serves without a limit. Each such request is counted in ``ratelimit_storage_errors_total``
+and the outage is logged (at most every 30 s per process).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 
 import flask_limiter
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_jwt_extended import decode_token
 from flask_limiter import RequestLimit
 from limits.errors import StorageError
@@ -35,7 +35,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger(__name__)
 
 _FAILS_CLOSED = "_ratelimit_fails_closed"
+_COUNTED = "ratelimit_storage_error_counted"
 _LOG_EVERY_SECONDS = 30.0
+_RETRY_SECONDS = 5
 _last_logged = 0.0
 
 
@@ -91,16 +93,19 @@ def _endpoint_fails_closed() -> bool:
     return bool(getattr(view, _FAILS_CLOSED, False))
 
 
-def _storage_unavailable(error: StorageError, *, during_check: bool) -> None:
+def _storage_unavailable(error: StorageError | None, *, during_check: bool) -> None:
+    """This request's limits cannot be checked: count it (once), log (now and then), and
+    refuse it if its endpoint fails closed."""
     global _last_logged
     refuse = during_check and _endpoint_fails_closed()
-    from app.observability import METRICS_KEY  # not at the top: observability imports the extensions
+    if not g.get(_COUNTED):
+        g.setdefault(_COUNTED, True)
+        from app.observability import METRICS_KEY  # not at the top: observability imports the extensions
 
-    current_app.extensions[METRICS_KEY].ratelimit_storage_errors.labels(
-        "refused" if refuse else "served_unlimited"
-    ).inc()
+        outcome = "refused" if refuse else "served_unlimited"
+        current_app.extensions[METRICS_KEY].ratelimit_storage_errors.labels(outcome).inc()
     now = time.monotonic()
-    if now - _last_logged >= _LOG_EVERY_SECONDS:
+    if error is not None and now - _last_logged >= _LOG_EVERY_SECONDS:
         _last_logged = now
         log.warning(
             "rate-limit storage unreachable (%s: %s): credential endpoints answer 503, the rest serve unlimited",
@@ -109,22 +114,35 @@ def _storage_unavailable(error: StorageError, *, during_check: bool) -> None:
         )
     if refuse:
         raise ServiceUnavailable(
-            "Sign-in is temporarily unavailable; try again shortly", headers={"Retry-After": "10"}
-        ) from error
+            "Sign-in is temporarily unavailable; try again shortly", headers={"Retry-After": str(_RETRY_SECONDS)}
+        )
 
 
 class Limiter(flask_limiter.Limiter):
     """flask-limiter with the storage-outage policy above (storage errors arrive wrapped in
-    ``StorageError``: ``RATELIMIT_STORAGE_OPTIONS`` sets ``wrap_exceptions``)."""
+    ``StorageError``: ``RATELIMIT_STORAGE_OPTIONS`` sets ``wrap_exceptions``).
+
+    After a failure the storage is left alone for ``_RETRY_SECONDS`` (per process): requests
+    meanwhile do not each wait for a connection that will not come.
+    """
+
+    _down_until = 0.0
 
     def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
+        if time.monotonic() < self._down_until:
+            self._unchecked(None)
+            return
         try:
             super()._check_request_limit(callable_name=callable_name, in_middleware=in_middleware)
         except StorageError as error:
-            # Nothing was counted: no X-RateLimit-* headers (reading them needs the storage).
-            self.context.view_rate_limit = None
-            self.context.view_rate_limits = []
-            _storage_unavailable(error, during_check=True)
+            self._down_until = time.monotonic() + _RETRY_SECONDS
+            self._unchecked(error)
+
+    def _unchecked(self, error: StorageError | None) -> None:
+        # Nothing was counted: no X-RateLimit-* headers (reading them needs the storage).
+        self.context.view_rate_limit = None
+        self.context.view_rate_limits = []
+        _storage_unavailable(error, during_check=True)
 
     @property
     def current_limit(self) -> RequestLimit | None:
@@ -134,6 +152,7 @@ class Limiter(flask_limiter.Limiter):
         try:
             limit.window  # noqa: B018  (read now, cached: the headers need it)
         except StorageError as error:
+            self._down_until = time.monotonic() + _RETRY_SECONDS
             _storage_unavailable(error, during_check=False)
             return None
         return limit
