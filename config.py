@@ -91,9 +91,18 @@ class Config:
         self.RATELIMIT_ENABLED = _bool(env.get("RATELIMIT_ENABLED"), default=True)
         self.RATELIMIT_STORAGE_URI = env.get("RATELIMIT_STORAGE_URI") or self.REDIS_URL or "memory://"
         self.RATELIMIT_HEADERS_ENABLED = True
-        # A Redis outage must not take the API down: fall back to per-process counters.
-        self.RATELIMIT_SWALLOW_ERRORS = True
-        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+        # Storage errors reach app.ratelimits, which decides per endpoint (auth: 503, the rest:
+        # served unlimited, logged and counted). Never per-process counters: with N processes
+        # they would multiply every limit by N.
+        self.RATELIMIT_SWALLOW_ERRORS = False
+        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = False
+        self.RATELIMIT_STORAGE_OPTIONS: dict[str, object] = {"wrap_exceptions": True}
+        if self.RATELIMIT_STORAGE_URI.startswith(("redis://", "rediss://")):
+            self.RATELIMIT_STORAGE_OPTIONS.update(socket_connect_timeout=1, socket_timeout=1)
+        # Per client (the user of a valid access token, else the IP), per endpoint.
+        self.RATELIMIT_DEFAULT = env.get("RATELIMIT_DEFAULT") or "600 per minute"
+        self.RATELIMIT_ORDERS = env.get("RATELIMIT_ORDERS") or "10 per minute; 100 per day"
+        self.RATELIMIT_UPLOADS = env.get("RATELIMIT_UPLOADS") or "30 per minute; 500 per day"
 
         self.MAIL_URL = env.get("MAIL_URL") or "console"
         self.MAIL_FROM = env.get("MAIL_FROM") or "Storefront <no-reply@storefront.local>"
@@ -106,9 +115,17 @@ class Config:
         self.PORT = _int(env, "PORT", 5000)
         self.CORS_ORIGINS = [o.strip() for o in (env.get("CORS_ORIGINS") or "").split(",") if o.strip()]
         self.MAX_CONTENT_LENGTH = _int(env, "MAX_CONTENT_LENGTH", 16 * 1024 * 1024)
+        # Every body but an upload's: JSON this large is already far beyond any real request.
+        self.MAX_JSON_BYTES = _int(env, "MAX_JSON_BYTES", 64 * 1024)
         self.LOG_LEVEL = (env.get("LOG_LEVEL") or "INFO").upper()
-        # Number of proxies in front of the app whose X-Forwarded-* headers are trusted.
+        # Number of proxies in front of the app whose X-Forwarded-For/-Proto are trusted. 0 by
+        # default everywhere: without a proxy any client could pick its address (set 1 on
+        # Heroku, whose router appends the real one). X-Forwarded-Host is never trusted.
         self.PROXY_FIX_X_FOR = _int(env, "PROXY_FIX_X_FOR", 0)
+        # Strict-Transport-Security max-age (0: not sent); production turns it on.
+        self.HSTS_SECONDS = _int(env, "HSTS_SECONDS", 0)
+        # /metrics: with a token, only `Authorization: Bearer <token>` reads it.
+        self.METRICS_TOKEN = env.get("METRICS_TOKEN") or None
         self.CURRENCY = (env.get("CURRENCY") or "USD").upper()
         # Order totals: tax as a fraction of the subtotal, a flat shipping fee that is waived
         # from FREE_SHIPPING_OVER (unset: never waived).
@@ -117,6 +134,10 @@ class Config:
         free = env.get("FREE_SHIPPING_OVER")
         self.FREE_SHIPPING_OVER = _decimal(env, "FREE_SHIPPING_OVER", "0") if free else None
         self.IDEMPOTENCY_KEY_HOURS = _int(env, "IDEMPOTENCY_KEY_HOURS", 24)
+        # Unpaid orders hold their stock this long, then the clock cancels them; a customer
+        # holds at most ORDER_MAX_PENDING of them at once.
+        self.ORDER_PAYMENT_MINUTES = _int(env, "ORDER_PAYMENT_MINUTES", 30)
+        self.ORDER_MAX_PENDING = _int(env, "ORDER_MAX_PENDING", 3)
 
         self.JWT_ACCESS_TOKEN_EXPIRES = timedelta(seconds=_int(env, "JWT_ACCESS_TOKEN_SECONDS", 15 * 60))
         self.JWT_REFRESH_TOKEN_EXPIRES = timedelta(seconds=_int(env, "JWT_REFRESH_TOKEN_SECONDS", 7 * 24 * 3600))
@@ -133,6 +154,14 @@ class Config:
         self.ARGON2_PARALLELISM = _int(env, "ARGON2_PARALLELISM", 2)
 
         self.LOGIN_MAX_FAILURES = _int(env, "LOGIN_MAX_FAILURES", 5)
+        # The RQ dashboard's sign-in: a signed cookie (Flask's session) for /admin only.
+        self.ADMIN_SESSION_SECONDS = _int(env, "ADMIN_SESSION_SECONDS", 30 * 60)
+        self.PERMANENT_SESSION_LIFETIME = timedelta(seconds=self.ADMIN_SESSION_SECONDS)
+        self.SESSION_COOKIE_NAME = "storefront_admin"
+        self.SESSION_COOKIE_PATH = "/admin"
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Strict"
+        self.SESSION_COOKIE_SECURE = False
         self.LOGIN_LOCKOUT_SECONDS = _int(env, "LOGIN_LOCKOUT_SECONDS", 15 * 60)
         self.VERIFY_TOKEN_SECONDS = _int(env, "VERIFY_TOKEN_SECONDS", 24 * 3600)
         self.RESET_TOKEN_SECONDS = _int(env, "RESET_TOKEN_SECONDS", 3600)
@@ -190,6 +219,8 @@ class ProductionConfig(Config):
     # PUBLIC_BASE_URL: links in mail are never derived from a request's (client-controlled)
     # Host header in production.
     REQUIRED = ("SECRET_KEY", "JWT_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MAIL_URL", "PUBLIC_BASE_URL")
+    # Long enough not to be guessed offline from one signed token (HS256 keys, session cookies).
+    SECRET_MIN_LENGTH = 32
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         env: Mapping[str, str] = os.environ if environ is None else environ
@@ -199,9 +230,25 @@ class ProductionConfig(Config):
                 f"Refusing to start in production: missing required environment variable(s): {', '.join(missing)}"
             )
         super().__init__(env)
+        short = [
+            name
+            for name in ("SECRET_KEY", "JWT_SECRET_KEY", "METRICS_TOKEN")
+            if (value := env.get(name)) and len(value.strip()) < self.SECRET_MIN_LENGTH
+        ]
+        if short:
+            raise ConfigError(
+                f"Refusing to start in production: {', '.join(short)} must be at least {self.SECRET_MIN_LENGTH} "
+                "characters (make one: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
         if self.SECRET_KEY == self.JWT_SECRET_KEY:
             raise ConfigError("Refusing to start in production: JWT_SECRET_KEY must differ from SECRET_KEY")
-        self.PROXY_FIX_X_FOR = _int(env, "PROXY_FIX_X_FOR", 1)
+        if self.RATELIMIT_ENABLED and self.RATELIMIT_STORAGE_URI.startswith("memory://"):
+            raise ConfigError(
+                "Refusing to start in production: RATELIMIT_STORAGE_URI=memory:// would keep a separate "
+                "count in every process"
+            )
+        self.HSTS_SECONDS = _int(env, "HSTS_SECONDS", 365 * 24 * 3600)
+        self.SESSION_COOKIE_SECURE = True
 
     def _dev_secret(self, name: str) -> str:  # pragma: no cover - guarded in __init__
         raise ConfigError(f"Refusing to start in production: {name} is not set")

@@ -12,6 +12,7 @@ from app.errors import register_error_handlers
 from app.extensions import api, cors, db, jwt, limiter, migrate, redis_queues
 from app.jobs import register_session_hooks
 from app.observability import configure_logging, init_observability
+from app.security import init_security
 from config import Config, get_config
 
 
@@ -23,7 +24,8 @@ def create_app(config: Config | None = None) -> Flask:
 
     hops = int(app.config["PROXY_FIX_X_FOR"])
     if hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]  # the documented way to install WSGI middleware
+        # X-Forwarded-Host stays untrusted (x_host=0): absolute URLs come from PUBLIC_BASE_URL.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0)  # type: ignore[method-assign]  # the documented way to install WSGI middleware
 
     _init_extensions(app)
     _register_blueprints(app)
@@ -35,6 +37,7 @@ def create_app(config: Config | None = None) -> Flask:
 def _init_extensions(app: Flask) -> None:
     # Request ids first, so that every later hook (rate limits included) can log them.
     init_observability(app)
+    init_security(app)
     init_request_conventions(app)
     configure_sqlite(app)
     db.init_app(app)

@@ -13,7 +13,7 @@ from flask.cli import AppGroup, with_appcontext
 from app.db import db
 from app.errors import ValidationFailed
 from app.mail import service as mail_service
-from app.orders import idempotency
+from app.orders import expiry, idempotency
 from app.permissions import Role
 from app.products.seed import seed_catalog
 from app.users import service as users_service
@@ -22,32 +22,49 @@ from app.users import service as users_service
 @click.command("create-admin")
 @click.argument("email")
 @click.option("--full-name", default="Administrator", show_default=True)
+@click.option(
+    "--promote",
+    is_flag=True,
+    help="If EMAIL already has an account: make it an admin, set the given password, end its sessions.",
+)
 @with_appcontext
-def create_admin(email: str, full_name: str) -> None:
-    """Create an admin account, or promote an existing account to admin.
+def create_admin(email: str, full_name: str, promote: bool) -> None:
+    """Create an admin account (or, with --promote, turn an existing account into one).
 
-    The password is prompted for (read from standard input when piped).
+    The password is prompted for, or read from standard input when that is not a terminal.
     """
     email = email.strip().lower()
     user = users_service.find_by_email(email)
-    if user is not None and user.deleted_at is None:
-        reactivated = not user.is_active
-        user.role = Role.ADMIN
-        user.is_active = True
-        db.session.commit()
-        click.echo(f"Promoted {email} to admin{' and re-activated the account' if reactivated else ''}.")
-        click.echo("The password is unchanged; use the password reset to change it.")
-        return
-    if user is not None:
+    if user is not None and user.deleted_at is not None:
         raise click.ClickException(f"{email} belongs to a deleted account; restore it or use another email.")
-    interactive = sys.stdin.isatty()
-    password = click.prompt("Password", hide_input=True, confirmation_prompt=interactive)
+    if user is not None and not promote:
+        raise click.ClickException(
+            f"{email} already has an account, which was left unchanged. Pass --promote to make it an admin: "
+            "its password is replaced by the one you give and every session of it ends."
+        )
+    password = _read_password()
     try:
-        users_service.create(email=email, password=password, full_name=full_name, role=Role.ADMIN)
+        if user is None:
+            users_service.create(email=email, password=password, full_name=full_name, role=Role.ADMIN)
+        else:
+            users_service.promote_to_admin(user_id=user.id, password=password)
     except ValidationFailed as exc:
         raise click.ClickException("; ".join(d["message"] for d in exc.details) or exc.message) from exc
     db.session.commit()
-    click.echo(f"Created admin {email}.")
+    if user is None:
+        click.echo(f"Created admin {email}.")
+    else:
+        click.echo(f"Promoted {email} to admin: its password was replaced and its sessions ended.")
+
+
+def _read_password() -> str:
+    """A hidden prompt on a terminal; otherwise one line of standard input (never
+    getpass there: it would read the controlling terminal, or warn that it cannot hide)."""
+    if sys.stdin.isatty():
+        password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        return password
+    line: str = sys.stdin.readline()
+    return line.rstrip("\r\n")
 
 
 DEMO_ACCOUNTS = (
@@ -105,6 +122,12 @@ def retry_failed() -> None:
 @click.group("orders", cls=AppGroup)
 def orders_group() -> None:
     """Orders."""
+
+
+@orders_group.command("cancel-unpaid")
+def cancel_unpaid() -> None:
+    """Cancel orders unpaid past ORDER_PAYMENT_MINUTES and restock them (the clock does it every minute)."""
+    click.echo(f"Cancelled {expiry.cancel_unpaid()} unpaid order(s).")
 
 
 @orders_group.command("purge-idempotency-keys")

@@ -9,13 +9,12 @@ import redis
 from flask import Flask, current_app
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from rq import Queue
 
 from app.api import Api
 from app.db import db
+from app.ratelimits import Limiter, client_key, default_limit
 
 __all__ = ["api", "cors", "db", "jwt", "limiter", "migrate", "redis_queues"]
 
@@ -72,6 +71,6 @@ class RedisQueues:
 api = Api()
 cors = CORS()
 jwt = JWTManager()
-limiter = Limiter(key_func=get_remote_address)
+limiter = Limiter(key_func=client_key, default_limits=[default_limit])
 migrate = Migrate()
 redis_queues = RedisQueues()

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.db import db
+from app.errors import NotFound, Unauthorized
 from app.extensions import limiter, redis_queues
 from app.observability import metrics_registry
 
@@ -64,9 +66,23 @@ def ready() -> tuple[dict[str, Any], int]:
     return {"status": "ok" if healthy else "unavailable", "checks": checks}, 200 if healthy else 503
 
 
+def _check_metrics_token() -> None:
+    """With ``METRICS_TOKEN`` set, only ``Authorization: Bearer <it>`` reads the metrics; in
+    production without one, there are no metrics to read (404)."""
+    expected: str | None = current_app.config["METRICS_TOKEN"]
+    if expected is None:
+        if current_app.config["ENV_NAME"] == "production":
+            raise NotFound()
+        return
+    scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(sent.strip().encode(), expected.encode()):
+        raise Unauthorized("Send the metrics token as a Bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+
 @bp.get("/metrics")
 @limiter.exempt
 def metrics() -> Response:
     """Prometheus text exposition."""
+    _check_metrics_token()
     # content_type, not mimetype: CONTENT_TYPE_LATEST already names its charset.
     return Response(generate_latest(metrics_registry()), content_type=CONTENT_TYPE_LATEST)

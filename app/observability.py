@@ -134,6 +134,12 @@ class Metrics:
             registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
         )
+        self.ratelimit_storage_errors = Counter(
+            "ratelimit_storage_errors_total",
+            "Requests whose rate limit could not be checked (storage unreachable), by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.queue_depth = QueueDepthCollector()
         self.registry.register(self.queue_depth)
 

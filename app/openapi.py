@@ -279,6 +279,12 @@ class ContractPlugin(BasePlugin):
     ) -> None:
         for method, operation in (operations or {}).items():
             self._check_operation_id(f"{method.upper()} {path}", operation)
+            if (path or "").startswith("/api/v1/"):
+                # Every /api/v1 operation is rate limited; a body beyond MAX_JSON_BYTES is a 413.
+                responses = operation.setdefault("responses", {})
+                responses.setdefault("429", "TOO_MANY_REQUESTS")
+                if "requestBody" in operation:
+                    responses.setdefault("413", "REQUEST_ENTITY_TOO_LARGE")
             query = {p.get("name") for p in operation.get("parameters", []) if p.get("in") == "query"}
             style = (
                 ListStyle.PAGE_OR_CURSOR

@@ -25,6 +25,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app.db import db
 from app.errors import ValidationFailed
+from app.urls import public_url
 
 M = TypeVar("M")
 # A sortable column: a mapped attribute (Product.price) or any column expression.
@@ -54,10 +55,11 @@ class Page(Generic[M]):
     links: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def headers(self) -> dict[str, str]:
-        """RFC 8288 ``Link`` header, built from the current request's URL."""
+        """RFC 8288 ``Link`` header: the current path on ``PUBLIC_BASE_URL`` (never the
+        request's Host or X-Forwarded-Host)."""
         if not self.links:
             return {}
-        base = request.base_url
+        base = public_url(request.path)
         parts = []
         for rel, overrides in self.links.items():
             params = [(k, v) for k, v in request.args.items(multi=True) if k not in overrides]

@@ -12,10 +12,11 @@ from redis import Redis
 from rq.cron import CronScheduler
 
 from app.mail.tasks import relay_unsent_mail
-from app.orders.tasks import purge_expired_idempotency_keys
+from app.orders.tasks import cancel_unpaid_orders, purge_expired_idempotency_keys
 
 MAIL_RELAY_SECONDS = 60
 IDEMPOTENCY_PURGE_SECONDS = 3600
+UNPAID_ORDERS_SECONDS = 60
 
 
 def build_scheduler(connection: Redis, *, logging_level: str = "INFO") -> CronScheduler:
@@ -25,4 +26,6 @@ def build_scheduler(connection: Redis, *, logging_level: str = "INFO") -> CronSc
     scheduler.register(
         purge_expired_idempotency_keys, "imports", interval=IDEMPOTENCY_PURGE_SECONDS, name="idempotency-purge"
     )
+    # Housekeeping runs on the imports queue, like the key purge (no queue of its own).
+    scheduler.register(cancel_unpaid_orders, "imports", interval=UNPAID_ORDERS_SECONDS, name="unpaid-orders")
     return scheduler

@@ -1,6 +1,8 @@
-"""Absolute URLs for links that leave the request (mail)."""
+"""Absolute URLs: the only way to one, never built from a request's (client-chosen) Host."""
 
 from __future__ import annotations
+
+from urllib.parse import quote
 
 from flask import current_app, has_request_context, request
 
@@ -32,3 +34,8 @@ def account_pages_url() -> str:
     them, else this API (which serves ``/account/…`` itself)."""
     frontend: str | None = current_app.config["FRONTEND_URL"]
     return frontend or public_base_url()
+
+
+def public_url(path: str) -> str:
+    """``public_base_url()`` + ``path`` (percent-encoded)."""
+    return public_base_url() + quote(path, safe="/:@!$&'()*+,;=-._~%")

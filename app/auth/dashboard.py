@@ -1,47 +1,68 @@
 """The RQ dashboard at /admin/rq, for accounts with the ``jobs:dashboard`` permission.
 
-A browser cannot attach a bearer token to page loads, so the dashboard also accepts HTTP
-Basic credentials (email and password of such an account); API clients may send their
-access token. Without ``REDIS_URL`` (jobs run in-process) there is no queue to show.
+Browsers sign in at /admin/login (app.auth.admin) and carry its session cookie; API clients
+may send an admin's access token instead. Every state-changing request is a POST with the
+session's CSRF token (a GET on an action route is refused), and every page sends a CSP
+that frames nothing and runs only our scripts. rq-dashboard 0.9.0 (the latest release)
+renders a job's description and ``exc_info`` unescaped on its job page: app/templates/
+rq_dashboard/job.html overrides that template, and base.html adds the CSP nonce.
+Without ``REDIS_URL`` (jobs run in-process) there is no queue to show.
 """
 
 from __future__ import annotations
 
-import rq_dashboard
-from flask import Flask, Response, request
-from flask_jwt_extended import verify_jwt_in_request
+from urllib.parse import quote
 
+import rq_dashboard
+from flask import Flask, Response, redirect, request
+from flask_jwt_extended import verify_jwt_in_request
+from werkzeug.wrappers import Response as BaseResponse
+
+from app.auth import admin
 from app.errors import error_response
 from app.permissions import current_principal, has_permission
-from app.users import service as users_service
-from app.users.passwords import verify_password
+from app.security import csp_nonce
 
 URL_PREFIX = "/admin/rq"
 PERMISSION = "jobs:dashboard"
+# rq-dashboard's scripts are inline (allowed by nonce) and compile Underscore templates,
+# which needs 'unsafe-eval'; injected markup cannot run script: no 'unsafe-inline'.
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self' 'nonce-{nonce}' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
 
 
-def _challenge() -> Response:
-    response = error_response(401, "UNAUTHORIZED", "Sign in with an admin account to see the job dashboard")
-    response.headers["WWW-Authenticate"] = 'Basic realm="Storefront jobs", charset="UTF-8"'
-    return response
+def _is_action() -> bool:
+    rule = request.url_rule
+    return rule is not None and "POST" in (rule.methods or set())
 
 
-def _guard() -> Response | None:
-    auth = request.authorization
-    if auth is not None and auth.type == "basic":
-        user = users_service.find_by_email(auth.username or "")
-        ok = verify_password(user.password_hash if user else None, auth.password or "")
-        if user is None or not ok or not user.can_authenticate:
-            return _challenge()
-        allowed = has_permission(user, PERMISSION)
-    elif request.headers.get("Authorization", "").startswith("Bearer "):
-        verify_jwt_in_request()
-        allowed = has_permission(current_principal(), PERMISSION)
-    else:
-        return _challenge()
-    if not allowed:
-        return error_response(403, "FORBIDDEN", f"This page requires the '{PERMISSION}' permission")
+def _guard() -> Response | BaseResponse | None:
+    if request.blueprint != "rq_dashboard":
+        return None
+    if _is_action() and request.method != "POST":
+        return error_response(405, "METHOD_NOT_ALLOWED", "Dashboard actions are POST only", headers={"Allow": "POST"})
+    if request.headers.get("Authorization", "").startswith("Bearer "):
+        verify_jwt_in_request()  # no cookie involved: nothing for a forged request to ride on
+        if not has_permission(current_principal(), PERMISSION):
+            return error_response(403, "FORBIDDEN", f"This page requires the '{PERMISSION}' permission")
+        return None
+    if admin.signed_in_admin() is None:
+        if request.method == "GET" and not request.path.endswith(".json"):
+            return redirect(f"/admin/login?next={quote(request.full_path.rstrip('?'))}", code=303)
+        return error_response(401, "UNAUTHORIZED", "Sign in at /admin/login to use the job dashboard")
+    if _is_action() and not admin.csrf_ok():
+        return error_response(403, "FORBIDDEN", "CSRF check failed: reload the dashboard and try again")
     return None
+
+
+def _page_headers(response: Response) -> Response:
+    if request.blueprint in {"rq_dashboard", "admin"}:
+        response.headers["Content-Security-Policy"] = PAGE_CSP.format(nonce=csp_nonce())
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _unavailable() -> Response:
@@ -49,11 +70,13 @@ def _unavailable() -> Response:
 
 
 def init_dashboard(app: Flask) -> None:
+    app.register_blueprint(admin.bp)
+    app.after_request(_page_headers)
     redis_url = app.config.get("REDIS_URL")
     if not redis_url:
         app.add_url_rule(URL_PREFIX, "rq_dashboard_unavailable", _unavailable)
         return
     app.config["RQ_DASHBOARD_REDIS_URL"] = redis_url
     rq_dashboard.web.setup_rq_connection(app)
-    rq_dashboard.blueprint.before_request(_guard)
+    app.before_request(_guard)
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=URL_PREFIX)

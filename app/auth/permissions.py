@@ -1,4 +1,9 @@
-"""Who may call the auth endpoints, and how often."""
+"""Who may call the auth endpoints, and how often.
+
+The endpoints that take credentials have their own, stricter limits (per IP and per
+account, whatever the address) instead of the default one, and fail closed: with the
+rate-limit storage down they answer 503 rather than let guesses through unlimited.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,11 @@ from typing import Any, TypeVar
 from flask import current_app, request
 from flask_jwt_extended import decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
-from flask_limiter.util import get_remote_address
 from jwt import PyJWTError
 
 from app.extensions import limiter
 from app.permissions import require_auth, require_refresh_token
+from app.ratelimits import fails_closed, ip_key, safe_key
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,15 +34,23 @@ def _email_limit() -> str:
     return str(current_app.config["RATELIMIT_AUTH_EMAIL"])
 
 
+def _submitted_email() -> object:
+    if request.mimetype == "application/x-www-form-urlencoded":
+        return request.form.get("email")
+    body = request.get_json(silent=True)  # may raise on a pathological body: safe_key catches it
+    return body.get("email") if isinstance(body, dict) else None
+
+
+@safe_key
 def _email_key() -> str:
     """The submitted email (normalised), so one account cannot be hammered from many IPs."""
-    body = request.get_json(silent=True)
-    email = body.get("email") if isinstance(body, dict) else None
+    email = _submitted_email()
     if isinstance(email, str) and email.strip():
-        return "email:" + email.strip().lower()[:254]
-    return "ip:" + get_remote_address()
+        return "email:" + email[:512].strip().lower()[:254]
+    return ip_key()
 
 
+@safe_key
 def _account_key() -> str:
     """The account of the Bearer token (limits run before the view verifies it, so it is
     decoded here; a token that does not verify is counted against the IP instead)."""
@@ -48,23 +61,23 @@ def _account_key() -> str:
             return "user:" + str(decode_token(token.strip())["sub"])
         except (PyJWTError, JWTExtendedException, KeyError):
             pass
-    return "ip:" + get_remote_address()
+    return ip_key()
 
 
-def _documented(limit: Callable[[F], F]) -> Callable[[F], F]:
-    """A rate limit that also declares its 429 in the OpenAPI document."""
+def _strict(limit: Callable[[F], F]) -> Callable[[F], F]:
+    """A credential endpoint's limit: declares its 429 and fails closed."""
 
     def decorator(view: F) -> F:
         limited = limit(view)
         doc = deepcopy(getattr(view, "_apidoc", {}))
         doc.setdefault("manual_doc", {}).setdefault("responses", {}).setdefault(429, "TOO_MANY_REQUESTS")
         limited._apidoc = doc  # type: ignore[attr-defined]  # flask-smorest's doc carrier
-        return limited
+        return fails_closed(limited)
 
     return decorator
 
 
-per_ip = _documented(limiter.limit(_ip_limit, scope="auth-ip"))
-per_email = _documented(limiter.limit(_email_limit, key_func=_email_key, scope="auth-email"))
+per_ip = _strict(limiter.limit(_ip_limit, key_func=ip_key, scope="auth-ip"))
+per_email = _strict(limiter.limit(_email_limit, key_func=_email_key, scope="auth-email"))
 # Refresh has no email in its body: the account behind the token is limited instead.
-per_account = _documented(limiter.limit(_email_limit, key_func=_account_key, scope="auth-account"))
+per_account = _strict(limiter.limit(_email_limit, key_func=_account_key, scope="auth-account"))

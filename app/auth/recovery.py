@@ -15,11 +15,15 @@ from app.auth.models import AccountToken, TokenPurpose
 from app.auth.sessions import revoke_all
 from app.db import db, new_id, utcnow
 from app.errors import ValidationFailed
+from app.jobs import PendingJob, enqueue_now
 from app.mail import service as mail
 from app.permissions import Role
 from app.users import service as users_service
 from app.users.models import User
 from app.users.passwords import hash_password
+
+# By dotted path: the job module imports this one.
+SEND_RESET_LINK = "app.auth.tasks.send_reset_link"
 
 
 def _invalid_token() -> ValidationFailed:
@@ -78,7 +82,6 @@ def register(*, email: str, password: str, full_name: str) -> User:
     An email that already has an account gets the same answer (a fresh-looking user that
     is not stored) and its owner is mailed instead, so registration reveals nothing.
     """
-    users_service.check_password_policy(password, email=email)
     existing = users_service.find_by_email(email)
     if existing is None:
         try:
@@ -121,9 +124,22 @@ def verify_email(*, token: str) -> None:
 
 
 def forgot_password(*, email: str) -> None:
-    """Mail a single-use reset link if the account exists; the answer never says."""
+    """Hand the request to a job, the same one for every email: the request does the same
+    work (and takes the same time) whether or not an account exists.
+
+    If Redis cannot take the job, the work is done here instead (the mail then waits in
+    the outbox for the relay): an outage delays a reset link but loses none.
+    """
+    job = PendingJob("mail", SEND_RESET_LINK, (email,), None, 2, "password reset request")
+    if not enqueue_now(job):
+        send_reset_link(email=email)
+
+
+def send_reset_link(*, email: str) -> None:
+    """Mail a single-use reset link if the account exists (the job behind ``forgot_password``)."""
     user = users_service.find_by_email(email)
     if user is None or not user.can_authenticate:
+        db.session.rollback()
         return
     token = _issue_token(user, TokenPurpose.PASSWORD_RESET, current_app.config["RESET_TOKEN_SECONDS"])
     mail.send(
@@ -135,7 +151,7 @@ def forgot_password(*, email: str) -> None:
 def reset_password(*, token: str, password: str) -> uuid.UUID:
     """Set a new password with a reset token; every session of the account ends."""
     user = _spend_token(token, TokenPurpose.PASSWORD_RESET)
-    users_service.check_password_policy(password, email=user.email)
+    users_service.check_password_policy(password, email=user.email, full_name=user.full_name)
     user.password_hash = hash_password(password)
     user.failed_login_count = 0
     user.locked_until = None

@@ -26,6 +26,7 @@ from app.auth.sessions import SessionView
 from app.auth.tokens import TokenPair
 from app.pagination import ListArgsSchema, Page
 from app.permissions import current_principal
+from app.security import client_ip
 from app.users.models import User
 from app.users.schemas import UserSchema
 
@@ -63,9 +64,7 @@ def register(data: dict[str, Any]) -> tuple[User, dict[str, str]]:
 @blp.doc(operationId="login")
 def login(data: dict[str, Any]) -> TokenPair:
     """Exchange email and password for an access and a refresh token."""
-    return service.login(
-        email=data["email"], password=data["password"], user_agent=_user_agent(), ip=request.remote_addr
-    )
+    return service.login(email=data["email"], password=data["password"], user_agent=_user_agent(), ip=client_ip())
 
 
 @blp.route("/refresh", methods=["POST"])
@@ -76,7 +75,7 @@ def login(data: dict[str, Any]) -> TokenPair:
 @blp.doc(operationId="refresh_tokens")
 def refresh() -> TokenPair:
     """Rotate the refresh token (sent as the Bearer token): the old one is spent."""
-    return service.refresh(claims=get_jwt(), user_agent=_user_agent(), ip=request.remote_addr)
+    return service.refresh(claims=get_jwt(), user_agent=_user_agent(), ip=client_ip())
 
 
 @blp.route("/logout", methods=["POST"])

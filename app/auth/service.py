@@ -12,11 +12,13 @@ import sqlalchemy as sa
 from flask import current_app
 
 from app.auth.models import AuthSession
-from app.auth.sessions import SessionView, live_sessions, open_session, revoke_all
+from app.auth.sessions import SessionView, live_sessions, open_session, revoke_all, start_session
 from app.auth.tokens import TokenPair, blocklist_token, issue_pair, new_jti
 from app.db import db, utcnow
-from app.errors import AccountLocked, NotFound, TokenRevoked, Unauthorized
+from app.errors import NotFound, TokenRevoked, Unauthorized
 from app.pagination import Page, SortKey, paginate
+from app.permissions import has_permission
+from app.users import lockout
 from app.users import service as users_service
 from app.users.models import User
 from app.users.passwords import hash_password, needs_rehash, verify_password
@@ -24,64 +26,79 @@ from app.users.passwords import hash_password, needs_rehash, verify_password
 log = logging.getLogger(__name__)
 
 INVALID_CREDENTIALS = "Invalid email or password"
+DASHBOARD_PERMISSION = "jobs:dashboard"
 
 
-def login(*, email: str, password: str, user_agent: str | None, ip: str | None) -> TokenPair:
-    """Check credentials (same answer and work for unknown email and wrong password)."""
+def authenticate(*, email: str, password: str) -> User:
+    """The account behind ``email`` and ``password``, for every way of signing in.
+
+    The same answer and the same hashing work for an unknown email and a wrong password;
+    a wrong password counts toward the lockout. On success the failure count is cleared
+    (in the session: the caller commits).
+    """
     user = users_service.find_by_email(email)
-    now = utcnow()
-    if user is not None and user.locked_until is not None and user.locked_until <= now:
-        user.failed_login_count = 0
-        user.locked_until = None
+    locked = user is not None and lockout.is_locked(user)
     ok = verify_password(user.password_hash if user is not None else None, password)
 
-    if user is not None and user.locked_until is not None:
+    if user is not None and locked:
         db.session.commit()
-        raise _locked(user)
+        raise lockout.locked_error(user)
     if user is None or not user.can_authenticate:
         db.session.rollback()
         raise Unauthorized(INVALID_CREDENTIALS)
     if not ok:
-        _record_failure(user)
+        lockout.record_failure(user)
         raise Unauthorized(INVALID_CREDENTIALS)
 
-    user.failed_login_count = 0
-    user.locked_until = None
+    lockout.clear_failures(user)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
+    return user
+
+
+def login(*, email: str, password: str, user_agent: str | None, ip: str | None) -> TokenPair:
+    """Exchange credentials for a token pair and a new session."""
+    user = authenticate(email=email, password=password)
     pair = open_session(user, user_agent=user_agent, ip=ip)
     db.session.commit()
     return pair
 
 
-def _record_failure(user: User) -> None:
-    """Count a failure atomically (concurrent attempts all count); lock at the threshold."""
-    limit = int(current_app.config["LOGIN_MAX_FAILURES"])
-    lock_until = utcnow() + timedelta(seconds=int(current_app.config["LOGIN_LOCKOUT_SECONDS"]))
-    count = db.session.execute(
-        sa.update(User)
-        .where(User.id == user.id)
-        .values(
-            failed_login_count=User.failed_login_count + 1,
-            locked_until=sa.case((User.failed_login_count + 1 >= limit, lock_until), else_=User.locked_until),
-        )
-        .returning(User.failed_login_count)
-        .execution_options(synchronize_session=False)
-    ).scalar_one()
+def dashboard_login(*, email: str, password: str, user_agent: str | None, ip: str | None) -> AuthSession:
+    """Sign in to the job dashboard: the login above, then a short session for the cookie.
+
+    An account without the dashboard permission gets the answer of a wrong password.
+    """
+    user = authenticate(email=email, password=password)
+    if not has_permission(user, DASHBOARD_PERMISSION):
+        db.session.rollback()
+        raise Unauthorized(INVALID_CREDENTIALS)
+    lifetime = timedelta(seconds=int(current_app.config["ADMIN_SESSION_SECONDS"]))
+    session = start_session(user, user_agent=user_agent, ip=ip, expires_at=utcnow() + lifetime)
     db.session.commit()
-    if count >= limit:
-        log.warning("account locked after %d failed logins", count, extra={"locked_user_id": str(user.id)})
-        db.session.refresh(user)
-        raise _locked(user)
+    return session
 
 
-def _locked(user: User) -> AccountLocked:
-    assert user.locked_until is not None
-    retry_after = max(1, int((user.locked_until - utcnow()).total_seconds()))
-    return AccountLocked(
-        f"Too many failed logins: try again in {retry_after // 60 + 1} minute(s)",
-        headers={"Retry-After": str(retry_after)},
+def dashboard_user(*, session_id: uuid.UUID) -> User | None:
+    """The admin behind a live dashboard session, or None (revoked, expired, demoted, gone)."""
+    row = db.session.execute(
+        sa.select(User)
+        .join(AuthSession, AuthSession.user_id == User.id)
+        .where(AuthSession.id == session_id, live_sessions())
+    ).scalar_one_or_none()
+    if row is None or not row.can_authenticate or not has_permission(row, DASHBOARD_PERMISSION):
+        return None
+    return row
+
+
+def end_session(*, session_id: uuid.UUID) -> None:
+    db.session.execute(
+        sa.update(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
     )
+    db.session.commit()
 
 
 def refresh(*, claims: Mapping[str, Any], user_agent: str | None, ip: str | None) -> TokenPair:

@@ -26,18 +26,23 @@ class SessionView:
     current: bool
 
 
-def open_session(user: User, *, user_agent: str | None, ip: str | None) -> TokenPair:
-    jti = new_jti()
+def start_session(user: User, *, user_agent: str | None, ip: str | None, expires_at: datetime) -> AuthSession:
+    """A new session row (flushes). ``ip`` must be a validated address (app.security.client_ip)."""
     session = AuthSession(
         user_id=user.id,
-        current_jti=jti,
-        expires_at=refresh_expiry(),
+        current_jti=new_jti(),
+        expires_at=expires_at,
         user_agent=(user_agent or None) and user_agent[:255],
         ip=ip,
     )
     db.session.add(session)
     db.session.flush()
-    return issue_pair(user, session, jti)
+    return session
+
+
+def open_session(user: User, *, user_agent: str | None, ip: str | None) -> TokenPair:
+    session = start_session(user, user_agent=user_agent, ip=ip, expires_at=refresh_expiry())
+    return issue_pair(user, session, session.current_jti)
 
 
 def live_sessions() -> sa.ColumnElement[bool]:

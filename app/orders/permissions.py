@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from app.orders.models import Order
 from app.permissions import Principal, has_permission, require_permission
+from app.ratelimits import order_placement_limit
 
 can_create = require_permission("orders:create")
+# POST /orders, per customer: placing holds stock, so it has its own budget.
+limit_placement = order_placement_limit()
 can_read = require_permission("orders:read")
 can_fulfil = require_permission("orders:fulfil")
 

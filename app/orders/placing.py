@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from app.db import db, utcnow
-from app.errors import ErrorDetail, InsufficientStock, ValidationFailed
+from app.errors import Conflict, ErrorDetail, InsufficientStock, ValidationFailed
 from app.mail import service as mail
 from app.orders import idempotency, pricing
 from app.orders.idempotency import StoredResponse
@@ -46,6 +46,7 @@ def place_order(*, user_id: uuid.UUID, data: Mapping[str, Any], idempotency_key:
 
     lines: Sequence[Mapping[str, Any]] = data["items"]
     products = _available_products(lines)
+    _check_unpaid_cap(user_id)
     _take_stock(lines, products)
 
     now = utcnow()
@@ -99,6 +100,33 @@ def place_order(*, user_id: uuid.UUID, data: Mapping[str, Any], idempotency_key:
         )
     db.session.commit()
     return Placed(order=order)
+
+
+def _check_unpaid_cap(user_id: uuid.UUID) -> None:
+    """At most ``ORDER_MAX_PENDING`` unpaid orders per customer (each holds stock).
+
+    A write on the customer's row comes first: it locks that row (PostgreSQL) or the
+    database (SQLite) until this transaction ends, so two placements by one customer count
+    one after the other and cannot both slip under the cap.
+    """
+    db.session.execute(
+        sa.update(User)
+        .where(User.id == user_id)
+        .values(updated_at=User.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+    limit = int(current_app.config["ORDER_MAX_PENDING"])
+    pending = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Order)
+        .where(Order.user_id == user_id, Order.status == OrderStatus.PENDING.value)
+    )
+    if (pending or 0) >= limit:
+        db.session.rollback()
+        raise Conflict(
+            f"You have {pending} unpaid orders: pay or cancel one before placing another (at most {limit})",
+            details=[{"field": None, "message": f"At most {limit} unpaid orders at once."}],
+        )
 
 
 def _available_products(lines: Sequence[Mapping[str, Any]]) -> dict[uuid.UUID, Product]:

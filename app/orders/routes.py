@@ -12,7 +12,7 @@ from flask.views import MethodView
 from app.api import Blueprint
 from app.orders import placing, service
 from app.orders.models import Order, OrderEvent
-from app.orders.permissions import can_create, can_fulfil, can_read
+from app.orders.permissions import can_create, can_fulfil, can_read, limit_placement
 from app.orders.schemas import (
     CancelSchema,
     OrderCreateHeadersSchema,
@@ -46,10 +46,15 @@ class Orders(MethodView):
         return service.list_(principal=current_principal(), args=args)
 
     @can_create
+    @limit_placement
     @blp.arguments(OrderCreateHeadersSchema, location="headers")
     @blp.arguments(OrderCreateSchema)
     @blp.response(201, OrderSchema, headers=CREATED_HEADERS)
-    @blp.alt_response(409, response="CONFLICT", description="INSUFFICIENT_STOCK or IDEMPOTENCY_CONFLICT")
+    @blp.alt_response(
+        409,
+        response="CONFLICT",
+        description="INSUFFICIENT_STOCK, IDEMPOTENCY_CONFLICT, or CONFLICT: ORDER_MAX_PENDING unpaid orders already",
+    )
     @blp.doc(operationId="place_order")
     def post(self, headers: dict[str, str], data: dict[str, Any]) -> tuple[Order, int, dict[str, str]] | Response:
         """Place an order; prices come from the catalog."""

@@ -139,7 +139,7 @@ class IdempotencyKeyField(ma.fields.String):
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
         key: str = super()._deserialize(value, attr, data, **kwargs)
-        if not (len(key) <= 255 and self._VALID.match(key)):
+        if not (len(key) <= 255 and self._VALID.fullmatch(key)):
             raise ma.ValidationError("Must be 1 to 255 visible ASCII characters.")
         if len(key) > 2 and key.startswith('"') and key.endswith('"'):
             key = key[1:-1]

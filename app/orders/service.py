@@ -71,8 +71,41 @@ def cancel(*, principal: Principal, order_id: uuid.UUID, reason: str | None) -> 
     order = _locked(principal, order_id)
     if not permissions.can_cancel(principal, order):
         raise PermissionDenied("You cannot cancel this order")
-    was_paid = order.status == OrderStatus.PAID
-    _transition(order, "cancel", actor_id=principal.id, reason=reason)
+    previous = _transition(order, "cancel", actor_id=principal.id, reason=reason)
+    restock(order)
+    if previous == OrderStatus.PAID:
+        order.refunded_amount = order.total
+    _notify(order, "order_cancelled", reason=reason)
+    db.session.commit()
+    return order
+
+
+def expire(*, order_id: uuid.UUID, reason: str) -> bool:
+    """The clock's cancellation of an order left unpaid: False if it is no longer pending
+    (paid or cancelled meanwhile, by a request that won the race)."""
+    order = db.session.scalar(
+        sa.select(Order)
+        .where(Order.id == order_id)
+        .with_for_update()
+        .options(selectinload(Order.items))
+        .execution_options(populate_existing=True)
+    )
+    if order is None:
+        db.session.rollback()
+        return False
+    try:
+        _transition(order, "expire", actor_id=None, reason=reason)
+    except InvalidState:
+        db.session.rollback()
+        return False
+    restock(order)
+    _notify(order, "order_cancelled", reason="not paid in time")
+    db.session.commit()
+    return True
+
+
+def restock(order: Order) -> None:
+    """Give the order's stock back (only after a transition that happens once succeeded)."""
     for item in sorted(order.items, key=lambda i: i.product_id):
         db.session.execute(
             sa.update(Product)
@@ -80,11 +113,6 @@ def cancel(*, principal: Principal, order_id: uuid.UUID, reason: str | None) -> 
             .values(stock=Product.stock + item.quantity, version=Product.version + 1, updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )
-    if was_paid:
-        order.refunded_amount = order.total
-    _notify(order, "order_cancelled", reason=reason)
-    db.session.commit()
-    return order
 
 
 def ship(*, principal: Principal, order_id: uuid.UUID, tracking_number: str | None) -> Order:
@@ -104,7 +132,8 @@ def deliver(*, principal: Principal, order_id: uuid.UUID) -> Order:
 
 
 def _locked(principal: Principal, order_id: uuid.UUID) -> Order:
-    """The order, row-locked for the rest of the transaction (transitions are serialised)."""
+    """The order, row-locked for the rest of the transaction where the database can (not
+    SQLite: there ``_transition``'s conditional UPDATE alone keeps transitions atomic)."""
     order = db.session.scalar(
         sa.select(Order)
         .where(Order.id == order_id)
@@ -117,25 +146,47 @@ def _locked(principal: Principal, order_id: uuid.UUID) -> Order:
     return order
 
 
-def _transition(order: Order, name: str, *, actor_id: uuid.UUID, reason: str | None) -> None:
+def _transition(order: Order, name: str, *, actor_id: uuid.UUID | None, reason: str | None) -> str:
+    """Move ``order`` along ``name``; returns the status it left.
+
+    One conditional UPDATE (``... WHERE status = <the status read>``) makes the move: of
+    two requests that both read the same status, exactly one matches, on every database
+    (a row lock is no guarantee on SQLite). The loser reads the status again and decides
+    anew (a cancel that lost to a payment cancels the paid order).
+    """
     transition = TRANSITIONS[name]
-    if order.status not in transition.sources:
-        allowed = ", ".join(sorted(transition.sources))
-        raise InvalidState(f"Cannot {name} an order that is {order.status} (only when {allowed})")
-    now = utcnow()
-    db.session.add(
-        OrderEvent(
-            order_id=order.id,
-            from_status=order.status,
-            to_status=transition.target.value,
-            actor_id=actor_id,
-            reason=reason,
-            at=now,
+    for _ in range(3):
+        current = order.status
+        if current not in transition.sources:
+            allowed = ", ".join(sorted(transition.sources))
+            raise InvalidState(f"Cannot {name} an order that is {current} (only when {allowed})")
+        now = utcnow()
+        moved = db.session.execute(
+            sa.update(Order)
+            .where(Order.id == order.id, Order.status == current)
+            .values(
+                {
+                    Order.status: transition.target.value,
+                    getattr(Order, transition.timestamp): now,
+                    Order.updated_at: now,
+                }
+            )
+            .execution_options(synchronize_session="evaluate")
         )
-    )
-    order.status = transition.target.value
-    setattr(order, transition.timestamp, now)
-    order.updated_at = now
+        if getattr(moved, "rowcount", 0) == 1:
+            db.session.add(
+                OrderEvent(
+                    order_id=order.id,
+                    from_status=current,
+                    to_status=transition.target.value,
+                    actor_id=actor_id,
+                    reason=reason,
+                    at=now,
+                )
+            )
+            return current
+        db.session.refresh(order)
+    raise InvalidState(f"The order changed while it was being updated; try again ({order.status})")
 
 
 def _notify(order: Order, template: str, *, reason: str | None) -> None:

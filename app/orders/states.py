@@ -22,5 +22,7 @@ TRANSITIONS: dict[str, Transition] = {
         Transition("ship", frozenset({OrderStatus.PAID}), OrderStatus.SHIPPED, "shipped_at"),
         Transition("deliver", frozenset({OrderStatus.SHIPPED}), OrderStatus.DELIVERED, "delivered_at"),
         Transition("cancel", frozenset({OrderStatus.PENDING, OrderStatus.PAID}), OrderStatus.CANCELLED, "cancelled_at"),
+        # The clock's: an order left unpaid past ORDER_PAYMENT_MINUTES gives its stock back.
+        Transition("expire", frozenset({OrderStatus.PENDING}), OrderStatus.CANCELLED, "cancelled_at"),
     )
 }

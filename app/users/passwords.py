@@ -7,9 +7,14 @@ import string
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
+from zxcvbn import zxcvbn
 
 MIN_LENGTH = 12
 MAX_LENGTH = 256
+# zxcvbn's guessability score (0-4) a new password must reach; the estimator looks at the
+# first ESTIMATE_CHARS characters (its own cap: its cost grows fast with the length).
+MIN_STRENGTH = 3
+ESTIMATE_CHARS = 72
 _HASHER_KEY = "storefront.password_hasher"
 _DUMMY_KEY = "storefront.dummy_hash"
 
@@ -50,13 +55,24 @@ def needs_rehash(password_hash: str) -> bool:
     return _hasher().check_needs_rehash(password_hash)
 
 
-def policy_problems(password: str, *, email: str | None) -> list[str]:
+def _context(email: str | None, full_name: str | None) -> list[str]:
+    """What an attacker who targets this account knows: its email and name."""
+    words: list[str] = []
+    if email:
+        local, _, domain = email.lower().partition("@")
+        words += [email.lower(), local, *local.replace("_", ".").replace("-", ".").split("."), domain.split(".")[0]]
+    if full_name:
+        words += [full_name.lower(), *full_name.lower().split()]
+    return [w for w in words if w]
+
+
+def policy_problems(password: str, *, email: str | None, full_name: str | None = None) -> list[str]:
     """What is wrong with a new password (empty when it is acceptable)."""
     problems: list[str] = []
     if len(password) < MIN_LENGTH:
         problems.append(f"Must be at least {MIN_LENGTH} characters long.")
     if len(password) > MAX_LENGTH:
-        problems.append(f"Must be at most {MAX_LENGTH} characters long.")
+        return [f"Must be at most {MAX_LENGTH} characters long."]
     classes = [
         any(c in string.ascii_lowercase for c in password),
         any(c in string.ascii_uppercase for c in password),
@@ -67,4 +83,9 @@ def policy_problems(password: str, *, email: str | None) -> list[str]:
         problems.append("Must mix at least two kinds of characters (lower case, upper case, digits, symbols).")
     if email and password.strip().lower() in {email.lower(), email.split("@")[0].lower()}:
         problems.append("Must not be your email address.")
+    elif len(password) >= MIN_LENGTH:
+        estimate = zxcvbn(password[:ESTIMATE_CHARS], user_inputs=_context(email, full_name))
+        if estimate["score"] < MIN_STRENGTH:
+            warning = estimate["feedback"].get("warning") or ""
+            problems.append(f"Too easy to guess. {warning}".strip())
     return problems

@@ -31,6 +31,7 @@ class Me(MethodView):
     @authenticated
     @blp.arguments(UserMeUpdateSchema, required=False)
     @blp.response(200, UserSchema)
+    @blp.alt_response(423, response="LOCKED", description="ACCOUNT_LOCKED: too many wrong passwords")
     @blp.doc(operationId="update_me")
     def patch(self, data: dict[str, Any]) -> User:
         """Change your name or password (a new password needs current_password)."""

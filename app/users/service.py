@@ -10,9 +10,10 @@ import sqlalchemy as sa
 from blinker import Namespace
 
 from app.db import db, escape_like, utcnow
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.errors import Conflict, ErrorDetail, NotFound, ValidationFailed
 from app.pagination import Page, SortKey, paginate
 from app.permissions import Role
+from app.users import lockout
 from app.users.models import User
 from app.users.passwords import hash_password, policy_problems, verify_password
 
@@ -24,10 +25,15 @@ sessions_invalidated = _signals.signal("users.sessions-invalidated")
 SORTABLE = {"created_at": User.created_at, "email": User.email}
 
 
-def check_password_policy(password: str, *, email: str) -> None:
-    problems = policy_problems(password, email=email)
-    if problems:
-        raise ValidationFailed(details=[{"field": "password", "message": " ".join(problems)}])
+def password_details(password: str, *, email: str, full_name: str | None) -> list[ErrorDetail]:
+    problems = policy_problems(password, email=email, full_name=full_name)
+    return [{"field": "password", "message": " ".join(problems)}] if problems else []
+
+
+def check_password_policy(password: str, *, email: str, full_name: str | None = None) -> None:
+    details = password_details(password, email=email, full_name=full_name)
+    if details:
+        raise ValidationFailed(details=details)
 
 
 def find_by_email(email: str) -> User | None:
@@ -36,9 +42,25 @@ def find_by_email(email: str) -> User | None:
 
 def create(*, email: str, password: str, full_name: str, role: Role = Role.CUSTOMER) -> User:
     """Add a user to the current transaction (flushes; the caller commits)."""
-    check_password_policy(password, email=email)
+    check_password_policy(password, email=email, full_name=full_name)
     user = User(email=email.strip().lower(), password_hash=hash_password(password), full_name=full_name, role=role)
     db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def promote_to_admin(*, user_id: uuid.UUID, password: str) -> User:
+    """An operator's promotion (``flask create-admin --promote``): the account becomes an
+    active admin with the operator's password, unlocked, and every session it had ends, so
+    whoever registered it keeps nothing (flushes; the caller commits)."""
+    user = get(user_id=user_id)
+    check_password_policy(password, email=user.email, full_name=user.full_name)
+    user.role = Role.ADMIN
+    user.is_active = True
+    user.password_hash = hash_password(password)
+    lockout.clear_failures(user)
+    user.updated_at = utcnow()
+    sessions_invalidated.send(user, keep_session_id=None)
     db.session.flush()
     return user
 
@@ -65,19 +87,35 @@ def list_(*, args: Mapping[str, Any]) -> Page[User]:
 
 
 def update_me(*, user_id: uuid.UUID, data: Mapping[str, Any], current_session_id: uuid.UUID | None) -> User:
-    """Change one's own name and/or password; a new password ends the other sessions."""
+    """Change one's own name and/or password; a new password ends the other sessions.
+
+    ``current_password`` is checked like a login: a wrong one counts toward the account's
+    lockout (a stolen access token is no way to guess the password), and while the account
+    is locked the answer is 423 whatever was sent.
+    """
     user = get(user_id=user_id)
+    if "password" in data:
+        _change_password(user, data, current_session_id)
     if "full_name" in data:
         user.full_name = data["full_name"]
-    if "password" in data:
-        if not verify_password(user.password_hash, data["current_password"]):
-            raise ValidationFailed(details=[{"field": "current_password", "message": "Incorrect password."}])
-        check_password_policy(data["password"], email=user.email)
-        user.password_hash = hash_password(data["password"])
-        sessions_invalidated.send(user, keep_session_id=current_session_id)
     user.updated_at = utcnow()
     db.session.commit()
     return user
+
+
+def _change_password(user: User, data: Mapping[str, Any], current_session_id: uuid.UUID | None) -> None:
+    if lockout.is_locked(user):
+        db.session.commit()
+        raise lockout.locked_error(user)
+    details = password_details(data["password"], email=user.email, full_name=data.get("full_name", user.full_name))
+    if not verify_password(user.password_hash, data["current_password"]):
+        lockout.record_failure(user)  # commits; raises 423 at the threshold
+        raise ValidationFailed(details=[{"field": "current_password", "message": "Incorrect password."}, *details])
+    if details:
+        raise ValidationFailed(details=details)
+    lockout.clear_failures(user)
+    user.password_hash = hash_password(data["password"])
+    sessions_invalidated.send(user, keep_session_id=current_session_id)
 
 
 def update(*, actor_id: uuid.UUID, user_id: uuid.UUID, data: Mapping[str, Any]) -> User:

@@ -1,18 +1,13 @@
-"""/admin/rq: the RQ dashboard, for admins only."""
+"""/admin/rq: the RQ dashboard, for admins only (its security cases: tests/security)."""
 
 from __future__ import annotations
-
-import base64
 
 from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.conftest import SERVICES, json_of
 from tests.factories import create_user
-
-
-def basic(email: str, password: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{email}:{password}".encode()).decode()}
+from tests.security.support import admin_sign_in
 
 
 def test_dashboard_is_for_admins_only(app: Flask, client: FlaskClient) -> None:
@@ -23,17 +18,27 @@ def test_dashboard_is_for_admins_only(app: Flask, client: FlaskClient) -> None:
         assert "REDIS_URL" in json_of(response)["error"]["message"]
         return
     anonymous = client.get("/admin/rq/")
-    assert anonymous.status_code == 401
-    assert anonymous.headers["WWW-Authenticate"].startswith("Basic")
-    assert client.get("/admin/rq/", headers=basic(admin.email, "wrong-password")).status_code == 401
-    assert client.get("/admin/rq/", headers=basic("nobody@example.com", admin.password)).status_code == 401
-    assert client.get("/admin/rq/", headers=basic(staff.email, staff.password)).status_code == 403
+    assert anonymous.status_code == 303
+    assert anonymous.headers["Location"] == "/admin/login?next=/admin/rq/"
+    assert client.get("/admin/rq/0/data/queues.json").status_code == 401
     assert client.get("/admin/rq/", headers=staff.headers).status_code == 403
-    page = client.get("/admin/rq/", headers=basic(admin.email, admin.password))
+
+    signed_in = admin_sign_in(client, admin.email, admin.password, data={"next": "/admin/rq/0/view/workers"})
+    assert signed_in.headers["Location"] == "/admin/rq/0/view/workers"
+    page = client.get("/admin/rq/")
     assert page.status_code == 200
     assert "RQ" in page.get_data(as_text=True)
     client.post("/api/v1/auth/password/forgot", json={"email": admin.email})  # queues a mail job
-    queues = client.get("/admin/rq/0/data/queues.json", headers=admin.headers)
+    queues = client.get("/admin/rq/0/data/queues.json")
     assert queues.status_code == 200
     mail = next(q for q in queues.get_json()["queues"] if q["name"] == "mail")
     assert mail["count"] == 1
+    # API clients may use an admin's access token instead.
+    assert client.get("/admin/rq/0/data/queues.json", headers=admin.headers).status_code == 200
+
+
+def test_the_sign_in_only_sends_you_back_into_the_dashboard(app: Flask, client: FlaskClient) -> None:
+    admin = create_user(app, role="admin")
+    for target in ("https://evil.example/", "//evil.example/admin/rq/", "/admin/rq/..//\\evil", "/api/v1/users"):
+        response = admin_sign_in(client, admin.email, admin.password, data={"next": target})
+        assert response.headers["Location"] == "/admin/rq/", target

@@ -34,7 +34,7 @@ def login(client: FlaskClient, email: str, password: str = PASSWORD):
 def test_register_mails_a_working_verification_token(
     client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
 ) -> None:
-    response = register(client, email="  Ann@Example.COM ")
+    response = register(client, email="Ann@Example.COM")
     assert response.status_code == 201
     user = json_of(response)["data"]
     assert user["email"] == "ann@example.com"

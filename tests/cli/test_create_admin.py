@@ -26,10 +26,15 @@ def test_create_admin_then_log_in(app: Flask, client: FlaskClient) -> None:
     assert me["data"]["role"] == "admin"
 
 
-def test_create_admin_promotes_an_existing_account(app: Flask) -> None:
+def test_create_admin_promotes_an_existing_account_only_when_asked(app: Flask, client: FlaskClient) -> None:
     user = create_user(app, email="promote@example.com")
-    result = app.test_cli_runner().invoke(args=["create-admin", user.email])
-    assert result.exit_code == 0
+    refused = app.test_cli_runner().invoke(args=["create-admin", user.email], input="Admin-Passphrase-1\n")
+    assert refused.exit_code != 0
+    assert "--promote" in refused.output
+    assert json_of(client.get("/api/v1/users/me", headers=user.headers))["data"]["role"] == "customer"
+
+    result = app.test_cli_runner().invoke(args=["create-admin", user.email, "--promote"], input="Admin-Passphrase-1\n")
+    assert result.exit_code == 0, result.output
     assert "Promoted" in result.output
 
 

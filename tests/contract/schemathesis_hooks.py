@@ -23,28 +23,31 @@ STRENGTH = "password strength is estimated (zxcvbn, character classes), not a pa
 CROSS_FIELD = "must not be below price: a rule across two fields"
 CURRENT_PASSWORD = "must be the account's current password"
 PRICE_RANGE = "max_price must not be below min_price: a rule across two parameters"
+ONE_LINE = "one line of printable text: a Unicode property (str.isprintable) no portable pattern can name"
 
 RULES: dict[str, dict[str, str]] = {
     "list_products": {"cursor": CURSOR, "is_active": STAFF_ONLY, "max_price": PRICE_RANGE},
     "list_orders": {"cursor": CURSOR, "user_id": STAFF_ONLY},
     "list_widgets": {"cursor": CURSOR},
-    "register": {"password": STRENGTH},
+    "register": {"password": STRENGTH, "full_name": ONE_LINE},
     "reset_password": {"token": ISSUED_TOKEN, "password": STRENGTH},
     "verify_email": {"token": ISSUED_TOKEN},
-    "update_me": {"current_password": CURRENT_PASSWORD, "password": STRENGTH},
+    "update_me": {"current_password": CURRENT_PASSWORD, "password": STRENGTH, "full_name": ONE_LINE},
+    "update_user": {"full_name": ONE_LINE},
     "create_product": {"category_ids": EXISTING, "image_upload_id": EXISTING, "compare_at_price": CROSS_FIELD},
     "replace_product": {"category_ids": EXISTING, "image_upload_id": EXISTING, "compare_at_price": CROSS_FIELD},
     "update_product": {"category_ids": EXISTING, "image_upload_id": EXISTING, "compare_at_price": CROSS_FIELD},
     "place_order": {"items.*.product_id": EXISTING},
 }
 # Answers that depend on state, not on the request's shape, whatever the fields: a stale or
-# made-up If-Match (the ETag is business state); a login to an account locked by earlier
-# failed attempts (the fuzzer itself sends those).
+# made-up If-Match (the ETag is business state); an account locked by earlier wrong
+# passwords (the fuzzer itself sends those, at login and as current_password).
 STATEFUL_ANSWERS = {
     "replace_product": (412, "PRECONDITION_FAILED"),
     "update_product": (412, "PRECONDITION_FAILED"),
     "delete_product": (412, "PRECONDITION_FAILED"),
     "login": (423, "ACCOUNT_LOCKED"),
+    "update_me": (423, "ACCOUNT_LOCKED"),
 }
 
 

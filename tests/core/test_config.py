@@ -44,7 +44,7 @@ def test_production_reads_environment_and_rewrites_heroku_url() -> None:
     assert isinstance(config, ProductionConfig)
     assert config.SQLALCHEMY_DATABASE_URI == "postgresql+psycopg://u:p@db.example:5432/shop"
     assert PRODUCTION_ENV["REDIS_URL"] == config.RATELIMIT_STORAGE_URI
-    assert config.PROXY_FIX_X_FOR == 1
+    assert config.PROXY_FIX_X_FOR == 0  # trusted only when set (README: Heroku sets 1)
 
 
 def test_public_urls_must_be_http_urls() -> None:

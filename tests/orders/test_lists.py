@@ -6,6 +6,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -59,7 +60,12 @@ def test_filters_and_sort(app: Flask, client: FlaskClient, place: Callable[..., 
     assert totals == sorted(totals, reverse=True)
 
 
-def test_cursor_walk_and_statement_count(app: Flask, client: FlaskClient, place: Callable[..., Any]) -> None:
+def test_cursor_walk_and_statement_count(
+    app: Flask, client: FlaskClient, place: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One customer with a dozen unpaid orders: above the everyday cap and placement limit.
+    monkeypatch.setitem(app.config, "ORDER_MAX_PENDING", 20)
+    monkeypatch.setitem(app.config, "RATELIMIT_ORDERS", "100 per minute")
     customer = create_user(app)
     products = [make_product(app, stock=100) for _ in range(3)]
     placed = {created(place(customer, [(p, 1) for p in products]))["id"] for _ in range(12)}

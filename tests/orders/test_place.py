@@ -195,7 +195,10 @@ def pricing(app: Flask) -> Iterator[Callable[..., None]]:
     app.config.update(saved)
 
 
-def test_totals_on_awkward_decimals(app: Flask, place: Callable[..., Any], pricing: Callable[..., None]) -> None:
+def test_totals_on_awkward_decimals(
+    app: Flask, place: Callable[..., Any], pricing: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(app.config, "ORDER_MAX_PENDING", 10)  # one customer, several unpaid orders
     customer = create_user(app)
     pricing(tax="0.0825", shipping="4.99", free_over="100.00")
     # 0.10 + 0.20 is exactly 0.30 here (no binary floats anywhere).

@@ -25,7 +25,9 @@ from app.errors import NotFound
 from app.extensions import redis_queues
 from app.jobs import enqueue_after_commit, task
 from app.pagination import CursorListArgsSchema, SortField, SortKey, paginate
+from app.ratelimits import uploads_limit
 from app.schema import Money, Schema, UTCDateTime
+from app.security import allows_large_body
 
 
 class TestBase(DeclarativeBase):
@@ -126,6 +128,35 @@ class DataErrorRoute(MethodView):
         if db.engine.dialect.name == "postgresql":
             db.session.execute(sa.text("SELECT CAST(:value AS INTEGER)"), {"value": "not a number"})
         raise DataError("SELECT CAST(:value AS INTEGER)", {"value": "not a number"}, ValueError("invalid input"))
+
+
+class BlobSchema(Schema):
+    content = ma.fields.String(required=True)
+
+
+class BlobEchoSchema(Schema):
+    content = ma.fields.String()
+
+
+@blp.route("/blobs", methods=["POST"])
+@allows_large_body
+@uploads_limit()
+@blp.arguments(BlobSchema)
+@blp.response(200, BlobEchoSchema)
+@blp.doc(operationId="echo_blob")
+def blobs(data: dict[str, Any]) -> Any:
+    """Echo a large body, as an upload view takes one: exempt from MAX_JSON_BYTES, limited
+    by RATELIMIT_UPLOADS."""
+    return data
+
+
+@blp.route("/folder/")
+class Folder(MethodView):
+    @blp.response(200)
+    @blp.doc(operationId="get_folder")
+    def get(self) -> Any:
+        """A route with a trailing slash: Werkzeug redirects the one without."""
+        return {"ok": True}
 
 
 @task
