@@ -8,7 +8,6 @@ rate-limit storage down they answer 503 rather than let guesses through unlimite
 from __future__ import annotations
 
 from collections.abc import Callable
-from copy import deepcopy
 from typing import Any, TypeVar
 
 from flask import current_app, request
@@ -65,14 +64,11 @@ def _account_key() -> str:
 
 
 def _strict(limit: Callable[[F], F]) -> Callable[[F], F]:
-    """A credential endpoint's limit: declares its 429 and fails closed."""
+    """A credential endpoint's limit, failing closed (its 429 is documented with every
+    operation's, by app.openapi)."""
 
     def decorator(view: F) -> F:
-        limited = limit(view)
-        doc = deepcopy(getattr(view, "_apidoc", {}))
-        doc.setdefault("manual_doc", {}).setdefault("responses", {}).setdefault(429, "TOO_MANY_REQUESTS")
-        limited._apidoc = doc  # type: ignore[attr-defined]  # flask-smorest's doc carrier
-        return fails_closed(limited)
+        return fails_closed(limit(view))
 
     return decorator
 
