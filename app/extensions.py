@@ -19,7 +19,7 @@ from app.db import db
 
 __all__ = ["api", "cors", "db", "jwt", "limiter", "migrate", "redis_queues"]
 
-QUEUE_NAMES = ("mail", "imports")
+QUEUE_NAMES = ("mail", "imports", "media")
 
 
 @dataclass

@@ -13,9 +13,11 @@ from rq.cron import CronScheduler
 
 from app.mail.tasks import relay_unsent_mail
 from app.orders.tasks import purge_expired_idempotency_keys
+from app.uploads.tasks import maintain_uploads
 
 MAIL_RELAY_SECONDS = 60
 IDEMPOTENCY_PURGE_SECONDS = 3600
+UPLOADS_UPKEEP_SECONDS = 600
 
 
 def build_scheduler(connection: Redis, *, logging_level: str = "INFO") -> CronScheduler:
@@ -25,4 +27,5 @@ def build_scheduler(connection: Redis, *, logging_level: str = "INFO") -> CronSc
     scheduler.register(
         purge_expired_idempotency_keys, "imports", interval=IDEMPOTENCY_PURGE_SECONDS, name="idempotency-purge"
     )
+    scheduler.register(maintain_uploads, "media", interval=UPLOADS_UPKEEP_SECONDS, name="uploads-upkeep")
     return scheduler

@@ -20,6 +20,7 @@ PRODUCTION_ENV = {
     "DATABASE_URL": "postgres://u:p@db.example:5432/shop",
     "REDIS_URL": "redis://cache.example:6379/0",
     "MAIL_URL": "smtp://mailer:secret@smtp.example:587",
+    "STORAGE_URL": "s3://shop-uploads/media",
 }
 
 
