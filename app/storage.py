@@ -43,8 +43,8 @@ if TYPE_CHECKING:
 
 CHUNK_SIZE = 64 * 1024
 EXTENSION_KEY = "storefront.storage"
-# S3 multipart parts: what one upload holds in memory at most (5 MiB is S3's minimum).
-S3_PART_SIZE = 8 * 1024 * 1024
+# S3 multipart parts, S3's minimum: an upload holds about three of them in memory at once.
+S3_PART_SIZE = 5 * 1024 * 1024
 _UNAVAILABLE = "File storage is temporarily unavailable"
 
 
