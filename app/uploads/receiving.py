@@ -106,6 +106,7 @@ class MeteredReader:
 def receive(*, owner_id: uuid.UUID, form: StreamingForm) -> Upload:
     """``POST /uploads``: stream the file to storage while it arrives, then check it."""
     upload_id = new_id()
+    db.session.rollback()  # (authentication read the user) no transaction is held while the file arrives
     try:
         upload = _receive(upload_id, owner_id, form)
         db.session.add(upload)

@@ -238,10 +238,16 @@ def test_a_download_is_named_for_what_it_is(
 
 
 def test_uploads_are_listed_newest_first_with_filters_and_both_pagination_styles(
-    app: Flask, client: FlaskClient, file_storage: Storage, staff: AuthedUser, other_staff: AuthedUser
+    app: Flask,
+    client: FlaskClient,
+    file_storage: Storage,
+    staff: AuthedUser,
+    other_staff: AuthedUser,
+    run_jobs: Callable[[], int],
 ) -> None:
     mine = [created(post_upload(client, staff, CSV, f"{i}.csv", "import"))["id"] for i in range(3)]
     image = created(post_upload(client, staff, png(), "p.png", "product_image"))["id"]
+    settle(run_jobs)
     theirs = created(post_upload(client, other_staff, CSV, "t.csv", "import"))["id"]
 
     body = json_of(client.get(UPLOADS, headers=staff.headers))
@@ -276,6 +282,7 @@ def test_deleting_an_upload_removes_its_objects(
 ) -> None:
     image = created(post_upload(client, staff, png(), "p.png", "product_image"))
     settle(run_jobs)
+    image = get_upload(client, staff, image["id"])
     data = created(post_upload(client, staff, CSV, "c.csv", "import"))
     assert client.delete(f"{UPLOADS}/{image['id']}", headers=other_staff.headers).status_code == 204  # staff
     assert client.delete(f"{UPLOADS}/{data['id']}", headers=staff.headers).status_code == 204
