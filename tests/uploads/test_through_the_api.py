@@ -107,7 +107,7 @@ SPOOFED: list[tuple[str, str, Callable[[], bytes], int]] = [
     ("import", "products.json", lambda: b'{"sku": "A-1"}', 422),  # JSON, but not an array
     ("import", "products.json", lambda: b'[{"sku": "A-1"}', 422),  # JSON cut short
     ("import", "products.csv", lambda: b"   \n\n", 422),  # no header row
-    ("import", "big.csv", lambda: b"sku,name\n" + b"A,B\n" * (IMPORT_LIMIT // 4), 413),  # one chunk over the limit
+    ("import", "big.csv", lambda: b"sku,name\n" + b"A" * (IMPORT_LIMIT - 8), 413),  # one byte over the limit
     ("product_image", "big.png", lambda: png(2, 2) + b"\0" * (IMAGE_LIMIT - len(png(2, 2)) + 1), 413),  # one byte over
 ]
 
