@@ -58,6 +58,9 @@ def _url(env: Mapping[str, str], name: str) -> str | None:
     return raw
 
 
+STORAGE_SCHEMES = ("file://", "s3://")
+
+
 def normalize_database_url(url: str) -> str:
     """Accept Heroku's ``postgres://`` and plain ``postgresql://``; use psycopg 3."""
     for prefix in ("postgres://", "postgresql://"):
@@ -107,6 +110,24 @@ class Config:
         self.MAIL_URL = env.get("MAIL_URL") or "console"
         self.MAIL_FROM = env.get("MAIL_FROM") or "Storefront <no-reply@storefront.local>"
         self.STORAGE_URL = env.get("STORAGE_URL") or f"file://{BASE_DIR / 'instance' / 'uploads'}"
+        if not self.STORAGE_URL.startswith(STORAGE_SCHEMES):
+            raise ConfigError(f"STORAGE_URL must be file://<dir> or s3://<bucket>[/prefix], got {self.STORAGE_URL!r}")
+        # S3 and S3-compatible stores: credentials come from boto3's usual chain
+        # (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a role); another endpoint from here.
+        self.S3_ENDPOINT_URL: str | None = env.get("S3_ENDPOINT_URL") or None
+        self.S3_REGION: str | None = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
+        # Uploads: per-purpose size limits, how long a direct-upload target and a download
+        # link live, and when an upload that was never completed is purged.
+        self.UPLOAD_IMAGE_MAX_BYTES = _int(env, "UPLOAD_IMAGE_MAX_BYTES", 10 * 1024 * 1024)
+        self.UPLOAD_IMPORT_MAX_BYTES = _int(env, "UPLOAD_IMPORT_MAX_BYTES", 50 * 1024 * 1024)
+        self.UPLOAD_TARGET_SECONDS = _int(env, "UPLOAD_TARGET_SECONDS", 15 * 60)
+        self.UPLOAD_DOWNLOAD_SECONDS = _int(env, "UPLOAD_DOWNLOAD_SECONDS", 5 * 60)
+        if not 1 <= self.UPLOAD_DOWNLOAD_SECONDS <= 5 * 60:
+            raise ConfigError(
+                "UPLOAD_DOWNLOAD_SECONDS must be between 1 and 300 (download links live 5 minutes at most)"
+            )
+        self.UPLOAD_EXPIRE_HOURS = _int(env, "UPLOAD_EXPIRE_HOURS", 24)
+        self.RATELIMIT_UPLOADS = env.get("RATELIMIT_UPLOADS") or "60 per minute"
         # Where clients reach this API (links in mail). Unset outside production: the address
         # actually served (app.urls.public_base_url). FRONTEND_URL: a web app that serves
         # /account/verify-email and /account/reset-password itself, for the mail links.
@@ -249,6 +270,12 @@ class ProductionConfig(Config):
             )
         self.HSTS_SECONDS = _int(env, "HSTS_SECONDS", 365 * 24 * 3600)
         self.SESSION_COOKIE_SECURE = True
+        # A dyno's disk is neither shared between processes nor kept across restarts.
+        if not self.STORAGE_URL.startswith("s3://") and not _bool(env.get("ALLOW_LOCAL_STORAGE"), default=False):
+            raise ConfigError(
+                "Refusing to start in production: STORAGE_URL must be s3://bucket/prefix "
+                "(set ALLOW_LOCAL_STORAGE=1 to keep uploads on this machine's disk)"
+            )
 
     def _dev_secret(self, name: str) -> str:  # pragma: no cover - guarded in __init__
         raise ConfigError(f"Refusing to start in production: {name} is not set")

@@ -1,11 +1,11 @@
 """The RQ worker process (the Procfile's ``worker``): ``python worker.py [--burst]``.
 
 Builds the application once and pushes one application context, then runs an RQ worker
-(with its scheduler, so that retries with backoff happen) on the ``mail`` and ``imports``
-queues. Each job forks from this process, so the app is imported before any job runs.
+(with its scheduler, so that retries with backoff happen) on the ``mail``, ``imports`` and
+``media`` queues. Each job forks from this process, so the app is imported before any job runs.
 
 ``python worker.py --cron`` is the Procfile's ``clock`` instead: it enqueues the periodic
-jobs of ``app.schedule`` (the mail relay) for the workers to run.
+jobs of ``app.schedule`` (the mail relay, the uploads upkeep) for the workers to run.
 """
 
 from __future__ import annotations

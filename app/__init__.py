@@ -13,6 +13,7 @@ from app.extensions import api, cors, db, jwt, limiter, migrate, redis_queues
 from app.jobs import register_session_hooks
 from app.observability import configure_logging, init_observability
 from app.security import init_security
+from app.storage import init_storage
 from config import Config, get_config
 
 
@@ -46,6 +47,7 @@ def _init_extensions(app: Flask) -> None:
     jwt.init_app(app)
     limiter.init_app(app)
     redis_queues.init_app(app)
+    init_storage(app)
     register_session_hooks()
     if app.config["CORS_ORIGINS"]:
         cors.init_app(
@@ -73,6 +75,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.auth.dashboard import init_dashboard
     from app.orders import routes as orders_routes
     from app.products import routes as products_routes
+    from app.uploads import routes as uploads_routes
     from app.users import routes as users_routes
 
     app.register_blueprint(health.bp)
@@ -82,4 +85,5 @@ def _register_blueprints(app: Flask) -> None:
     api.register_blueprint(users_routes.blp)
     api.register_blueprint(orders_routes.blp)
     api.register_blueprint(products_routes.blp)
+    api.register_blueprint(uploads_routes.blp)
     init_dashboard(app)

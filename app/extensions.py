@@ -18,7 +18,7 @@ from app.ratelimits import Limiter, client_key, default_limit
 
 __all__ = ["api", "cors", "db", "jwt", "limiter", "migrate", "redis_queues"]
 
-QUEUE_NAMES = ("mail", "imports")
+QUEUE_NAMES = ("mail", "imports", "media")
 
 
 @dataclass

@@ -19,6 +19,8 @@ import sqlalchemy as sa
 from flask import current_app
 from redis.exceptions import RedisError
 from rq import Retry, get_current_job
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.db import db
@@ -32,6 +34,7 @@ R = TypeVar("R")
 PENDING_KEY = "storefront.pending_jobs"
 # Backoff for transient failures (SMTP hiccups, a busy database): 10 s … 30 min.
 DEFAULT_RETRY_INTERVALS = [10, 60, 300, 900, 1800]
+_LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
 @dataclass
@@ -115,3 +118,25 @@ def current_job_id() -> str | None:
     """The id of the RQ job this code runs in, if any (for log lines)."""
     job = get_current_job()
     return job.id if job is not None else None
+
+
+def final_attempt() -> bool:
+    """Whether the running job gets no further try if it fails now (always, in-process)."""
+    job = get_current_job()
+    if job is None or redis_queues.in_process:
+        return True
+    return not job.retries_left
+
+
+def has_live_job(job_id: str) -> bool:
+    """Whether RQ holds the job queued, running, scheduled or deferred (for relays).
+
+    Redis being down counts as yes: a relay has nothing to do until it is back.
+    """
+    try:
+        job = Job.fetch(job_id, connection=redis_queues.connection)
+    except NoSuchJobError:
+        return False
+    except RedisError:
+        return True
+    return job.get_status(refresh=False) in _LIVE_STATUSES

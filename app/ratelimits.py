@@ -158,15 +158,19 @@ class Limiter(flask_limiter.Limiter):
         return limit
 
 
-def per_client(config_key: str, *, scope: str) -> Callable[[F], F]:
+def per_client(config_key: str, *, scope: str, shared: bool = False) -> Callable[[F], F]:
     """A named limit: ``config[config_key]`` (flask-limiter syntax) per client, on top of the
-    default one (every /api/v1 operation documents its 429: app.openapi)."""
+    default one (every /api/v1 operation documents its 429: app.openapi). ``shared``: one
+    budget for every view that carries it, instead of one per view."""
     from app.extensions import limiter
 
-    limit = limiter.limit(
-        lambda: str(current_app.config[config_key]), key_func=client_key, scope=scope, override_defaults=False
-    )
-    return cast(Callable[[F], F], limit)
+    def value() -> str:
+        return str(current_app.config[config_key])
+
+    if shared:
+        limit = limiter.shared_limit(value, scope=scope, key_func=client_key, override_defaults=False)
+        return cast(Callable[[F], F], limit)
+    return cast(Callable[[F], F], limiter.limit(value, key_func=client_key, scope=scope, override_defaults=False))
 
 
 def order_placement_limit() -> Callable[[F], F]:
@@ -175,9 +179,10 @@ def order_placement_limit() -> Callable[[F], F]:
 
 
 def uploads_limit() -> Callable[[F], F]:
-    """``RATELIMIT_UPLOADS`` per client, for every view that takes an upload (API or direct).
+    """``RATELIMIT_UPLOADS`` per client, one budget for every view that takes an upload (API or
+    direct).
 
     Usage, below the permission check: ``@uploads_limit()``; add ``@allows_large_body``
     (app.security) where the request body is the file itself.
     """
-    return per_client("RATELIMIT_UPLOADS", scope="uploads")
+    return per_client("RATELIMIT_UPLOADS", scope="uploads", shared=True)

@@ -13,10 +13,12 @@ from rq.cron import CronScheduler
 
 from app.mail.tasks import relay_unsent_mail
 from app.orders.tasks import cancel_unpaid_orders, purge_expired_idempotency_keys
+from app.uploads.tasks import maintain_uploads
 
 MAIL_RELAY_SECONDS = 60
 IDEMPOTENCY_PURGE_SECONDS = 3600
 UNPAID_ORDERS_SECONDS = 60
+UPLOADS_UPKEEP_SECONDS = 600
 
 
 def build_scheduler(connection: Redis, *, logging_level: str = "INFO") -> CronScheduler:
@@ -28,4 +30,5 @@ def build_scheduler(connection: Redis, *, logging_level: str = "INFO") -> CronSc
     )
     # Housekeeping runs on the imports queue, like the key purge (no queue of its own).
     scheduler.register(cancel_unpaid_orders, "imports", interval=UNPAID_ORDERS_SECONDS, name="unpaid-orders")
+    scheduler.register(maintain_uploads, "media", interval=UPLOADS_UPKEEP_SECONDS, name="uploads-upkeep")
     return scheduler

@@ -32,6 +32,8 @@ from tests.support.mailbox import Mailbox
 SERVICES = os.environ.get("TEST_SERVICES") == "1"
 # Each run gets its own SQLite file, so that parallel runs never share a database.
 os.environ.setdefault("STOREFRONT_TEST_SQLITE", os.path.join(tempfile.mkdtemp(prefix="storefront-"), "test.db"))
+# Uploads go to a folder of this run, never instance/ (tests of uploads swap in their own).
+os.environ.setdefault("STOREFRONT_TEST_STORAGE", tempfile.mkdtemp(prefix="storefront-uploads-"))
 DEFAULT_TEST_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
 
@@ -39,6 +41,7 @@ DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
 def _service_environ() -> dict[str, str]:
     env = dict(os.environ)
     env["APP_ENV"] = "testing"
+    env.setdefault("STORAGE_URL", "file://" + os.environ["STOREFRONT_TEST_STORAGE"])
     if SERVICES:
         env.setdefault("TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
         env.setdefault("TEST_REDIS_URL", DEFAULT_TEST_REDIS_URL)
@@ -167,6 +170,11 @@ def run_jobs(app: Flask) -> Callable[[], int]:
             return int(worker.successful_job_count + worker.failed_job_count)
 
     return run
+
+
+# PUBLIC_BASE_URL is unset in the tests: absolute URLs then use the address served, which
+# for Flask's test client is this.
+SERVED_BASE_URL = "http://localhost"
 
 
 def json_of(response: Any) -> Any:

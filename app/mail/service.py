@@ -16,13 +16,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from redis.exceptions import RedisError
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
 
 from app.db import db, utcnow
-from app.extensions import redis_queues
-from app.jobs import DEFAULT_RETRY_INTERVALS, PendingJob, enqueue_after_commit, enqueue_now
+from app.jobs import DEFAULT_RETRY_INTERVALS, PendingJob, enqueue_after_commit, enqueue_now, has_live_job
 from app.mail.models import OutboxMail
 from app.mail.sealing import seal
 from app.urls import account_pages_url, public_base_url
@@ -41,7 +37,6 @@ RETRIES = len(DEFAULT_RETRY_INTERVALS)
 # The first try and every retry of one job: then the row is marked failed.
 MAX_ATTEMPTS = 1 + RETRIES
 REDACTED = "[redacted after delivery: this mail carried a one-time token]"
-_LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
 def job_id_for(outbox_id: uuid.UUID) -> str:
@@ -104,7 +99,7 @@ def relay_unsent(*, older_than: timedelta = timedelta(seconds=60), limit: int = 
     ).all()
     db.session.rollback()
     enqueued = sum(
-        _enqueue_delivery(outbox_id, "mail relay") for outbox_id in ids if not _has_live_job(job_id_for(outbox_id))
+        _enqueue_delivery(outbox_id, "mail relay") for outbox_id in ids if not has_live_job(job_id_for(outbox_id))
     )
     if enqueued:
         log.info("relayed %d unsent mail(s)", enqueued)
@@ -114,13 +109,3 @@ def relay_unsent(*, older_than: timedelta = timedelta(seconds=60), limit: int = 
 def _enqueue_delivery(outbox_id: uuid.UUID, description: str) -> bool:
     job = PendingJob("mail", DELIVER, (str(outbox_id),), job_id_for(outbox_id), RETRIES, description)
     return enqueue_now(job)
-
-
-def _has_live_job(job_id: str) -> bool:
-    try:
-        job = Job.fetch(job_id, connection=redis_queues.connection)
-    except NoSuchJobError:
-        return False
-    except RedisError:
-        return True  # Redis is still down: nothing to do this round.
-    return job.get_status(refresh=False) in _LIVE_STATUSES

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, IdMixin, SoftDeleteMixin, TimestampMixin
+from app.uploads.urls import content_url, thumbnail_urls
 
 DEFAULT_LOW_STOCK_THRESHOLD = 5
 SKU_MAX = 64
@@ -81,8 +82,11 @@ class Product(IdMixin, TimestampMixin, SoftDeleteMixin, Base):
     stock: Mapped[int] = mapped_column(default=0, index=True)
     low_stock_threshold: Mapped[int] = mapped_column(default=DEFAULT_LOW_STOCK_THRESHOLD)
     is_active: Mapped[bool] = mapped_column(default=True, index=True)
-    # The uploads domain (a later issue) adds the foreign key; until then a plain column.
-    image_upload_id: Mapped[uuid.UUID | None] = mapped_column(default=None, index=True)
+    # A ready product image (checked by the service); the key also keeps the upload from
+    # being deleted while a live product shows it (a soft delete lets go of the image).
+    image_upload_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("uploads.id", ondelete="RESTRICT"), default=None, index=True
+    )
     version: Mapped[int] = mapped_column(default=1)
 
     categories: Mapped[list[Category]] = relationship(secondary=product_categories, order_by=Category.name)
@@ -100,8 +104,11 @@ class Product(IdMixin, TimestampMixin, SoftDeleteMixin, Base):
 
     @property
     def image_url(self) -> str | None:
-        """Null until the uploads domain serves product images (a later issue)."""
-        return None
+        return content_url(self.image_upload_id) if self.image_upload_id else None
+
+    @property
+    def thumbnails(self) -> dict[str, str] | None:
+        return thumbnail_urls(self.image_upload_id) if self.image_upload_id else None
 
     def __repr__(self) -> str:
         return f"<Product {self.sku} v{self.version}>"

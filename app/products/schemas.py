@@ -13,6 +13,7 @@ from flask import current_app, g
 from app.pagination import CursorListArgsSchema, FieldsField, ListArgsSchema, SortField
 from app.products.models import DEFAULT_LOW_STOCK_THRESHOLD, NAME_MAX, SKU_MAX, SLUG_MAX
 from app.schema import Boolean, Integer, Money, QueryBoolean, Schema, TrimmedString, UTCDateTime
+from app.uploads.schemas import ThumbnailsSchema
 
 # Either case on input; stored and shown upper case.
 SKU_INPUT_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{1,{SKU_MAX - 1}}}$")
@@ -129,7 +130,11 @@ class ProductSchema(Schema):
     low_stock = ma.fields.Boolean(dump_only=True, metadata={"description": "stock <= low_stock_threshold"})
     is_active = ma.fields.Boolean(dump_only=True)
     categories = ma.fields.List(ma.fields.Nested(CategoryRefSchema), dump_only=True)
-    image_url = ma.fields.String(dump_only=True, allow_none=True)
+    image_upload_id = ma.fields.UUID(dump_only=True, allow_none=True)
+    image_url = ma.fields.String(
+        dump_only=True, allow_none=True, metadata={"format": "uri", "description": "The product image, if any"}
+    )
+    thumbnails = ma.fields.Nested(ThumbnailsSchema, dump_only=True, allow_none=True)
     version = ma.fields.Integer(dump_only=True, metadata={"description": "Bumped by every change; the ETag"})
     created_at = UTCDateTime(dump_only=True)
     updated_at = UTCDateTime(dump_only=True)
@@ -184,7 +189,9 @@ class ProductCreateSchema(_ProductWriteSchema):
     low_stock_threshold = _non_negative_int(load_default=DEFAULT_LOW_STOCK_THRESHOLD)
     is_active = Boolean(load_default=True)
     category_ids = _category_ids(load_default=list)
-    image_upload_id = ma.fields.UUID(allow_none=True, load_default=None)
+    image_upload_id = ma.fields.UUID(
+        allow_none=True, load_default=None, metadata={"description": "A ready upload of purpose product_image"}
+    )
 
 
 class ProductUpdateSchema(_ProductWriteSchema):
@@ -200,7 +207,9 @@ class ProductUpdateSchema(_ProductWriteSchema):
     low_stock_threshold = _non_negative_int()
     is_active = Boolean()
     category_ids = _category_ids()
-    image_upload_id = ma.fields.UUID(allow_none=True)
+    image_upload_id = ma.fields.UUID(
+        allow_none=True, metadata={"description": "A ready upload of purpose product_image"}
+    )
 
 
 class CategoryCreateSchema(Schema):

@@ -27,6 +27,7 @@ from app.products.etags import etag_of, if_match_passes
 from app.products.models import Category, Product
 from app.products.permissions import sees_inactive
 from app.products.slugs import commit_with_slug
+from app.uploads import service as uploads_service
 
 SORTABLE = {"name": Product.name, "price": Product.price, "created_at": Product.created_at}
 DEFAULT_SORT = (SortKey("created_at", descending=True),)
@@ -128,6 +129,7 @@ def delete(*, ref: str, if_match: str | None) -> None:
     """Soft delete: the product disappears for everyone; its SKU and slug become free."""
     product = _for_write(ref, if_match)
     product.deleted_at = product.updated_at = utcnow()
+    product.image_upload_id = None  # only live products hold their image (and keep it from deletion)
     _commit_write(if_match)
 
 
@@ -184,13 +186,10 @@ def _check_prices(price: Decimal, compare_at_price: Decimal | None) -> None:
 
 
 def _check_image(upload_id: uuid.UUID | None) -> None:
-    """``image_upload_id`` must name a stored product image.
-
-    No upload can exist until the uploads domain is built (its issue replaces this with a
-    lookup and a foreign key), so any id is refused rather than stored dangling.
-    """
-    if upload_id is not None:
-        raise ValidationFailed(details=[{"field": "image_upload_id", "message": "No such product image upload."}])
+    """``image_upload_id`` must name a ready product image (a 422 naming the field)."""
+    if upload_id is not None and not uploads_service.is_ready_product_image(upload_id):
+        message = "Must be a ready upload of purpose product_image."
+        raise ValidationFailed(details=[{"field": "image_upload_id", "message": message}])
 
 
 def _commit_write(if_match: str | None) -> None:

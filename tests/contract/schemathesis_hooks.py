@@ -29,6 +29,7 @@ RULES: dict[str, dict[str, str]] = {
     "list_products": {"cursor": CURSOR, "is_active": STAFF_ONLY, "max_price": PRICE_RANGE},
     "list_orders": {"cursor": CURSOR, "user_id": STAFF_ONLY},
     "list_widgets": {"cursor": CURSOR},
+    "list_uploads": {"cursor": CURSOR},
     "register": {"password": STRENGTH, "full_name": ONE_LINE},
     "reset_password": {"token": ISSUED_TOKEN, "password": STRENGTH},
     "verify_email": {"token": ISSUED_TOKEN},
@@ -38,16 +39,28 @@ RULES: dict[str, dict[str, str]] = {
     "replace_product": {"category_ids": EXISTING, "image_upload_id": EXISTING, "compare_at_price": CROSS_FIELD},
     "update_product": {"category_ids": EXISTING, "image_upload_id": EXISTING, "compare_at_price": CROSS_FIELD},
     "place_order": {"items.*.product_id": EXISTING},
+    # An empty file, or one that does not parse as its purpose needs (CSV/JSON): content.
+    "create_upload": {"file": "the file's content must suit its purpose (not empty; an import parses)"},
+    "complete_upload": {"file": "the file's content must suit its purpose (not empty; an import parses)"},
 }
-# Answers that depend on state, not on the request's shape, whatever the fields: a stale or
-# made-up If-Match (the ETag is business state); an account locked by earlier wrong
-# passwords (the fuzzer itself sends those, at login and as current_password).
-STATEFUL_ANSWERS = {
-    "replace_product": (412, "PRECONDITION_FAILED"),
-    "update_product": (412, "PRECONDITION_FAILED"),
-    "delete_product": (412, "PRECONDITION_FAILED"),
-    "login": (423, "ACCOUNT_LOCKED"),
-    "update_me": (423, "ACCOUNT_LOCKED"),
+# Answers that depend on state or content, not on the request's shape, whatever the fields:
+# a stale or made-up If-Match (the ETag is business state); an account locked by earlier
+# wrong passwords (the fuzzer itself sends those, at login and as current_password); a file
+# whose sniffed content its purpose does not allow, or whose size is over its purpose's limit
+# (a rule across two fields: purpose and file or size).
+STALE_ETAG = (412, "PRECONDITION_FAILED")
+LOCKED = (423, "ACCOUNT_LOCKED")
+CONTENT = {(415, "UNSUPPORTED_MEDIA_TYPE"), (413, "PAYLOAD_TOO_LARGE")}
+STATEFUL_ANSWERS: dict[str, set[tuple[int, str]]] = {
+    "replace_product": {STALE_ETAG},
+    "update_product": {STALE_ETAG},
+    "delete_product": {STALE_ETAG},
+    "login": {LOCKED},
+    "update_me": {LOCKED},
+    "create_upload": CONTENT,
+    "create_direct_upload": CONTENT,
+    "complete_upload": CONTENT,
+    "upload_to_target": CONTENT,
 }
 
 
@@ -60,7 +73,7 @@ def _explained(operation_id: str, response: Any) -> bool:
         error = response.json()["error"]
     except (ValueError, KeyError, TypeError):
         return False
-    if STATEFUL_ANSWERS.get(operation_id) == (response.status_code, error.get("code")):
+    if (response.status_code, error.get("code")) in STATEFUL_ANSWERS.get(operation_id, set()):
         return True
     rules = RULES.get(operation_id, {})
     fields = {_field(detail.get("field")) for detail in error.get("details") or []}

@@ -21,6 +21,7 @@ PRODUCTION_ENV = {
     "REDIS_URL": "redis://cache.example:6379/0",
     "MAIL_URL": "smtp://mailer:secret@smtp.example:587",
     "PUBLIC_BASE_URL": "https://api.shop.example",
+    "STORAGE_URL": "s3://shop-uploads/media",
 }
 
 

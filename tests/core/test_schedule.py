@@ -13,14 +13,20 @@ from app.schedule import build_scheduler
 def test_clock_enqueues_the_periodic_jobs(app: Flask, run_jobs: Callable[[], int]) -> None:
     with app.app_context():
         scheduler = build_scheduler(redis_queues.connection)
-        assert {job.name for job in scheduler.get_jobs()} == {"mail-relay", "idempotency-purge", "unpaid-orders"}
+        names = {"mail-relay", "idempotency-purge", "unpaid-orders", "uploads-upkeep"}
+        assert {job.name for job in scheduler.get_jobs()} == names
         enqueued = scheduler.enqueue_jobs()
-        assert sorted(job.name for job in enqueued) == ["idempotency-purge", "mail-relay", "unpaid-orders"]
+        assert {job.name for job in enqueued} == names
         job_ids = {job.name: job.get_job_ids(redis_queues.connection)[0] for job in scheduler.get_jobs()}
     run_jobs()
     with app.app_context():
-        for name, queue in (("mail-relay", "mail"), ("idempotency-purge", "imports"), ("unpaid-orders", "imports")):
+        for name, queue, idle in (
+            ("mail-relay", "mail", 0),
+            ("idempotency-purge", "imports", 0),
+            ("unpaid-orders", "imports", 0),
+            ("uploads-upkeep", "media", {"purged": 0, "failed": 0, "relayed": 0, "swept": 0}),
+        ):
             job = redis_queues.queue(queue).fetch_job(job_ids[name])
             assert job is not None
             assert job.get_status() == "finished", name
-            assert job.return_value() == 0
+            assert job.return_value() == idle

@@ -24,7 +24,9 @@ PRODUCT_FIELDS = {
     "low_stock",
     "is_active",
     "categories",
+    "image_upload_id",
     "image_url",
+    "thumbnails",
     "version",
     "created_at",
     "updated_at",
@@ -53,7 +55,8 @@ def test_create_returns_201_location_etag_and_the_documented_fields(
     assert product["slug"] == "red-t-shirt"
     assert (product["price"], product["compare_at_price"], product["currency"]) == ("19.50", "25.00", "USD")
     assert product["stock"] == 3 and product["in_stock"] is True and product["low_stock"] is True
-    assert product["is_active"] is True and product["version"] == 1 and product["image_url"] is None
+    assert product["is_active"] is True and product["version"] == 1
+    assert product["image_upload_id"] is None and product["image_url"] is None and product["thumbnails"] is None
     assert product["categories"] == [{"id": shirts, "slug": "shirts", "name": "Shirts"}]
     assert product["created_at"].endswith("Z")
     assert json_of(client.get(response.headers["Location"]))["data"] == product

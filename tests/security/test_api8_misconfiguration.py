@@ -22,6 +22,7 @@ from tests.security.support import LOGIN, admin_sign_in, csrf_token, run_probe
 PRODUCTION = {
     "APP_ENV": "production",
     "PUBLIC_BASE_URL": "https://shop.example",
+    "STORAGE_URL": "s3://shop-uploads/media",
     "SECRET_KEY": "s" * 40,
     "JWT_SECRET_KEY": "j" * 40,
     "DATABASE_URL": "postgres://u:p@db.example:5432/shop",

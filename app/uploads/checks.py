@@ -1,0 +1,144 @@
+"""What an uploaded file must be, judged by its bytes alone (never its name or claimed type).
+
+The type is sniffed with libmagic from the first 8 KiB and must be on the purpose's
+allow-list, so executables, archives, HTML, SVG, PDF and whatever libmagic does not
+recognise are refused for every purpose. Import files are then decoded and parsed in one
+streaming pass: UTF-8 (a BOM is fine), and a CSV with a header row or a JSON array.
+Images are decoded later, by the media job (``app.uploads.images``).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+from collections.abc import Iterator
+
+import ijson
+import magic
+
+from app.errors import UnsupportedMediaType, ValidationFailed
+from app.storage import Readable
+from app.uploads.models import Purpose
+
+SNIFF_BYTES = 8 * 1024
+READ_SIZE = 64 * 1024
+CSV = "text/csv"
+JSON = "application/json"
+
+IMAGE_TYPES = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp"}
+# What libmagic calls a CSV or a JSON file (it depends on its version); the parse decides.
+IMPORT_SNIFFED_TYPES = frozenset({"text/plain", "text/csv", "application/csv", "application/json"})
+EXTENSIONS = {**IMAGE_TYPES, CSV: ".csv", JSON: ".json"}
+PURPOSE_TYPES: dict[str, frozenset[str]] = {
+    Purpose.PRODUCT_IMAGE: frozenset(IMAGE_TYPES),
+    Purpose.IMPORT: IMPORT_SNIFFED_TYPES,
+}
+_ALLOWED_LABELS: dict[str, str] = {
+    Purpose.PRODUCT_IMAGE: "PNG, JPEG, GIF or WebP images",
+    Purpose.IMPORT: "UTF-8 CSV or JSON files",
+}
+
+
+def empty_file() -> ValidationFailed:
+    return ValidationFailed(details=[{"field": "file", "message": "The file is empty."}])
+
+
+def unreadable(message: str) -> ValidationFailed:
+    return ValidationFailed(details=[{"field": "file", "message": message}])
+
+
+def sniff(head: bytes) -> str:
+    """libmagic's MIME type for the first bytes of a file."""
+    mime: str = magic.from_buffer(head[:SNIFF_BYTES], mime=True)
+    return mime.split(";", 1)[0].strip().lower()
+
+
+def check_type(purpose: str, head: bytes) -> str:
+    """The sniffed type when ``purpose`` allows it; a 415 otherwise (a 422 for nothing at all)."""
+    if not head:
+        raise empty_file()
+    sniffed = sniff(head)
+    if sniffed not in PURPOSE_TYPES.get(purpose, frozenset()):
+        raise UnsupportedMediaType(
+            f"The file's content is {sniffed}; {purpose} uploads must be {_ALLOWED_LABELS.get(purpose, 'nothing')}",
+            details=[{"field": "file", "message": f"Not allowed for {purpose}: {sniffed}."}],
+        )
+    return sniffed
+
+
+class _Utf8Reader:
+    """Bytes from ``source``, checked to be UTF-8 as they pass, without a leading BOM."""
+
+    def __init__(self, source: Readable) -> None:
+        self._source = source
+        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self._first = True
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._source.read(READ_SIZE if size < 0 else size)
+        try:
+            text = self._decoder.decode(data, final=not data)
+        except UnicodeDecodeError as exc:
+            raise UnsupportedMediaType(
+                "Import files must be UTF-8 text",
+                details=[{"field": "file", "message": "Not UTF-8 text (save the file as UTF-8)."}],
+            ) from exc
+        if "\x00" in text:
+            raise UnsupportedMediaType(
+                "Import files must be text", details=[{"field": "file", "message": "Contains NUL bytes."}]
+            )
+        if self._first and data:
+            self._first = False
+            data = data.removeprefix(codecs.BOM_UTF8)
+        return data
+
+    def lines(self) -> Iterator[str]:
+        """The text, line by line (line ends kept, as ``csv`` wants them)."""
+        decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        pending = ""
+        while data := self.read(READ_SIZE):
+            pending += decoder.decode(data)
+            lines = pending.splitlines(keepends=True)
+            pending = lines.pop() if lines and not lines[-1].endswith(("\n", "\r")) else ""
+            yield from lines
+        pending += decoder.decode(b"", final=True)
+        if pending:
+            yield pending
+
+
+def check_import(source: Readable, *, head: bytes) -> str:
+    """Read a whole import file: ``text/csv`` or ``application/json`` if it decodes and parses."""
+    text_head = head.removeprefix(codecs.BOM_UTF8).lstrip()
+    if not text_head:
+        raise unreadable("The file holds no data.")
+    reader = _Utf8Reader(source)
+    if text_head.startswith(b"["):
+        _check_json_array(reader)
+        return JSON
+    if text_head.startswith(b"{"):
+        raise unreadable("A JSON import must be an array of objects, not an object.")
+    _check_csv(reader)
+    return CSV
+
+
+def _check_json_array(reader: _Utf8Reader) -> None:
+    try:
+        for _prefix, _event, _value in ijson.parse(reader, buf_size=READ_SIZE):
+            pass
+    except ijson.JSONError as exc:
+        # The first line only: the rest quotes the file.
+        raise unreadable(f"Not valid JSON: {str(exc).splitlines()[0][:200]}") from exc
+
+
+def _check_csv(reader: _Utf8Reader) -> None:
+    rows = csv.reader(reader.lines(), strict=True)
+    try:
+        header = next(rows, None)
+        if not header or any(not cell.strip() for cell in header):
+            raise unreadable("A CSV import needs a header row naming every column.")
+        if len({cell.strip().lower() for cell in header}) != len(header):
+            raise unreadable("The CSV header names a column twice.")
+        for _row in rows:
+            pass
+    except csv.Error as exc:
+        raise unreadable(f"Not a valid CSV file (line {rows.line_num}): {exc}") from exc

@@ -1,0 +1,133 @@
+"""Product images: decoded with Pillow limited to PNG, JPEG, GIF and WebP, re-encoded clean.
+
+Re-encoding from decoded pixels is the point: nothing of the uploaded file survives but
+the picture, so EXIF (GPS positions, camera serials), comments and anything smuggled after
+the image data (a polyglot) are gone. The EXIF orientation is applied first, an embedded
+colour profile is converted to sRGB, and only the first frame of an animation is kept.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+from app.uploads.models import Variant
+
+FORMATS = ("PNG", "JPEG", "GIF", "WEBP")
+CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
+MAX_PIXELS = 40_000_000
+THUMBNAIL_SIZES = {Variant.SMALL: 256, Variant.MEDIUM: 1024}
+# Pillow warns past MAX_IMAGE_PIXELS and refuses past twice that; the warning is made an
+# error below, and the pixel count is also checked before anything is decoded.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+_SAVE_OPTIONS: dict[str, dict[str, object]] = {
+    "JPEG": {"quality": 88},
+    "WEBP": {"quality": 85, "method": 4},
+    "PNG": {"compress_level": 6},
+    "GIF": {},
+}
+# Exceptions Pillow raises for files it cannot (or will not) decode.
+_DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError)
+
+
+class ImageRejected(Exception):
+    """The file is not an image we keep; ``reason`` is shown to the uploader."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Rendition:
+    data: bytes
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class ProcessedImage:
+    content_type: str
+    image: Rendition
+    thumbnails: dict[Variant, Rendition]
+
+
+def process(data: bytes) -> ProcessedImage:
+    """Decode, check, orient and re-encode ``data``; its thumbnails too. ``ImageRejected`` if unfit."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data), formats=FORMATS) as opened:
+                image_format = str(opened.format)
+                _check_pixels(opened.width, opened.height)
+                opened.seek(0)
+                opened.load()
+                picture = ImageOps.exif_transpose(opened) or opened.copy()
+                icc_profile = opened.info.get("icc_profile")
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ImageRejected(f"The image has more than {MAX_PIXELS // 1_000_000} megapixels.") from exc
+        except ImageRejected:
+            raise
+        except _DECODE_ERRORS as exc:
+            raise ImageRejected("The file could not be decoded as a PNG, JPEG, GIF or WebP image.") from exc
+    clean = _normalized(picture, image_format, icc_profile)
+    image = _encode(clean, image_format)
+    thumbnails = {}
+    for variant, edge in THUMBNAIL_SIZES.items():
+        thumbnail = clean.copy()
+        thumbnail.thumbnail((edge, edge), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        thumbnails[variant] = _encode(thumbnail, image_format)
+    return ProcessedImage(content_type=CONTENT_TYPES[image_format], image=image, thumbnails=thumbnails)
+
+
+def _check_pixels(width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise ImageRejected(
+            f"The image is {width} x {height} pixels; at most {MAX_PIXELS // 1_000_000} megapixels are allowed."
+        )
+
+
+def _normalized(picture: Image.Image, image_format: str, icc_profile: object) -> Image.Image:
+    """The pixels in a mode the output format takes, in sRGB, with no metadata at all."""
+    if picture.mode in {"P", "PA"} or "transparency" in picture.info:
+        picture = picture.convert("RGBA")
+    elif picture.mode in {"CMYK", "YCbCr", "LAB", "HSV"}:
+        picture = picture.convert("RGB")
+    elif picture.mode.startswith("I") or picture.mode == "F":
+        picture = picture.convert("L")
+    if image_format == "JPEG" and picture.mode not in {"L", "RGB"}:
+        picture = _flatten(picture)
+    if image_format == "WEBP" and picture.mode in {"1", "L", "LA"}:
+        picture = picture.convert("RGBA" if picture.mode == "LA" else "RGB")
+    if isinstance(icc_profile, bytes) and icc_profile and picture.mode in {"RGB", "RGBA", "L"}:
+        picture = _to_srgb(picture, icc_profile)
+    clean = picture.copy()
+    clean.info = {}
+    return clean
+
+
+def _flatten(picture: Image.Image) -> Image.Image:
+    if picture.mode in {"RGBA", "LA"}:
+        rgba = picture.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return picture.convert("RGB")
+
+
+def _to_srgb(picture: Image.Image, icc_profile: bytes) -> Image.Image:
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
+        converted = ImageCms.profileToProfile(picture, source, ImageCms.createProfile("sRGB"))
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return picture  # an unusable profile is dropped: the pixels are kept as they are
+    return converted if converted is not None else picture
+
+
+def _encode(picture: Image.Image, image_format: str) -> Rendition:
+    buffer = io.BytesIO()
+    picture.save(buffer, format=image_format, **_SAVE_OPTIONS[image_format])
+    return Rendition(data=buffer.getvalue(), width=picture.width, height=picture.height)

@@ -1,0 +1,161 @@
+"""Product images: decoded with Pillow, re-encoded clean, thumbnailed; bombs and junk end failed."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Callable
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from PIL import ExifTags, Image
+
+from app.storage import Storage
+from app.uploads import processing
+from app.uploads.models import Variant, object_key
+from tests.factories import AuthedUser
+from tests.uploads.support import (
+    UPLOADS,
+    created,
+    fetch_content,
+    get_upload,
+    huge_one_bit_png,
+    image_bytes,
+    jpeg_with_gps_and_rotation,
+    png,
+    post_upload,
+    rows,
+    settle,
+    stored,
+)
+
+
+def _upload_image(
+    client: FlaskClient, staff: AuthedUser, content: bytes, run_jobs: Callable[[], int], name: str = "p.png"
+) -> dict[str, object]:
+    upload = created(post_upload(client, staff, content, name, "product_image"))
+    settle(run_jobs)
+    return get_upload(client, staff, str(upload["id"]))
+
+
+def test_a_400_megapixel_png_ends_failed_and_nothing_is_kept(
+    app: Flask, client: FlaskClient, storage: Storage, staff: AuthedUser, run_jobs: Callable[[], int]
+) -> None:
+    bomb = huge_one_bit_png()
+    assert len(bomb) < 1024 * 1024  # small on the wire: the danger is in decoding it
+    upload = _upload_image(client, staff, bomb, run_jobs)
+    assert upload["status"] == "failed"
+    assert "megapixels" in str(upload["failure_reason"])
+    assert upload["url"] is None and upload["width"] is None
+    assert stored(storage) == []
+    assert client.get(f"{UPLOADS}/{upload['id']}/content", headers=staff.headers).status_code == 409
+
+
+def test_gps_and_every_other_exif_tag_are_gone_and_the_orientation_is_applied(
+    app: Flask, client: FlaskClient, storage: Storage, staff: AuthedUser, run_jobs: Callable[[], int]
+) -> None:
+    original = jpeg_with_gps_and_rotation()
+    with Image.open(io.BytesIO(original)) as sent:  # the test file does carry them
+        assert sent.getexif().get_ifd(ExifTags.IFD.GPSInfo)[ExifTags.GPS.GPSLatitudeRef] == "N"
+    upload = _upload_image(client, staff, original, run_jobs, "holiday.jpg")
+    assert upload["status"] == "ready" and upload["content_type"] == "image/jpeg"
+    assert (upload["width"], upload["height"]) == (20, 40)  # rotated as its EXIF said
+
+    for variant in (None, "small", "medium"):
+        query = {"variant": variant} if variant else {}
+        status, served, headers = fetch_content(app, client, str(upload["url"]), **query)
+        assert status == 200 and headers["Content-Type"] == "image/jpeg"
+        with Image.open(io.BytesIO(served)) as image:
+            assert image.format == "JPEG" and image.size == (20, 40)
+            assert len(image.getexif()) == 0 and "exif" not in image.info
+        assert b"Exif" not in served and b"SpyCam" not in served
+
+
+def test_anything_after_the_image_data_is_destroyed(
+    app: Flask, client: FlaskClient, storage: Storage, staff: AuthedUser, run_jobs: Callable[[], int]
+) -> None:
+    polyglot = png(32, 32) + b"<html><script>alert(document.domain)</script></html>"
+    upload = _upload_image(client, staff, polyglot, run_jobs)
+    assert upload["status"] == "ready"
+    _, served, headers = fetch_content(app, client, str(upload["url"]))
+    assert b"<script>" not in served
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_thumbnails_fit_their_box_and_keep_the_aspect(
+    app: Flask, client: FlaskClient, storage: Storage, staff: AuthedUser, run_jobs: Callable[[], int]
+) -> None:
+    upload = _upload_image(client, staff, png(2000, 1000), run_jobs)
+    sizes = {}
+    for variant in ("small", "medium"):
+        status, served, headers = fetch_content(app, client, str(upload["url"]), variant=variant)
+        assert status == 200 and headers["Content-Disposition"].startswith("inline;")
+        with Image.open(io.BytesIO(served)) as image:
+            sizes[variant] = image.size
+    assert sizes == {"small": (256, 128), "medium": (1024, 512)}
+    assert client.get(f"{UPLOADS}/{upload['id']}/content?variant=large").status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("image_format", "content_type"), [("GIF", "image/gif"), ("WEBP", "image/webp"), ("PNG", "image/png")]
+)
+def test_each_allowed_format_is_kept_in_its_format(
+    app: Flask,
+    client: FlaskClient,
+    file_storage: Storage,
+    staff: AuthedUser,
+    run_jobs: Callable[[], int],
+    image_format: str,
+    content_type: str,
+) -> None:
+    upload = _upload_image(client, staff, image_bytes(image_format), run_jobs)
+    assert (upload["status"], upload["content_type"], upload["width"]) == ("ready", content_type, 120)
+    _, served, _ = fetch_content(app, client, str(upload["url"]))
+    with Image.open(io.BytesIO(served)) as image:
+        assert image.format == image_format
+
+
+def test_a_file_that_only_starts_like_a_png_ends_failed(
+    app: Flask, client: FlaskClient, file_storage: Storage, staff: AuthedUser, run_jobs: Callable[[], int]
+) -> None:
+    truncated = png(400, 400, mode="RGB", color=None)[:300]
+    upload = _upload_image(client, staff, truncated, run_jobs)
+    assert upload["status"] == "failed" and "could not be decoded" in str(upload["failure_reason"])
+    assert stored(file_storage) == []
+
+
+def test_the_job_is_idempotent(
+    app: Flask, client: FlaskClient, storage: Storage, staff: AuthedUser, run_jobs: Callable[[], int]
+) -> None:
+    upload = _upload_image(client, staff, png(50, 50), run_jobs)
+    upload_id = uuid.UUID(str(upload["id"]))
+    before = {key: storage.read_range(key, 0, 1 << 20) for key in stored(storage)}
+    with app.app_context():
+        # Again after success (a retry of a run that died after its commit): it only tidies.
+        storage.put_bytes(object_key(upload_id, Variant.FILE), b"left over")
+        assert processing.process_image(upload_id) == "ready"
+        assert processing.process_image(uuid.uuid4()) == "gone"
+    assert {key: storage.read_range(key, 0, 1 << 20) for key in stored(storage)} == before
+    assert get_upload(client, staff, str(upload_id))["sha256"] == upload["sha256"]
+
+
+def test_an_image_deleted_while_processing_leaves_nothing(
+    app: Flask, client: FlaskClient, file_storage: Storage, staff: AuthedUser, run_jobs: Callable[[], int]
+) -> None:
+    with app.app_context():
+        from app.extensions import redis_queues
+
+        queue = redis_queues.queue("media")
+        saved = queue._is_async
+        queue._is_async = True  # hold the job back, as a busy worker would
+    try:
+        upload = created(post_upload(client, staff, png(), "p.png", "product_image"))
+        assert upload["status"] == "processing"
+        assert client.delete(f"{UPLOADS}/{upload['id']}", headers=staff.headers).status_code == 204
+    finally:
+        queue._is_async = saved
+    run_jobs()
+    with app.app_context():
+        assert processing.process_image(uuid.UUID(upload["id"])) == "gone"
+    assert stored(file_storage) == [] and rows(app) == []

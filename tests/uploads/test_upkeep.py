@@ -1,0 +1,122 @@
+"""The clock's upkeep: uploads never completed are purged after a day; stuck images end failed."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Callable
+from contextlib import closing
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app.db import db, utcnow
+from app.storage import Storage
+from app.uploads import processing, receiving, service
+from app.uploads.models import Purpose, Upload, Variant, object_key
+from config import ConfigError, ProductionConfig, get_config
+from tests.conftest import json_of
+from tests.core.test_config import PRODUCTION_ENV
+from tests.factories import AuthedUser
+from tests.uploads.support import CSV, UPLOADS, created, png, post_upload, rows, send_to_target, start_direct, stored
+
+
+def _age(app: Flask, upload_id: str, hours: float) -> None:
+    with app.app_context():
+        then = utcnow() - timedelta(hours=hours)
+        db.session.execute(
+            sa.update(Upload).where(Upload.id == uuid.UUID(upload_id)).values(created_at=then, updated_at=then)
+        )
+        db.session.commit()
+
+
+def test_uploads_never_completed_are_purged_after_a_day(
+    app: Flask, client: FlaskClient, storage: Storage, staff: AuthedUser
+) -> None:
+    old = created(start_direct(client, staff, purpose="import", size=len(CSV)))
+    send_to_target(app, client, old["target"], CSV)  # sent, never completed
+    recent = created(start_direct(client, staff, purpose="import", size=len(CSV)))["upload"]["id"]
+    done = created(post_upload(client, staff, CSV, "c.csv", "import"))["id"]
+    _age(app, old["upload"]["id"], 25)
+    _age(app, done, 25)
+    with app.app_context():
+        result = processing.maintain()
+    assert result["purged"] == 1
+    assert sorted(str(u.id) for u in rows(app)) == sorted([recent, done])
+    assert stored(storage) == [f"{done}/file"]
+
+
+def test_an_image_stuck_in_processing_is_queued_again_then_failed(
+    app: Flask, client: FlaskClient, file_storage: Storage, staff: AuthedUser, run_jobs: Callable[[], int]
+) -> None:
+    from app.extensions import redis_queues
+
+    with app.app_context():
+        queue = redis_queues.queue("media")
+        saved = queue._is_async
+        queue._is_async = True  # the job is lost: enqueued where no worker looks
+    try:
+        upload_id = created(post_upload(client, staff, png(), "p.png", "product_image"))["id"]
+    finally:
+        queue._is_async = saved
+    with app.app_context():
+        redis_queues.connection.flushdb()  # (Redis lost it)
+    _age(app, upload_id, 1)
+    with app.app_context():
+        assert processing.maintain()["relayed"] == 1
+    run_jobs()
+    assert json_of(client.get(f"{UPLOADS}/{upload_id}", headers=staff.headers))["data"]["status"] == "ready"
+
+    stuck = created(post_upload(client, staff, png(), "q.png", "product_image"))["id"]
+    with app.app_context():
+        db.session.execute(sa.update(Upload).where(Upload.id == uuid.UUID(stuck)).values(status="processing"))
+        db.session.commit()
+    _age(app, stuck, 25)
+    with app.app_context():
+        assert processing.maintain()["failed"] == 1
+    failed = json_of(client.get(f"{UPLOADS}/{stuck}", headers=staff.headers))["data"]
+    assert failed["status"] == "failed" and "in time" in failed["failure_reason"]
+    assert not [key for key in stored(file_storage) if key.startswith(stuck)]
+
+
+def test_a_generated_file_is_stored_ready_and_readable(
+    app: Flask, client: FlaskClient, storage: Storage, staff: AuthedUser
+) -> None:
+    with app.app_context():
+        upload = receiving.save_generated(
+            owner_id=uuid.UUID(staff.id),
+            purpose=Purpose.EXPORT,
+            filename="products.csv",
+            content_type="text/csv",
+            source=io.BytesIO(CSV),
+        )
+        with closing(service.open_file(upload)) as stream:
+            assert stream.read() == CSV
+        key = object_key(upload.id, Variant.FILE)
+    body = json_of(client.get(f"{UPLOADS}?purpose=export", headers=staff.headers))["data"]
+    assert [(u["status"], u["size"], u["content_type"]) for u in body] == [("ready", len(CSV), "text/csv")]
+    assert stored(storage) == [key]
+
+
+def test_production_keeps_uploads_on_s3_unless_told_otherwise() -> None:
+    env = {**PRODUCTION_ENV, "STORAGE_URL": "file:///var/uploads"}
+    with pytest.raises(ConfigError, match="STORAGE_URL must be s3://"):
+        ProductionConfig(env)
+    assert ProductionConfig({**env, "ALLOW_LOCAL_STORAGE": "1"}).STORAGE_URL == "file:///var/uploads"
+    assert ProductionConfig(PRODUCTION_ENV).STORAGE_URL.startswith("s3://")
+    without = {k: v for k, v in PRODUCTION_ENV.items() if k != "STORAGE_URL"}
+    with pytest.raises(ConfigError, match="STORAGE_URL"):
+        ProductionConfig(without)
+
+
+def test_upload_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match="STORAGE_URL"):
+        get_config(environ={"STORAGE_URL": "ftp://files.example/x"})
+    with pytest.raises(ConfigError, match="UPLOAD_DOWNLOAD_SECONDS"):
+        get_config(environ={"UPLOAD_DOWNLOAD_SECONDS": "600"})
+    config = get_config(environ={})
+    assert (config.UPLOAD_IMAGE_MAX_BYTES, config.UPLOAD_IMPORT_MAX_BYTES) == (10 * 1024 * 1024, 50 * 1024 * 1024)
+    assert config.STORAGE_URL.startswith("file://") and config.STORAGE_URL.endswith("instance/uploads")
