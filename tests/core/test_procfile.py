@@ -108,6 +108,7 @@ def _run(tmp_path: Path, mailbox: SlowMailbox, database_url: str, redis_url: str
         "MAIL_URL": mailbox.url,
         "PUBLIC_BASE_URL": base,
         "STORAGE_URL": f"file://{tmp_path / 'uploads'}",
+        "ALLOW_LOCAL_STORAGE": "1",  # one machine: its disk is shared by every process here
         "PORT": str(port),
         "WEB_CONCURRENCY": "2",
     }
