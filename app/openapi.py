@@ -194,8 +194,33 @@ HEADERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string"},
     },
     "Location": {"description": "The URL of the created (or accepted) resource", "schema": {"type": "string"}},
+    # The security headers of app.security, on every response.
+    "Cache-Control": {
+        "description": "no-store on every answer that carries a token or personal data",
+        "schema": {"type": "string"},
+    },
+    "Content-Security-Policy": {
+        "description": "default-src 'none'; frame-ancestors 'none' on JSON",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "X-Content-Type-Options": {"required": True, "schema": {"type": "string", "enum": ["nosniff"]}},
+    "X-Frame-Options": {"required": True, "schema": {"type": "string", "enum": ["DENY"]}},
+    "Referrer-Policy": {"required": True, "schema": {"type": "string", "enum": ["no-referrer"]}},
+    "Strict-Transport-Security": {"description": "In production", "schema": {"type": "string"}},
 }
-COMMON_HEADERS = ("X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+COMMON_HEADERS = (
+    "X-Request-ID",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "Cache-Control",
+    "Content-Security-Policy",
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+    "Referrer-Policy",
+    "Strict-Transport-Security",
+)
 # Error statuses whose answer says when to come back.
 RETRY_AFTER_STATUSES = {423: True, 429: True, 503: False}
 

@@ -32,7 +32,11 @@ blp = Blueprint("products", __name__, url_prefix="/api/v1", description="The cat
 
 ViewResult = tuple[Product, dict[str, str]]
 ETAG_HEADER = {
-    "ETag": {"description": "The product's version, for If-Match and If-None-Match", "schema": {"type": "string"}}
+    "ETag": {
+        "description": "The product's version, for If-Match and If-None-Match",
+        "required": True,
+        "schema": {"type": "string"},
+    }
 }
 
 
@@ -65,7 +69,9 @@ class ProductItem(MethodView):
     @blp.arguments(ProductItemArgsSchema, location="query")
     @blp.arguments(IfNoneMatchSchema, location="headers")
     @blp.response(200, ProductSchema, headers=ETAG_HEADER)
-    @blp.alt_response(304, description="Not Modified: the If-None-Match ETag is current", success=True)
+    @blp.alt_response(
+        304, description="Not Modified: the If-None-Match ETag is current", success=True, headers=ETAG_HEADER
+    )
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.doc(operationId="get_product")
     def get(self, args: dict[str, Any], headers: dict[str, str], id_or_slug: str) -> ViewResult | Response:

@@ -95,9 +95,12 @@ def test_headers_are_documented_on_the_responses_that_send_them(client: FlaskCli
                 assert _resolve(spec, response["headers"]["Location"]).get("required") is True, (method, path)
     lists = spec["paths"]["/api/v1/products"]["get"]["responses"]["200"]["headers"]
     assert {"Link", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} <= set(lists)
+    security = {"Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy"}
+    assert security | {"Cache-Control"} <= set(lists)
     limited = spec["components"]["responses"]["TOO_MANY_REQUESTS"]["headers"]
     assert _resolve(spec, limited["Retry-After"])["required"] is True
-    assert "ETag" in spec["paths"]["/api/v1/products/{id_or_slug}"]["get"]["responses"]["200"]["headers"]
+    item = spec["paths"]["/api/v1/products/{id_or_slug}"]["get"]["responses"]
+    assert item["200"]["headers"]["ETag"]["required"] is True and "ETag" in item["304"]["headers"]
 
 
 def test_rules_are_in_the_schemas(client: FlaskClient) -> None:
