@@ -17,6 +17,7 @@ from app.orders.models import Order, OrderEvent, OrderStatus
 from app.orders.states import TRANSITIONS
 from app.pagination import Page, SortKey, paginate
 from app.permissions import Principal
+from app.products.cache import catalog_changed
 from app.products.models import Product
 from app.users.models import User
 
@@ -80,6 +81,7 @@ def cancel(*, principal: Principal, order_id: uuid.UUID, reason: str | None) -> 
             .values(stock=Product.stock + item.quantity, version=Product.version + 1, updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )
+    catalog_changed((item.product_id for item in order.items), stock_only=True)
     if was_paid:
         order.refunded_amount = order.total
     _notify(order, "order_cancelled", reason=reason)
