@@ -133,7 +133,7 @@ def _key(kind: str, values: Mapping[str, Any]) -> str:
 
 
 def _fields_key(fields: Sequence[str] | None) -> list[str] | None:
-    return sorted(fields) if fields else None
+    return list(fields) if fields else None  # their order is the output's order
 
 
 # --- HTTP caching ------------------------------------------------------------------------------

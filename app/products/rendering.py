@@ -59,11 +59,11 @@ def product_dict(row: sa.Row[Any], categories: Sequence[CategoryRef], *, currenc
 
 
 def only(item: Mapping[str, Any], fields: Sequence[str] | None) -> dict[str, Any]:
-    """``?fields=``: the item with only those fields, in the schema's order."""
+    """``?fields=``: the item with only those fields, in the order asked (as the schema's
+    ``only`` writes them)."""
     if not fields:
         return dict(item)
-    wanted = set(fields)
-    return {name: value for name, value in item.items() if name in wanted}
+    return {name: item[name] for name in fields}
 
 
 def _dumps(value: Any) -> bytes:
@@ -104,7 +104,8 @@ def plain(value: Any) -> bytes:
 
 
 def volatile_fields(fields: Sequence[str] | None) -> tuple[str, ...]:
-    return tuple(f for f in VOLATILE if not fields or f in fields)
+    """The volatile fields of an item, in the order its template holds their slots."""
+    return tuple(f for f in fields if f in VOLATILE) if fields else VOLATILE
 
 
 def _value(name: str, state: State, threshold: int) -> bytes:
