@@ -56,6 +56,7 @@ STOCK_GENERATION_KEY = PREFIX + "stock-generation"
 ENTRY_PREFIX = PREFIX + "entry:"
 STATE_PREFIX = PREFIX + "state:"
 PENDING_KEY = "storefront.catalog_changes"
+SCRIPTS_KEY = "storefront.catalog_scripts"
 
 # KEYS: state keys; ARGV[1]: TTL; ARGV[i + 1]: the state for KEYS[i] ("version|stock|updated_at").
 # A state replaces the stored one only if its version is newer: writers finish in any order.
@@ -236,19 +237,53 @@ def register_session_hooks() -> None:
 
 @dataclass(frozen=True)
 class Lookup:
-    """An entry's payload (None: a miss), and the tag a payload built now is stored under
-    (None: do not store, Redis is failing)."""
+    """An entry's payload (None: a miss), the tag a payload built now is stored under
+    (None: do not store, Redis is failing) and, for an entry that lists products, their
+    stored states (see ``lookup``)."""
 
     payload: bytes | None
     tag: bytes | None
+    states: list[State | None] | None = None
+
+
+# One round trip for a hit: the generations, the entry and, when the entry is current and
+# starts with a line of product ids, their stored states.
+# KEYS: generation, stock generation, entry. ARGV[1]: state key prefix; ARGV[2]: "1" when
+# the entry depends on stock. Returns {generation, stock generation, entry, state...}.
+_READ = r"""
+local generation = redis.call('GET', KEYS[1])
+local stock_generation = false
+if ARGV[2] == '1' then stock_generation = redis.call('GET', KEYS[2]) end
+local entry = redis.call('GET', KEYS[3])
+local reply = {generation, stock_generation, entry}
+if generation and entry then
+  local tag = generation
+  if ARGV[2] == '1' then tag = tag .. '/' .. (stock_generation or '') end
+  tag = tag .. '\n'
+  if string.sub(entry, 1, #tag) == tag then
+    local ids = string.match(entry, '^[^\n]*\n([^\n]*)\n')
+    if ids and string.match(ids, '^[0-9a-f,-]+$') then
+      local keys = {}
+      for id in string.gmatch(ids, '[^,]+') do keys[#keys + 1] = ARGV[1] .. id end
+      local found = redis.call('MGET', unpack(keys))
+      for i = 1, #keys do reply[3 + i] = found[i] end
+    end
+  end
+end
+return reply
+"""
 
 
 def lookup(key: str, *, stock_dependent: bool = False) -> Lookup:
-    """The entry at ``key`` if it belongs to the current generation(s)."""
+    """The entry at ``key`` if it belongs to the current generation(s); for an entry whose
+    payload starts with a line of comma-separated product ids, their stored states too."""
     try:
-        generation, stock_generation, raw = map(
-            _bytes, redis_queues.connection.mget(GENERATION_KEY, STOCK_GENERATION_KEY, ENTRY_PREFIX + key)
+        script = _scripts()["read"]
+        reply = script(
+            keys=[GENERATION_KEY, STOCK_GENERATION_KEY, ENTRY_PREFIX + key],
+            args=[STATE_PREFIX, "1" if stock_dependent else "0"],
         )
+        generation, stock_generation, raw = (_bytes(value) for value in reply[:3])
         if generation is None:
             generation = _establish(GENERATION_KEY)
         if stock_dependent and stock_generation is None:
@@ -258,8 +293,29 @@ def lookup(key: str, *, stock_dependent: bool = False) -> Lookup:
         return Lookup(payload=None, tag=None)
     tag = generation + (b"/" + stock_generation if stock_generation is not None and stock_dependent else b"") + b"\n"
     if raw is not None and raw.startswith(tag):
-        return Lookup(payload=raw[len(tag) :], tag=tag)
+        return Lookup(payload=raw[len(tag) :], tag=tag, states=[_state(value) for value in reply[3:]])
     return Lookup(payload=None, tag=tag)
+
+
+def _state(value: object) -> State | None:
+    raw = _bytes(value)
+    try:
+        return State.loads(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def _scripts() -> dict[str, Any]:
+    """The Lua scripts, registered once per connection (redis-py runs them by SHA)."""
+    scripts: dict[str, Any] | None = current_app.extensions.get(SCRIPTS_KEY)
+    if scripts is None:
+        connection = redis_queues.connection
+        scripts = {
+            "read": connection.register_script(_READ),
+            "store_if_newer": connection.register_script(_STORE_IF_NEWER),
+        }
+        current_app.extensions[SCRIPTS_KEY] = scripts
+    return scripts
 
 
 def _establish(key: str) -> bytes:
@@ -291,13 +347,7 @@ def states(ids: Sequence[str]) -> list[State | None]:
     except RedisError:
         log.warning("catalog cache unavailable; reading the database", exc_info=True)
         return [None] * len(ids)
-    found: list[State | None] = []
-    for value in map(_bytes, raw):
-        try:
-            found.append(State.loads(value) if value is not None else None)
-        except ValueError:
-            found.append(None)
-    return found
+    return [_state(value) for value in raw]
 
 
 def store_states(found: Mapping[str, State], *, client: Any = None) -> None:
@@ -307,7 +357,7 @@ def store_states(found: Mapping[str, State], *, client: Any = None) -> None:
     items = sorted(found.items())
     keys = [STATE_PREFIX + product_id for product_id, _ in items]
     args: list[bytes | int] = [_ttl(), *(state.dumps() for _, state in items)]
-    script = redis_queues.connection.register_script(_STORE_IF_NEWER)
+    script = _scripts()["store_if_newer"]
     if client is not None:
         script(keys=keys, args=args, client=client)
         return

@@ -80,33 +80,34 @@ class Entry:
     links: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def dumps(self) -> bytes:
+        # First line: the ids (the cache's read script fetches their states with the entry).
         header = {
             "volatile": self.volatile,
-            "ids": self.ids,
             "states": [s.dumps().decode() for s in self.states],
             "thresholds": self.thresholds,
             "links": self.links,
         }
-        return json.dumps(header, separators=(",", ":")).encode() + b"\n" + self.template
+        ids = ",".join(self.ids).encode()
+        return ids + b"\n" + json.dumps(header, separators=(",", ":")).encode() + b"\n" + self.template
 
     @classmethod
     def loads(cls, payload: bytes) -> Entry:
-        header_line, template = payload.split(b"\n", 1)
+        ids_line, header_line, template = payload.split(b"\n", 2)
         header = json.loads(header_line)
         return cls(
             template=template,
             volatile=tuple(header["volatile"]),
-            ids=header["ids"],
+            ids=ids_line.decode().split(",") if ids_line else [],
             states=[State.loads(s.encode()) for s in header["states"]],
             thresholds=header["thresholds"],
             links=header["links"],
         )
 
-    def current_states(self, *, cached: bool) -> list[State]:
-        """The newest known state of each item: its own, or what a sale stored since."""
-        if not cached or not self.volatile or not self.ids:
+    def current_states(self, stored: Sequence[State | None] | None) -> list[State]:
+        """The newest known state of each item: its own, or what a sale stored since.
+        ``stored``: what Redis holds (None: not cached, the entry's own are current)."""
+        if stored is None or not self.ids:
             return self.states
-        stored = cache.states(self.ids)
         missing = [i for i, state in zip(self.ids, stored, strict=True) if state is None]
         if missing:  # lost by Redis (eviction, expiry): the database has them
             found = queries.states_of(missing)
@@ -153,12 +154,13 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 _URL_PARTS = ("wsgi.url_scheme", "HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING")
 
 
-def _link_header(links: dict[str, dict[str, str]]) -> dict[str, str]:
-    """``Page.headers()``, remembered for the URLs asked for most (it is a tenth of a hit's cost)."""
-    if not links:
+def _link_header(links: str) -> dict[str, str]:
+    """``Page.headers()`` for ``links`` (JSON), remembered for the URLs asked for most (it
+    is a tenth of a hit's cost)."""
+    if links == "{}":
         return {}
     environ = request.environ
-    return _remembered_link_header(tuple(environ.get(part) for part in _URL_PARTS), json.dumps(links))
+    return _remembered_link_header(tuple(environ.get(part) for part in _URL_PARTS), links)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -183,29 +185,54 @@ def list_products(
     """One page of the products ``viewer`` may see, matching the filters in ``args``."""
     public = not sees_inactive(viewer)
     queries.check_filters(args, viewer)
-    cached = public and cache.enabled()
-    entry: Entry | None = None
-    fresh = True
-    if cached:
+    if public and cache.enabled():
         stock_dependent = "in_stock" in args
         key = _key("products", {**args, "fields": _fields_key(fields)})
         found = cache.lookup(key, stock_dependent=stock_dependent)
         if found.payload is not None:
-            entry, fresh = Entry.loads(found.payload), False
+            rendered = _from_cache(found.payload, found.states, item=False)
         else:
             count_key = _key("count", {k: v for k, v in args.items() if k not in _PAGING})
             entry = _build_list(args, fields, viewer, count=_cached_count(count_key, stock_dependent, found.tag))
             cache.store(key, found.tag, entry.dumps())
             cache.store_states(dict(zip(entry.ids, entry.states, strict=True)))
+            rendered = _render(entry, entry.states, item=False)
     else:
         entry = _build_list(args, fields, viewer, count=None)
-    states = entry.current_states(cached=cached and not fresh)
-    etag = _list_etag(entry, states)
-    headers = _cache_headers(public, etag)
-    headers.update(_link_header(entry.links))
-    if _matches(if_none_match, etag):
+        rendered = _render(entry, entry.states, item=False)
+    headers = _cache_headers(public, rendered.etag)
+    headers.update(_link_header(rendered.links))
+    if _matches(if_none_match, rendered.etag):
         return Answer(None, headers)
-    return Answer(entry.body(states), headers)
+    return Answer(rendered.body, headers)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    body: bytes
+    etag: str
+    links: str  # the page's links (JSON), for the Link header
+
+
+def _render(entry: Entry, states: Sequence[State], *, item: bool) -> Rendered:
+    # A product's tag is its version, as app.products.etags.etag_of writes it.
+    etag = f'"{entry.ids[0]}-v{states[0].version}"' if item else _list_etag(entry, states)
+    return Rendered(entry.body(states), etag, json.dumps(entry.links))
+
+
+def _from_cache(payload: bytes, stored: Sequence[State | None] | None, *, item: bool) -> Rendered:
+    if stored is not None and None not in stored:
+        return _render_cached(payload, tuple(s for s in stored if s is not None), item)
+    entry = Entry.loads(payload)
+    return _render(entry, entry.current_states(stored), item=item)
+
+
+@functools.lru_cache(maxsize=256)
+def _render_cached(payload: bytes, stored: tuple[State, ...], item: bool) -> Rendered:
+    """What a cached entry renders to, given the stored states of its products: a pure
+    function of its arguments, so each worker keeps the answers asked for most."""
+    entry = Entry.loads(payload)
+    return _render(entry, entry.current_states(stored), item=item)
 
 
 _PAGING = frozenset({"page", "per_page", "cursor", "limit", "sort"})
@@ -256,26 +283,23 @@ def get_product(
 ) -> Answer:
     """A product by id or slug, as ``viewer`` may see it, with its ETag."""
     public = not sees_inactive(viewer)
-    cached = public and cache.enabled()
-    entry: Entry | None = None
-    fresh = True
-    if cached:
+    if public and cache.enabled():
         key = _key("product", {"ref": ref, "fields": _fields_key(fields)})
         found = cache.lookup(key)
         if found.payload is not None:
-            entry, fresh = Entry.loads(found.payload), False
+            rendered = _from_cache(found.payload, found.states, item=True)
         else:
             entry = _build_item(ref, fields, viewer)
             cache.store(key, found.tag, entry.dumps())
             cache.store_states(dict(zip(entry.ids, entry.states, strict=True)))
+            rendered = _render(entry, entry.states, item=True)
     else:
         entry = _build_item(ref, fields, viewer)
-    (state,) = entry.current_states(cached=cached and not fresh) if entry.volatile else entry.states
-    etag = f'"{entry.ids[0]}-v{state.version}"'  # as app.products.etags.etag_of
-    headers = _cache_headers(public, etag)
-    if _matches(if_none_match, etag):
+        rendered = _render(entry, entry.states, item=True)
+    headers = _cache_headers(public, rendered.etag)
+    if _matches(if_none_match, rendered.etag):
         return Answer(None, headers)
-    return Answer(entry.body([state]), headers)
+    return Answer(rendered.body, headers)
 
 
 def _build_item(ref: str, fields: Sequence[str] | None, viewer: Principal | None) -> Entry:
@@ -313,7 +337,7 @@ def _plain_answer(key: str, build: PlainBuild, if_none_match: str | None) -> Ans
             cache.store(key, found.tag, json.dumps(links).encode() + b"\n" + body)
     etag = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
     headers = {"ETag": etag, "Cache-Control": PUBLIC}
-    headers.update(_link_header(links))
+    headers.update(_link_header(json.dumps(links)))
     if _matches(if_none_match, etag):
         return Answer(None, headers)
     return Answer(body, headers)
