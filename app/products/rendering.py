@@ -72,18 +72,23 @@ def _dumps(value: Any) -> bytes:
     return text.encode()
 
 
+# A volatile field's key and the slot for its value: ``"stock":\x00``.
+_SLOTTED = {name: b'"' + name.encode() + b'":' + SLOT for name in VOLATILE}
+
+
 def item_template(item: Mapping[str, Any]) -> bytes:
     """``item`` as JSON with a slot for each volatile field it holds."""
     parts: list[bytes] = []
     run: dict[str, Any] = {}
     for name, value in item.items():
-        if name in VOLATILE:
-            if run:
-                parts.append(_dumps(run)[1:-1])
-                run = {}
-            parts.append(_dumps(name) + b":" + SLOT)
-        else:
+        slotted = _SLOTTED.get(name)
+        if slotted is None:
             run[name] = value
+            continue
+        if run:
+            parts.append(_dumps(run)[1:-1])
+            run = {}
+        parts.append(slotted)
     if run:
         parts.append(_dumps(run)[1:-1])
     return b"{" + b",".join(parts) + b"}"
