@@ -160,12 +160,13 @@ def _link_header(links: str) -> dict[str, str]:
     if links == "{}":
         return {}
     environ = request.environ
-    return _remembered_link_header(tuple(environ.get(part) for part in _URL_PARTS), links)
+    url = (current_app.config.get("PUBLIC_BASE_URL"), *(environ.get(part) for part in _URL_PARTS))
+    return _remembered_link_header(url, links)
 
 
 @functools.lru_cache(maxsize=4096)
 def _remembered_link_header(url: tuple[object, ...], links: str) -> dict[str, str]:
-    # ``url``: what Page.headers reads of the request (after ProxyFix), as the cache key.
+    # ``url``: what Page.headers reads (the request after ProxyFix, PUBLIC_BASE_URL), as the key.
     return Page(items=[], meta={}, links=json.loads(links)).headers()
 
 
