@@ -328,12 +328,17 @@ def _establish(key: str) -> bytes:
     return value
 
 
-def store(key: str, tag: bytes | None, payload: bytes) -> None:
-    """Keep ``payload`` at ``key`` under ``tag`` (from the ``lookup`` made before reading)."""
+def store(key: str, tag: bytes | None, payload: bytes, *, states: Mapping[str, State] | None = None) -> None:
+    """Keep ``payload`` at ``key`` under ``tag`` (from the ``lookup`` made before reading),
+    and the ``states`` it was built with unless Redis holds newer ones: one round trip."""
     if tag is None:
         return
     try:
-        redis_queues.connection.set(ENTRY_PREFIX + key, tag + payload, ex=_ttl())
+        pipe = redis_queues.connection.pipeline(transaction=False)
+        pipe.set(ENTRY_PREFIX + key, tag + payload, ex=_ttl())
+        if states:
+            store_states(states, client=pipe)
+        pipe.execute()
     except RedisError:
         log.warning("catalog cache unavailable; entry not stored", exc_info=True)
 

@@ -195,8 +195,7 @@ def list_products(
         else:
             count_key = _key("count", {k: v for k, v in args.items() if k not in _PAGING})
             entry = _build_list(args, fields, viewer, count=_cached_count(count_key, stock_dependent, found.tag))
-            cache.store(key, found.tag, entry.dumps())
-            cache.store_states(dict(zip(entry.ids, entry.states, strict=True)))
+            cache.store(key, found.tag, entry.dumps(), states=dict(zip(entry.ids, entry.states, strict=True)))
             rendered = _render(entry, entry.states, item=False)
     else:
         entry = _build_list(args, fields, viewer, count=None)
@@ -291,8 +290,7 @@ def get_product(
             rendered = _from_cache(found.payload, found.states, item=True)
         else:
             entry = _build_item(ref, fields, viewer)
-            cache.store(key, found.tag, entry.dumps())
-            cache.store_states(dict(zip(entry.ids, entry.states, strict=True)))
+            cache.store(key, found.tag, entry.dumps(), states=dict(zip(entry.ids, entry.states, strict=True)))
             rendered = _render(entry, entry.states, item=True)
     else:
         entry = _build_item(ref, fields, viewer)
