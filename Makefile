@@ -56,7 +56,7 @@ test-services: $(VENV)/.dev-installed
 	APP_ENV=testing TEST_SERVICES=1 TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest
 
 bench: $(VENV)/.dev-installed
-	$(BIN)/python bench/run.py
+	bench/run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache instance/test.db*

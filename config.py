@@ -159,6 +159,12 @@ class Config:
         # holds at most ORDER_MAX_PENDING of them at once.
         self.ORDER_PAYMENT_MINUTES = _int(env, "ORDER_PAYMENT_MINUTES", 30)
         self.ORDER_MAX_PENDING = _int(env, "ORDER_MAX_PENDING", 3)
+        # The catalog's read cache (app/products/cache.py) lives in Redis: it is on whenever
+        # REDIS_URL is set, unless CATALOG_CACHE=off; entries expire after the TTL anyway.
+        self.CATALOG_CACHE = _bool(env.get("CATALOG_CACHE"), default=True)
+        self.CATALOG_CACHE_TTL = _int(env, "CATALOG_CACHE_TTL", 600)
+        if self.CATALOG_CACHE_TTL < 1:
+            raise ConfigError(f"CATALOG_CACHE_TTL must be at least 1 (seconds), got {self.CATALOG_CACHE_TTL}")
 
         self.JWT_ACCESS_TOKEN_EXPIRES = timedelta(seconds=_int(env, "JWT_ACCESS_TOKEN_SECONDS", 15 * 60))
         self.JWT_REFRESH_TOKEN_EXPIRES = timedelta(seconds=_int(env, "JWT_REFRESH_TOKEN_SECONDS", 7 * 24 * 3600))

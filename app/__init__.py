@@ -7,7 +7,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.api import init_request_conventions
 from app.cli import register_cli
-from app.db import configure_sqlite
+from app.db import configure_sqlite, include_object
 from app.errors import register_error_handlers
 from app.extensions import api, cors, db, jwt, limiter, migrate, redis_queues
 from app.jobs import register_session_hooks
@@ -42,7 +42,7 @@ def _init_extensions(app: Flask) -> None:
     init_request_conventions(app)
     configure_sqlite(app)
     db.init_app(app)
-    migrate.init_app(app, db, compare_type=True, render_as_batch=True)
+    migrate.init_app(app, db, compare_type=True, render_as_batch=True, include_object=include_object)
     api.init_app(app)
     jwt.init_app(app)
     limiter.init_app(app)
@@ -74,6 +74,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.auth import tokens  # noqa: F401  (registers the JWT loaders)
     from app.auth.dashboard import init_dashboard
     from app.orders import routes as orders_routes
+    from app.products import cache as catalog_cache
     from app.products import routes as products_routes
     from app.uploads import routes as uploads_routes
     from app.users import routes as users_routes
@@ -86,4 +87,5 @@ def _register_blueprints(app: Flask) -> None:
     api.register_blueprint(orders_routes.blp)
     api.register_blueprint(products_routes.blp)
     api.register_blueprint(uploads_routes.blp)
+    catalog_cache.register_session_hooks()
     init_dashboard(app)

@@ -179,6 +179,10 @@ class Blueprint(flask_smorest.Blueprint):
         """Parse and document a request part; a JSON body's schema is a request schema."""
         if location == "json":
             declare(schema, Direction.REQUEST)
+        if isinstance(schema, type):
+            # One instance for every request: webargs would build (and deep-copy the
+            # fields of) a new one per request from a class.
+            schema = schema()
         decorator: Callable[[F], F] = super().arguments(schema, location=location, **kwargs)
         return decorator
 

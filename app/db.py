@@ -79,6 +79,24 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 
 
+MIGRATION_MANAGED = "migration_managed"
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Alembic's filter: leave out what a model's table lists in ``info["migration_managed"]``.
+
+    Those are objects a migration creates for one backend only (PostgreSQL's full-text
+    search column and index) that no model can describe on every backend; autogenerate
+    neither adds nor drops them.
+    """
+    table = obj if type_ == "table" else getattr(obj, "table", None)
+    model_table = db.metadata.tables.get(table.name) if isinstance(table, sa.Table) else None
+    managed: frozenset[str] = (
+        model_table.info.get(MIGRATION_MANAGED, frozenset()) if model_table is not None else frozenset()
+    )
+    return name not in managed
+
+
 class IdMixin:
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
 

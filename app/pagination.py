@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -212,6 +212,14 @@ def _order_columns(
     return columns
 
 
+# Counts the rows of a filtered select (no order): the ``total`` of a page-style list.
+Counter = Callable[[sa.Select[Any]], int]
+
+
+def count_all(stmt: sa.Select[Any]) -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())) or 0
+
+
 def paginate(
     stmt: sa.Select[tuple[M]],
     args: Mapping[str, Any],
@@ -221,17 +229,54 @@ def paginate(
     tiebreak: Sortable,
 ) -> Page[M]:
     """Run ``stmt`` (filters applied, no order) as one page in the style ``args`` asked for."""
+    page: Page[M] = _paginate(
+        stmt, args, sortable=sortable, default_sort=default_sort, tiebreak=tiebreak, rows=False, count=None
+    )
+    return page
+
+
+def paginate_rows(
+    stmt: sa.Select[Any],
+    args: Mapping[str, Any],
+    *,
+    sortable: Mapping[str, Sortable],
+    default_sort: Sequence[SortKey],
+    tiebreak: Sortable,
+    count: Counter | None = None,
+) -> Page[sa.Row[Any]]:
+    """``paginate`` for a select of columns (no ORM objects built): the items are its rows.
+
+    ``count`` gives the page style's ``total`` for the filtered select (say, from a
+    cache); by default a ``COUNT(*)`` runs.
+    """
+    page: Page[sa.Row[Any]] = _paginate(
+        stmt, args, sortable=sortable, default_sort=default_sort, tiebreak=tiebreak, rows=True, count=count
+    )
+    return page
+
+
+def _paginate(
+    stmt: sa.Select[Any],
+    args: Mapping[str, Any],
+    *,
+    sortable: Mapping[str, Sortable],
+    default_sort: Sequence[SortKey],
+    tiebreak: Sortable,
+    rows: bool,
+    count: Counter | None,
+) -> Page[Any]:
     sort: Sequence[SortKey] = args.get("sort") or default_sort
     columns = _order_columns(sort, sortable, tiebreak)
     order_by = [col.desc() if desc else col.asc() for col, desc in columns]
 
     if "cursor" in args or "limit" in args:
-        return _cursor_page(stmt, args, sort=sort, columns=columns, order_by=order_by)
+        return _cursor_page(stmt, args, sort=sort, columns=columns, order_by=order_by, rows=rows)
 
     page = int(args.get("page") or 1)
     per_page = int(args.get("per_page") or DEFAULT_PER_PAGE)
-    total = db.session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    items = list(db.session.scalars(stmt.order_by(*order_by).limit(per_page).offset((page - 1) * per_page)))
+    total = (count or count_all)(stmt)
+    page_stmt = stmt.order_by(*order_by).limit(per_page).offset((page - 1) * per_page)
+    items = list(db.session.execute(page_stmt)) if rows else list(db.session.scalars(page_stmt))
     total_pages = max(1, math.ceil(total / per_page))
     links = {"first": {"page": "1", "per_page": str(per_page)}}
     if page > 1:
@@ -244,13 +289,14 @@ def paginate(
 
 
 def _cursor_page(
-    stmt: sa.Select[tuple[M]],
+    stmt: sa.Select[Any],
     args: Mapping[str, Any],
     *,
     sort: Sequence[SortKey],
     columns: list[tuple[ColumnElement[Any], bool]],
     order_by: list[Any],
-) -> Page[M]:
+    rows: bool,
+) -> Page[Any]:
     limit = int(args.get("limit") or DEFAULT_PER_PAGE)
     signature = ",".join(str(k) for k in sort)
     token = args.get("cursor")
@@ -270,14 +316,17 @@ def _cursor_page(
             raise _invalid_cursor() from exc
         stmt = stmt.where(_after(columns, values))
 
-    rows = list(db.session.execute(stmt.add_columns(*(col for col, _ in columns)).order_by(*order_by).limit(limit + 1)))
-    has_more = len(rows) > limit
-    rows = rows[:limit]
+    width = len(stmt.column_descriptions)  # an entity is one item of a row, however many columns it has
+    # Labelled, so that a sort key the select already holds comes back as a column of its own.
+    keys = (col.label(f"_cursor_key_{i}") for i, (col, _) in enumerate(columns))
+    found = list(db.session.execute(stmt.add_columns(*keys).order_by(*order_by).limit(limit + 1)))
+    has_more = len(found) > limit
+    found = found[:limit]
     next_cursor = None
-    if has_more and rows:
-        last_keys = list(rows[-1])[1:]
+    if has_more and found:
+        last_keys = list(found[-1])[width:]
         next_cursor = _serializer().dumps({"s": signature, "v": [_encode_value(v) for v in last_keys]})
-    items: list[M] = [row[0] for row in rows]
+    items = list(found) if rows else [row[0] for row in found]
     links = {"next": {"cursor": next_cursor, "limit": str(limit)}} if next_cursor else {}
     meta = {"limit": limit, "next_cursor": next_cursor, "has_more": has_more}
     return Page(items=items, meta=meta, links=links)

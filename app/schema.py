@@ -99,20 +99,32 @@ class Integer(ma.fields.Integer):
         return value
 
 
+def utc_text(value: datetime) -> str:
+    """A timestamp as the API writes it: ISO 8601 in UTC, milliseconds, ``Z``."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 class UTCDateTime(ma.fields.DateTime):
     """ISO 8601 in UTC with a ``Z`` suffix."""
 
     def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         if value is None:
             return None
-        text = value.astimezone(UTC).isoformat(timespec="milliseconds")
-        return text.replace("+00:00", "Z")
+        return utc_text(value)
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> datetime:
         parsed = super()._deserialize(value, attr, data, **kwargs)
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
         return parsed.astimezone(UTC)
+
+
+_CENTS = Decimal("0.01")
+
+
+def money_text(value: Decimal) -> str:
+    """An amount as the API writes it: a decimal string with two places."""
+    return str(Decimal(value).quantize(_CENTS))
 
 
 class Money(ma.fields.Field[Decimal]):
@@ -140,7 +152,7 @@ class Money(ma.fields.Field[Decimal]):
     def _serialize(self, value: Decimal | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         if value is None:
             return None
-        return str(Decimal(value).quantize(Decimal("0.01")))
+        return money_text(value)
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Decimal:
         if isinstance(value, str) and self._VALID.fullmatch(value):

@@ -18,6 +18,7 @@ from app.orders.idempotency import StoredResponse
 from app.orders.models import Order, OrderEvent, OrderItem, OrderStatus
 from app.orders.numbers import next_number
 from app.orders.schemas import OrderSchema
+from app.products.cache import catalog_changed
 from app.products.models import Product
 from app.users.models import User
 
@@ -48,6 +49,7 @@ def place_order(*, user_id: uuid.UUID, data: Mapping[str, Any], idempotency_key:
     products = _available_products(lines)
     _check_unpaid_cap(user_id)
     _take_stock(lines, products)
+    catalog_changed(products, stock_only=True)
 
     now = utcnow()
     items = []

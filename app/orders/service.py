@@ -17,6 +17,7 @@ from app.orders.models import Order, OrderEvent, OrderStatus
 from app.orders.states import TRANSITIONS
 from app.pagination import Page, SortKey, paginate
 from app.permissions import Principal
+from app.products.cache import catalog_changed
 from app.products.models import Product
 from app.users.models import User
 
@@ -113,6 +114,7 @@ def restock(order: Order) -> None:
             .values(stock=Product.stock + item.quantity, version=Product.version + 1, updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )
+    catalog_changed((item.product_id for item in order.items), stock_only=True)
 
 
 def ship(*, principal: Principal, order_id: uuid.UUID, tracking_number: str | None) -> Order:

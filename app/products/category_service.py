@@ -1,43 +1,24 @@
-"""Use cases of the catalog's categories: list, read, create."""
+"""Use cases of the catalog's categories that write: create (reads: ``reads``)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
-import sqlalchemy as sa
-
-from app.db import db
-from app.errors import NotFound
-from app.pagination import Page, SortKey, paginate
+from app.products.cache import catalog_changed
 from app.products.models import Category
 from app.products.slugs import commit_with_slug
-
-SORTABLE = {"name": Category.name, "created_at": Category.created_at}
-DEFAULT_SORT = (SortKey("name"),)
-
-
-def list_(*, args: Mapping[str, Any]) -> Page[Category]:
-    return paginate(sa.select(Category), args, sortable=SORTABLE, default_sort=DEFAULT_SORT, tiebreak=Category.id)
-
-
-def get(*, ref: str) -> Category:
-    """A category by id or slug."""
-    try:
-        criterion = Category.id == uuid.UUID(ref)
-    except ValueError:
-        criterion = Category.slug == ref
-    category = db.session.scalar(sa.select(Category).where(criterion))
-    if category is None:
-        raise NotFound("Category not found")
-    return category
 
 
 def create(*, data: Mapping[str, Any]) -> Category:
     """Add a category; its slug comes from the name when not given."""
+
+    def build(slug: str) -> Category:
+        catalog_changed()
+        return Category(name=data["name"], slug=slug, description=data.get("description"))
+
     return commit_with_slug(
-        lambda slug: Category(name=data["name"], slug=slug, description=data.get("description")),
+        build,
         name=data["name"],
         slug=data.get("slug"),
         column=Category.slug,

@@ -26,11 +26,3 @@ def if_match_passes(header: str | None, product: Product) -> bool:
         return True
     tags = parse_etags(header)
     return tags.star_tag or tags.contains(_opaque(etag_of(product)))
-
-
-def if_none_match_hits(header: str | None, product: Product) -> bool:
-    """``If-None-Match``: the client's copy is current (weak comparison), so 304."""
-    if header is None:
-        return False
-    tags = parse_etags(header)
-    return tags.star_tag or tags.contains_weak(_opaque(etag_of(product)))

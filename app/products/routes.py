@@ -8,10 +8,9 @@ from flask import Response
 from flask.views import MethodView
 
 from app.api import Blueprint
-from app.pagination import Page
 from app.permissions import optional_principal
-from app.products import category_service, service
-from app.products.etags import etag_of, if_none_match_hits
+from app.products import category_service, reads, service
+from app.products.etags import etag_of
 from app.products.models import Category, Product
 from app.products.permissions import can_write
 from app.products.schemas import (
@@ -25,7 +24,6 @@ from app.products.schemas import (
     ProductQueryArgsSchema,
     ProductSchema,
     ProductUpdateSchema,
-    restrict_fields,
 )
 
 blp = Blueprint("products", __name__, url_prefix="/api/v1", description="The catalog: products and categories")
@@ -38,6 +36,23 @@ ETAG_HEADER = {
         "schema": {"type": "string"},
     }
 }
+_CACHE_CONTROL = {
+    "description": "public, max-age=0, must-revalidate for what anyone may see (shared caches may keep it and "
+    "revalidate it with If-None-Match); private, no-store for what staff see",
+    "schema": {"type": "string"},
+}
+_VARY = {"description": "Authorization: staff see inactive products too", "schema": {"type": "string"}}
+READ_HEADERS = {**ETAG_HEADER, "Cache-Control": _CACHE_CONTROL, "Vary": _VARY}
+LIST_HEADERS = {
+    "ETag": {"description": "The page's entity tag, for If-None-Match", "schema": {"type": "string"}},
+    "Cache-Control": _CACHE_CONTROL,
+    "Vary": _VARY,
+}
+CATEGORY_HEADERS = {
+    "ETag": {"description": "For If-None-Match", "schema": {"type": "string"}},
+    "Cache-Control": {"description": "public, max-age=0, must-revalidate", "schema": {"type": "string"}},
+}
+NOT_MODIFIED = "Not Modified: the If-None-Match ETag is current"
 
 
 def _location(product: Product) -> str:
@@ -47,12 +62,18 @@ def _location(product: Product) -> str:
 @blp.route("/products")
 class Products(MethodView):
     @blp.arguments(ProductQueryArgsSchema, location="query")
-    @blp.response(200, ProductSchema(many=True))
+    @blp.arguments(IfNoneMatchSchema, location="headers")
+    @blp.response(200, ProductSchema(many=True), headers=LIST_HEADERS)
+    @blp.alt_response(304, description=NOT_MODIFIED, headers=LIST_HEADERS, success=True)
     @blp.doc(operationId="list_products")
-    def get(self, args: dict[str, Any]) -> Page[Product]:
+    def get(self, args: dict[str, Any], headers: dict[str, str]) -> Response:
         """List products (inactive ones and the is_active filter: staff only)."""
-        restrict_fields(args.pop("sparse_fields", None))
-        return service.list_(args=args, viewer=optional_principal())
+        return reads.list_products(
+            args=args,
+            fields=args.pop("sparse_fields", None),
+            viewer=optional_principal(),
+            if_none_match=headers.get("if_none_match"),
+        ).response()
 
     @can_write
     @blp.arguments(ProductCreateSchema)
@@ -68,20 +89,18 @@ class Products(MethodView):
 class ProductItem(MethodView):
     @blp.arguments(ProductItemArgsSchema, location="query")
     @blp.arguments(IfNoneMatchSchema, location="headers")
-    @blp.response(200, ProductSchema, headers=ETAG_HEADER)
-    @blp.alt_response(
-        304, description="Not Modified: the If-None-Match ETag is current", success=True, headers=ETAG_HEADER
-    )
+    @blp.response(200, ProductSchema, headers=READ_HEADERS)
+    @blp.alt_response(304, description=NOT_MODIFIED, headers=READ_HEADERS, success=True)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.doc(operationId="get_product")
-    def get(self, args: dict[str, Any], headers: dict[str, str], id_or_slug: str) -> ViewResult | Response:
+    def get(self, args: dict[str, Any], headers: dict[str, str], id_or_slug: str) -> Response:
         """One product, by id or slug, with its ETag."""
-        restrict_fields(args.get("sparse_fields"))
-        product = service.get(ref=id_or_slug, viewer=optional_principal())
-        etag = etag_of(product)
-        if if_none_match_hits(headers.get("if_none_match"), product):
-            return Response(status=304, headers={"ETag": etag})
-        return product, {"ETag": etag}
+        return reads.get_product(
+            ref=id_or_slug,
+            fields=args.get("sparse_fields"),
+            viewer=optional_principal(),
+            if_none_match=headers.get("if_none_match"),
+        ).response()
 
     @can_write
     @blp.arguments(IfMatchSchema, location="headers")
@@ -118,11 +137,13 @@ class ProductItem(MethodView):
 @blp.route("/categories")
 class Categories(MethodView):
     @blp.arguments(CategoryQueryArgsSchema, location="query")
-    @blp.response(200, CategorySchema(many=True))
+    @blp.arguments(IfNoneMatchSchema, location="headers")
+    @blp.response(200, CategorySchema(many=True), headers=CATEGORY_HEADERS)
+    @blp.alt_response(304, description=NOT_MODIFIED, headers=CATEGORY_HEADERS, success=True)
     @blp.doc(operationId="list_categories")
-    def get(self, args: dict[str, Any]) -> Page[Category]:
+    def get(self, args: dict[str, Any], headers: dict[str, str]) -> Response:
         """List categories."""
-        return category_service.list_(args=args)
+        return reads.list_categories(args=args, if_none_match=headers.get("if_none_match")).response()
 
     @can_write
     @blp.arguments(CategoryCreateSchema)
@@ -136,8 +157,11 @@ class Categories(MethodView):
 
 @blp.route("/categories/<id_or_slug>")
 class CategoryItem(MethodView):
-    @blp.response(200, CategorySchema)
+    @blp.arguments(IfNoneMatchSchema, location="headers")
+    @blp.response(200, CategorySchema, headers=CATEGORY_HEADERS)
+    @blp.alt_response(304, description=NOT_MODIFIED, headers=CATEGORY_HEADERS, success=True)
+    @blp.alt_response(404, response="NOT_FOUND")
     @blp.doc(operationId="get_category")
-    def get(self, id_or_slug: str) -> Category:
+    def get(self, headers: dict[str, str], id_or_slug: str) -> Response:
         """One category, by id or slug."""
-        return category_service.get(ref=id_or_slug)
+        return reads.get_category(ref=id_or_slug, if_none_match=headers.get("if_none_match")).response()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import marshmallow as ma
-from flask import current_app, g
+from flask import current_app
 
 from app.pagination import CursorListArgsSchema, FieldsField, ListArgsSchema, SortField
 from app.products.models import DEFAULT_LOW_STOCK_THRESHOLD, NAME_MAX, SKU_MAX, SLUG_MAX
@@ -102,18 +102,6 @@ class CategorySchema(Schema):
     updated_at = UTCDateTime(dump_only=True)
 
 
-SPARSE_FIELDS_KEY = "products_sparse_fields"
-
-
-def restrict_fields(fields: Sequence[str] | None) -> None:
-    """Dump products with only ``fields`` for the rest of this request (``?fields=``).
-
-    flask-smorest serializes with the one schema instance bound to the view, so the
-    request's choice reaches ``ProductSchema.dump`` through ``flask.g``.
-    """
-    setattr(g, SPARSE_FIELDS_KEY, tuple(fields) if fields else None)
-
-
 class ProductSchema(Schema):
     SPARSE_FIELDSETS = True
 
@@ -138,12 +126,6 @@ class ProductSchema(Schema):
     version = ma.fields.Integer(dump_only=True, metadata={"description": "Bumped by every change; the ETag"})
     created_at = UTCDateTime(dump_only=True)
     updated_at = UTCDateTime(dump_only=True)
-
-    def dump(self, obj: Any, *, many: bool | None = None) -> Any:
-        only = g.get(SPARSE_FIELDS_KEY) if self.only is None else None
-        if only:
-            return type(self)(many=self.many, only=only).dump(obj, many=many)
-        return super().dump(obj, many=many)
 
 
 PRODUCT_FIELDS = tuple(ProductSchema().fields)

@@ -1,9 +1,9 @@
-"""Use cases of the catalog's products: read, list, create, update, delete.
+"""Use cases of the catalog's products that write: create, update, delete (reads: ``reads``).
 
-Visibility: only live (not soft-deleted) products exist for anyone; only active ones for
-viewers without ``products:write``. Writes are guarded by optimistic locking on
-``Product.version`` (SQLAlchemy's version counter) and by the unique indexes on SKU and
-slug, whose violations become a 409 naming the field.
+Only live (not soft-deleted) products exist for anyone. Writes are guarded by optimistic
+locking on ``Product.version`` (SQLAlchemy's version counter) and by the unique indexes on
+SKU and slug, whose violations become a 409 naming the field; each one tells the catalog
+cache (``catalog_changed``) before it commits.
 """
 
 from __future__ import annotations
@@ -18,19 +18,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from app.db import db, escape_like, utcnow
+from app.db import db, utcnow
 from app.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
-from app.pagination import Page, SortKey, paginate
-from app.permissions import Principal
+from app.products.cache import catalog_changed
 from app.products.conflicts import duplicate, violated_unique
 from app.products.etags import etag_of, if_match_passes
 from app.products.models import Category, Product
-from app.products.permissions import sees_inactive
 from app.products.slugs import commit_with_slug
 from app.uploads import service as uploads_service
 
-SORTABLE = {"name": Product.name, "price": Product.price, "created_at": Product.created_at}
-DEFAULT_SORT = (SortKey("created_at", descending=True),)
 UNIQUE_FIELDS = ("sku", "slug")
 # Plain columns a create/update copies from the validated body.
 SCALAR_FIELDS = (
@@ -47,49 +43,19 @@ SCALAR_FIELDS = (
 )
 
 
-def get(*, ref: str, viewer: Principal | None) -> Product:
-    """A product by id or slug, as ``viewer`` may see it."""
-    stmt = _visible(viewer).options(selectinload(Product.categories))
-    product_id = _as_uuid(ref)
-    stmt = stmt.where(Product.id == product_id) if product_id else stmt.where(Product.slug == ref)
-    product = db.session.scalar(stmt)
-    if product is None:
-        raise NotFound("Product not found")
-    return product
-
-
-def list_(*, args: Mapping[str, Any], viewer: Principal | None) -> Page[Product]:
-    """One page of products matching the filters in ``args``, in either pagination style."""
-    stmt = _visible(viewer).options(selectinload(Product.categories))
-    if "is_active" in args:
-        if not sees_inactive(viewer):
-            raise ValidationFailed(details=[{"field": "is_active", "message": "Only staff may filter by is_active."}])
-        stmt = stmt.where(Product.is_active == sa.literal(bool(args["is_active"])))
-    if args.get("q"):
-        pattern = f"%{escape_like(args['q'])}%"
-        # ILIKE on PostgreSQL (served by the trigram index), lower() LIKE lower() elsewhere.
-        stmt = stmt.where(
-            sa.or_(*(column.ilike(pattern, escape="\\") for column in (Product.name, Product.sku, Product.description)))
-        )
-    if "category" in args:
-        stmt = stmt.where(Product.categories.any(Category.slug == args["category"]))
-    if args.get("min_price") is not None:
-        stmt = stmt.where(Product.price >= args["min_price"])
-    if args.get("max_price") is not None:
-        stmt = stmt.where(Product.price <= args["max_price"])
-    if "in_stock" in args:
-        stmt = stmt.where(Product.stock > 0 if args["in_stock"] else Product.stock == 0)
-    return paginate(stmt, args, sortable=SORTABLE, default_sort=DEFAULT_SORT, tiebreak=Product.id)
-
-
 def create(*, data: Mapping[str, Any]) -> Product:
     """Add a product; its slug comes from the name when not given."""
     categories = _categories(data.get("category_ids") or [])
     fields = {name: data[name] for name in SCALAR_FIELDS if name in data and name != "slug"}
     _check_prices(fields["price"], fields.get("compare_at_price"))
     _check_image(fields.get("image_upload_id"))
+
+    def build(slug: str) -> Product:
+        catalog_changed()
+        return Product(**fields, slug=slug, categories=categories)
+
     return commit_with_slug(
-        lambda slug: Product(**fields, slug=slug, categories=categories),
+        build,
         name=data["name"],
         slug=data.get("slug"),
         column=Product.slug,
@@ -121,6 +87,7 @@ def update(*, ref: str, data: Mapping[str, Any], if_match: str | None) -> Produc
     # An explicit column change makes the row dirty even when only categories changed,
     # so that the UPDATE (and its version check and bump) always runs.
     product.updated_at = utcnow()
+    catalog_changed()
     _commit_write(if_match)
     return product
 
@@ -130,6 +97,7 @@ def delete(*, ref: str, if_match: str | None) -> None:
     product = _for_write(ref, if_match)
     product.deleted_at = product.updated_at = utcnow()
     product.image_upload_id = None  # only live products hold their image (and keep it from deletion)
+    catalog_changed()
     _commit_write(if_match)
 
 
@@ -138,13 +106,6 @@ def delete(*, ref: str, if_match: str | None) -> None:
 
 def _live() -> sa.ColumnElement[bool]:
     return Product.deleted_at.is_(None)
-
-
-def _visible(viewer: Principal | None) -> sa.Select[tuple[Product]]:
-    stmt = sa.select(Product).where(_live())
-    if not sees_inactive(viewer):
-        stmt = stmt.where(Product.is_active == sa.true())
-    return stmt
 
 
 def _as_uuid(ref: str) -> uuid.UUID | None:

@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask
 
 from app.db import db
+from app.products.cache import catalog_changed
 from app.products.models import Category, Product
 
 PRODUCTS = "/api/v1/products"
@@ -67,3 +68,9 @@ def make_products(
         db.session.add_all(products)
         db.session.commit()
         return [str(p.id) for p in products]
+
+
+def forget_cached_catalog(app: Flask) -> None:
+    """Every cached catalog answer unreachable, as after a write (no-op without Redis)."""
+    with app.app_context():
+        catalog_changed()

@@ -46,14 +46,16 @@ def test_only_live_products_claim_a_sku_or_slug(app: Flask) -> None:
 
 
 @pytest.mark.services
-def test_postgresql_serves_search_with_trigram_indexes(app: Flask) -> None:
+def test_postgresql_serves_search_with_full_text_and_trigram_indexes(app: Flask) -> None:
     with app.app_context():
         rows = db.session.execute(
             sa.text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'products'")
         ).all()
     indexes = dict(rows)
-    for column in ("name", "sku", "description"):
+    for column in ("name", "sku"):
         assert "gin_trgm_ops" in indexes[f"ix_products_{column}_trgm"], indexes
+    assert "ix_products_description_trgm" not in indexes  # description: words, through the document
+    assert "USING gin (search_vector)" in indexes["ix_products_search_vector"]
     for column in ("sku", "slug"):
         definition = indexes[f"uq_products_{column}"]
         assert "UNIQUE" in definition and "deleted_at IS NULL" in definition, definition

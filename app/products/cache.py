@@ -1,0 +1,372 @@
+"""The catalog's read cache in Redis: never stale, and a sale does not empty it.
+
+Readers (``app.products.reads``) keep each answer as an *entry*: its body with the parts
+that stock moves (``stock``, ``in_stock``, ``low_stock``, ``version``, ``updated_at``) left
+as slots, tagged with the *generation* that was current before its rows were read. Writes
+make entries unreachable once they commit — call ``catalog_changed`` in the transaction:
+
+- ``catalog_changed()``: anything in the catalog may have changed (products, categories,
+  an import, an image becoming ready). After the commit the generation is a new random
+  token, so every entry is a miss. (Random rather than a counter: a generation key lost to
+  eviction or a restart can never bring an old generation back.)
+- ``catalog_changed(product_ids, stock_only=True)``: only the stock of those products
+  moved (an order, a cancel, an expired order). Entries stay valid; each product's live
+  *state* (version, stock, updated_at) goes under its own key, which readers lay over the
+  entry. Only lists filtered on ``in_stock`` (whose members depend on stock) are tagged
+  with the *stock generation* as well, which such a change renews.
+
+A state is read inside the writing transaction, after its ``UPDATE`` (the rows are locked
+until the commit, so it is what commits), and stored only when its version is newer than
+the one Redis holds, as writers may finish in any order. Readers take the newer of the
+entry's own state and the stored one, and read the database for a state Redis lost.
+
+ORM changes to products and categories are caught at flush as well (a write that forgets
+the call stays correct); bulk statements (``UPDATE … SET stock``, imports) must call it.
+Without Redis (the embedded default) or with ``CATALOG_CACHE=off`` nothing is cached. If
+Redis fails, readers go to the database; a change whose publication failed is logged, and
+entries expire after ``CATALOG_CACHE_TTL`` seconds in any case.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app, has_app_context
+from redis.exceptions import RedisError
+from sqlalchemy.orm import Session, SessionTransaction
+
+from app.db import db
+from app.extensions import redis_queues
+from app.products.models import Category, Product
+from app.schema import utc_text
+
+log = logging.getLogger(__name__)
+
+PREFIX = "storefront:catalog:"
+GENERATION_KEY = PREFIX + "generation"
+STOCK_GENERATION_KEY = PREFIX + "stock-generation"
+ENTRY_PREFIX = PREFIX + "entry:"
+STATE_PREFIX = PREFIX + "state:"
+PENDING_KEY = "storefront.catalog_changes"
+SCRIPTS_KEY = "storefront.catalog_scripts"
+
+# KEYS: state keys; ARGV[1]: TTL; ARGV[i + 1]: the state for KEYS[i] ("version|stock|updated_at").
+# A state replaces the stored one only if its version is newer: writers finish in any order.
+_STORE_IF_NEWER = """
+local ttl = ARGV[1]
+for i, key in ipairs(KEYS) do
+  local new = ARGV[i + 1]
+  local current = redis.call('GET', key)
+  if (not current) or tonumber(string.match(current, '^%d+')) < tonumber(string.match(new, '^%d+')) then
+    redis.call('SET', key, new, 'EX', ttl)
+  else
+    redis.call('EXPIRE', key, ttl)
+  end
+end
+return #KEYS
+"""
+_ISO_UTC = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+@dataclass(frozen=True)
+class State:
+    """What stock moves in a product's representation."""
+
+    version: int
+    stock: int
+    updated_at: str  # as the API writes it: ISO 8601, milliseconds, Z
+
+    def dumps(self) -> bytes:
+        return f"{self.version}|{self.stock}|{self.updated_at}".encode()
+
+    @classmethod
+    def loads(cls, raw: bytes) -> State:
+        version, stock, updated_at = raw.split(b"|")
+        if not _ISO_UTC.match(updated_at):
+            raise ValueError("not a state")
+        return cls(int(version), int(stock), updated_at.decode())
+
+    @classmethod
+    def of(cls, version: int, stock: int, updated_at: datetime) -> State:
+        return cls(version, stock, utc_text(updated_at))
+
+
+def newer(a: State, b: State | None) -> State:
+    return b if b is not None and b.version > a.version else a
+
+
+# --- configuration --------------------------------------------------------------------
+
+
+def enabled() -> bool:
+    """A real Redis is configured and the cache is not switched off."""
+    return not redis_queues.in_process and bool(current_app.config["CATALOG_CACHE"])
+
+
+def _ttl() -> int:
+    ttl: int = current_app.config["CATALOG_CACHE_TTL"]
+    return ttl
+
+
+def _new_token() -> bytes:
+    return secrets.token_hex(8).encode()
+
+
+def _bytes(value: object) -> bytes | None:
+    """A reply of the connection (it does not decode responses)."""
+    if value is None or isinstance(value, bytes):
+        return value
+    raise TypeError(f"unexpected Redis reply {type(value).__name__}")
+
+
+# --- writers -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Changes:
+    everything: bool = False
+    stock_ids: set[uuid.UUID] = field(default_factory=set)
+    states: dict[str, State] = field(default_factory=dict)
+
+
+def catalog_changed(product_ids: Iterable[uuid.UUID] | None = None, *, stock_only: bool = False) -> None:
+    """Make every cached catalog answer that this transaction's changes affect unreachable
+    once it commits (nothing happens if it rolls back).
+
+    ``catalog_changed()``: any change to the catalog (products, categories, bulk writes).
+    ``catalog_changed(ids, stock_only=True)``: only the stock of the products ``ids``
+    changed (orders, cancels, expiry): cached pages stay, the new stock is laid over them.
+    Call it inside the transaction, before its commit. Called outside one, it also takes
+    effect at once.
+    """
+    ids = set(product_ids or ())
+    if stock_only and not ids:
+        raise ValueError("stock_only needs the ids of the products whose stock changed")
+    if not has_app_context() or not enabled():
+        return
+    session = db.session()
+    if not session.in_transaction():
+        # After the commit already (or before the first statement): publish now, and
+        # again when the transaction that may follow commits.
+        now = _Changes(everything=not stock_only, stock_ids=set(ids))
+        _read_states(session, now)
+        _publish(now)
+    changes: _Changes = session.info.setdefault(PENDING_KEY, _Changes())
+    changes.stock_ids |= ids
+    if not stock_only:
+        changes.everything = True
+
+
+def _read_states(session: Session, changes: _Changes) -> None:
+    if not changes.stock_ids:
+        return
+    rows = session.execute(
+        sa.select(Product.id, Product.version, Product.stock, Product.updated_at).where(
+            Product.id.in_(sorted(changes.stock_ids))
+        )
+    )
+    changes.states = {str(row.id): State.of(row.version, row.stock, row.updated_at) for row in rows}
+
+
+def _publish(changes: _Changes) -> None:
+    try:
+        connection = redis_queues.connection
+        pipe = connection.pipeline(transaction=False)
+        if changes.states:
+            store_states(changes.states, client=pipe)
+        if changes.stock_ids:
+            pipe.set(STOCK_GENERATION_KEY, _new_token())
+        if changes.everything:
+            pipe.set(GENERATION_KEY, _new_token())
+        pipe.execute()
+    except RedisError:
+        # Entries expire after CATALOG_CACHE_TTL; until then readers may see the past.
+        log.exception("catalog change not published to the cache (everything=%s)", changes.everything)
+
+
+def _before_commit(session: Session) -> None:
+    changes: _Changes | None = session.info.get(PENDING_KEY)
+    if changes is not None:
+        _read_states(session, changes)
+
+
+def _after_commit(session: Session) -> None:
+    changes: _Changes | None = session.info.pop(PENDING_KEY, None)
+    if changes is not None:
+        _publish(changes)
+
+
+def _after_soft_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
+    if previous_transaction.parent is None and not previous_transaction.nested:
+        session.info.pop(PENDING_KEY, None)
+
+
+def _after_flush(session: Session, flush_context: Any) -> None:
+    """The safety net: any ORM change to a product or a category is a catalog change."""
+    touched = (
+        any(isinstance(obj, Product | Category) for obj in session.new)
+        or any(isinstance(obj, Product | Category) for obj in session.deleted)
+        or any(isinstance(obj, Product | Category) and session.is_modified(obj) for obj in session.dirty)
+    )
+    if touched and has_app_context() and enabled():
+        changes: _Changes = session.info.setdefault(PENDING_KEY, _Changes())
+        changes.everything = True
+
+
+def register_session_hooks() -> None:
+    for name, hook in (
+        ("before_commit", _before_commit),
+        ("after_commit", _after_commit),
+        ("after_soft_rollback", _after_soft_rollback),
+        ("after_flush", _after_flush),
+    ):
+        if not sa.event.contains(Session, name, hook):
+            sa.event.listen(Session, name, hook)
+
+
+# --- readers -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """An entry's payload (None: a miss), the tag a payload built now is stored under
+    (None: do not store, Redis is failing) and, for an entry that lists products, their
+    stored states (see ``lookup``)."""
+
+    payload: bytes | None
+    tag: bytes | None
+    states: list[State | None] | None = None
+
+
+# One round trip for a hit: the generations, the entry and, when the entry is current and
+# starts with a line of product ids, their stored states.
+# KEYS: generation, stock generation, entry. ARGV[1]: state key prefix; ARGV[2]: "1" when
+# the entry depends on stock. Returns {generation, stock generation, entry, state...}.
+_READ = r"""
+local generation = redis.call('GET', KEYS[1])
+local stock_generation = false
+if ARGV[2] == '1' then stock_generation = redis.call('GET', KEYS[2]) end
+local entry = redis.call('GET', KEYS[3])
+local reply = {generation, stock_generation, entry}
+if generation and entry then
+  local tag = generation
+  if ARGV[2] == '1' then tag = tag .. '/' .. (stock_generation or '') end
+  tag = tag .. '\n'
+  if string.sub(entry, 1, #tag) == tag then
+    local ids = string.match(entry, '^[^\n]*\n([^\n]*)\n')
+    if ids and string.match(ids, '^[0-9a-f,-]+$') then
+      local keys = {}
+      for id in string.gmatch(ids, '[^,]+') do keys[#keys + 1] = ARGV[1] .. id end
+      local found = redis.call('MGET', unpack(keys))
+      for i = 1, #keys do reply[3 + i] = found[i] end
+    end
+  end
+end
+return reply
+"""
+
+
+def lookup(key: str, *, stock_dependent: bool = False) -> Lookup:
+    """The entry at ``key`` if it belongs to the current generation(s); for an entry whose
+    payload starts with a line of comma-separated product ids, their stored states too."""
+    try:
+        script = _scripts()["read"]
+        reply = script(
+            keys=[GENERATION_KEY, STOCK_GENERATION_KEY, ENTRY_PREFIX + key],
+            args=[STATE_PREFIX, "1" if stock_dependent else "0"],
+        )
+        generation, stock_generation, raw = (_bytes(value) for value in reply[:3])
+        if generation is None:
+            generation = _establish(GENERATION_KEY)
+        if stock_dependent and stock_generation is None:
+            stock_generation = _establish(STOCK_GENERATION_KEY)
+    except RedisError:
+        log.warning("catalog cache unavailable; reading the database", exc_info=True)
+        return Lookup(payload=None, tag=None)
+    tag = generation + (b"/" + stock_generation if stock_generation is not None and stock_dependent else b"") + b"\n"
+    if raw is not None and raw.startswith(tag):
+        return Lookup(payload=raw[len(tag) :], tag=tag, states=[_state(value) for value in reply[3:]])
+    return Lookup(payload=None, tag=tag)
+
+
+def _state(value: object) -> State | None:
+    raw = _bytes(value)
+    try:
+        return State.loads(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def _scripts() -> dict[str, Any]:
+    """The Lua scripts, registered once per connection (redis-py runs them by SHA)."""
+    scripts: dict[str, Any] | None = current_app.extensions.get(SCRIPTS_KEY)
+    if scripts is None:
+        connection = redis_queues.connection
+        scripts = {
+            "read": connection.register_script(_READ),
+            "store_if_newer": connection.register_script(_STORE_IF_NEWER),
+        }
+        current_app.extensions[SCRIPTS_KEY] = scripts
+    return scripts
+
+
+def _establish(key: str) -> bytes:
+    """The generation at ``key``, starting one if there is none."""
+    connection = redis_queues.connection
+    connection.set(key, _new_token(), nx=True)
+    value = _bytes(connection.get(key))
+    if value is None:  # pragma: no cover - deleted between the two calls
+        raise RedisError(f"{key} vanished")
+    return value
+
+
+def store(key: str, tag: bytes | None, payload: bytes, *, states: Mapping[str, State] | None = None) -> None:
+    """Keep ``payload`` at ``key`` under ``tag`` (from the ``lookup`` made before reading),
+    and the ``states`` it was built with unless Redis holds newer ones: one round trip."""
+    if tag is None:
+        return
+    try:
+        pipe = redis_queues.connection.pipeline(transaction=False)
+        pipe.set(ENTRY_PREFIX + key, tag + payload, ex=_ttl())
+        if states:
+            store_states(states, client=pipe)
+        pipe.execute()
+    except RedisError:
+        log.warning("catalog cache unavailable; entry not stored", exc_info=True)
+
+
+def states(ids: Sequence[str]) -> list[State | None]:
+    """The stored states of ``ids`` (None where there is none, or Redis fails)."""
+    if not ids:
+        return []
+    try:
+        raw = redis_queues.connection.mget([STATE_PREFIX + i for i in ids])
+    except RedisError:
+        log.warning("catalog cache unavailable; reading the database", exc_info=True)
+        return [None] * len(ids)
+    return [_state(value) for value in raw]
+
+
+def store_states(found: Mapping[str, State], *, client: Any = None) -> None:
+    """Store each state unless Redis holds a newer one."""
+    if not found:
+        return
+    items = sorted(found.items())
+    keys = [STATE_PREFIX + product_id for product_id, _ in items]
+    args: list[bytes | int] = [_ttl(), *(state.dumps() for _, state in items)]
+    script = _scripts()["store_if_newer"]
+    if client is not None:
+        script(keys=keys, args=args, client=client)
+        return
+    try:
+        script(keys=keys, args=args)
+    except RedisError:
+        log.warning("catalog cache unavailable; states not stored", exc_info=True)

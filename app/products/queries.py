@@ -1,0 +1,190 @@
+"""The catalog's read queries: visible products as rows, list filters, search, relations.
+
+Reads select columns, not ORM objects (building objects cost more than the SQL), and
+load the categories of a whole page in one statement.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from app.db import db, escape_like
+from app.errors import ValidationFailed
+from app.pagination import Sortable, SortKey
+from app.permissions import Principal
+from app.products.cache import State
+from app.products.models import SEARCH_VECTOR, Category, Product, product_categories
+from app.products.permissions import sees_inactive
+from app.products.rendering import CategoryRef
+
+COLUMNS = (
+    Product.id,
+    Product.sku,
+    Product.slug,
+    Product.name,
+    Product.description,
+    Product.price,
+    Product.compare_at_price,
+    Product.stock,
+    Product.low_stock_threshold,
+    Product.is_active,
+    Product.image_upload_id,
+    Product.version,
+    Product.created_at,
+    Product.updated_at,
+)
+SORTABLE: dict[str, Sortable] = {"name": Product.name, "price": Product.price, "created_at": Product.created_at}
+DEFAULT_SORT = (SortKey("created_at", descending=True),)
+RELEVANCE = (SortKey("relevance", descending=True),)
+# ``?q=`` on PostgreSQL: the words in the weighted document (name A, SKU B, description
+# D; see the migration), ranked by ts_rank, with a bonus for the query appearing in the SKU
+# or the name as typed (which also finds a product by any part of its SKU or name).
+SEARCH_CONFIG = "english"
+SKU_BONUS = 1.0
+NAME_BONUS = 0.5
+_WORD = re.compile(r"[^\W_]+")
+MAX_SEARCH_WORDS = 16
+
+
+def live() -> sa.ColumnElement[bool]:
+    return Product.deleted_at.is_(None)
+
+
+def visible(viewer: Principal | None) -> sa.Select[Any]:
+    """Rows of the products ``viewer`` may see: live ones; only active ones unless staff."""
+    stmt = sa.select(*COLUMNS).where(live())
+    if not sees_inactive(viewer):
+        stmt = stmt.where(Product.is_active.is_(True))
+    return stmt
+
+
+def by_ref(stmt: sa.Select[Any], ref: str) -> sa.Select[Any]:
+    """``{id_or_slug}``: anything that parses as a UUID is an id."""
+    try:
+        return stmt.where(Product.id == uuid.UUID(ref))
+    except ValueError:
+        return stmt.where(Product.slug == ref)
+
+
+def check_filters(args: Mapping[str, Any], viewer: Principal | None) -> None:
+    """Refuse the filters ``viewer`` may not use (before any cache is consulted)."""
+    if "is_active" in args and not sees_inactive(viewer):
+        raise ValidationFailed(details=[{"field": "is_active", "message": "Only staff may filter by is_active."}])
+
+
+def filtered(stmt: sa.Select[Any], args: Mapping[str, Any], viewer: Principal | None) -> sa.Select[Any]:
+    """``stmt`` with the list filters of ``args`` (the documented query parameters)."""
+    check_filters(args, viewer)
+    if "is_active" in args:
+        stmt = stmt.where(Product.is_active.is_(bool(args["is_active"])))
+    if args.get("q"):
+        stmt = stmt.where(search_condition(args["q"]))
+    if "category" in args:
+        stmt = stmt.where(Product.categories.any(Category.slug == args["category"]))
+    if args.get("min_price") is not None:
+        stmt = stmt.where(Product.price >= args["min_price"])
+    if args.get("max_price") is not None:
+        stmt = stmt.where(Product.price <= args["max_price"])
+    if "in_stock" in args:
+        stmt = stmt.where(Product.stock > 0 if args["in_stock"] else Product.stock == 0)
+    return stmt
+
+
+def sorting(args: Mapping[str, Any]) -> tuple[dict[str, Sortable], Sequence[SortKey]]:
+    """The sortable keys and the default order: by relevance when searching."""
+    if not args.get("q"):
+        return SORTABLE, DEFAULT_SORT
+    return {**SORTABLE, "relevance": relevance(args["q"])}, RELEVANCE
+
+
+# --- search ---------------------------------------------------------------------------------
+
+
+def _postgresql() -> bool:
+    return db.engine.dialect.name == "postgresql"
+
+
+def _pattern(q: str) -> str:
+    return f"%{escape_like(q)}%"
+
+
+def _words_query(q: str) -> str | None:
+    """``to_tsquery`` text for ``q``: all of its words, the last one (still being typed) as
+    a prefix unless it is a number (``100`` should not find ``1000``). Words are letters
+    and digits only, so nothing of the tsquery syntax reaches the query."""
+    words = _WORD.findall(q.lower())[:MAX_SEARCH_WORDS]
+    if not words:
+        return None
+    last = words[-1] if words[-1].isdigit() else f"{words[-1]}:*"
+    return " & ".join([*words[:-1], last])
+
+
+def _document() -> sa.ColumnElement[Any]:
+    return sa.literal_column(f"products.{SEARCH_VECTOR}", type_=postgresql.TSVECTOR())
+
+
+def _tsquery(text: str) -> sa.ColumnElement[Any]:
+    return sa.func.to_tsquery(sa.literal_column(f"'{SEARCH_CONFIG}'::regconfig"), text)
+
+
+def search_condition(q: str) -> sa.ColumnElement[bool]:
+    pattern = _pattern(q)
+    substring = sa.or_(Product.sku.ilike(pattern, escape="\\"), Product.name.ilike(pattern, escape="\\"))
+    if not _postgresql():
+        return sa.or_(substring, Product.description.ilike(pattern, escape="\\"))
+    words = _words_query(q)
+    if words is None:
+        return substring
+    return sa.or_(_document().bool_op("@@")(_tsquery(words)), substring)
+
+
+def relevance(q: str) -> sa.ColumnElement[float]:
+    """Higher is better: name above SKU above description; the query as typed in the SKU or
+    the name adds a bonus. SQLite: the same order from the substring matches alone."""
+    pattern = _pattern(q)
+    in_sku = sa.case((Product.sku.ilike(pattern, escape="\\"), SKU_BONUS), else_=0.0)
+    in_name = sa.case((Product.name.ilike(pattern, escape="\\"), NAME_BONUS), else_=0.0)
+    if not _postgresql():
+        in_description = sa.case((Product.description.ilike(pattern, escape="\\"), 0.1), else_=0.0)
+        return sa.type_coerce(in_sku + in_name + in_description, sa.Float())
+    words = _words_query(q)
+    rank: sa.ColumnElement[Any] = (
+        sa.cast(sa.func.ts_rank(_document(), _tsquery(words)), postgresql.DOUBLE_PRECISION())
+        if words
+        else sa.literal(0.0, type_=postgresql.DOUBLE_PRECISION())
+    )
+    return sa.type_coerce(rank + in_sku + in_name, sa.Float())
+
+
+# --- related rows ------------------------------------------------------------------------------
+
+
+def categories_of(product_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[CategoryRef]]:
+    """Each product's categories, by name (one statement for the whole page)."""
+    found: dict[uuid.UUID, list[CategoryRef]] = {}
+    if not product_ids:
+        return found
+    rows = db.session.execute(
+        sa.select(product_categories.c.product_id, Category.id, Category.slug, Category.name)
+        .join(Category, Category.id == product_categories.c.category_id)
+        .where(product_categories.c.product_id.in_(product_ids))
+        .order_by(Category.name, Category.id)
+    )
+    for product_id, category_id, slug, name in rows:
+        found.setdefault(product_id, []).append(CategoryRef(category_id, slug, name))
+    return found
+
+
+def states_of(product_ids: Sequence[str]) -> dict[str, State]:
+    """The current state (version, stock, updated_at) of each product, from the database."""
+    ids = [uuid.UUID(i) for i in product_ids]
+    rows = db.session.execute(
+        sa.select(Product.id, Product.version, Product.stock, Product.updated_at).where(Product.id.in_(ids))
+    )
+    return {str(row.id): State.of(row.version, row.stock, row.updated_at) for row in rows}

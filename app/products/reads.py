@@ -1,0 +1,387 @@
+"""Reading the catalog: product lists and products, categories — from the cache when it can.
+
+Each use case returns an ``Answer``: the body's bytes and headers, ready to send (a
+cached answer is sent as stored, with the current stock laid in; nothing is serialized
+again). What the public sees (anonymous callers and customers alike) is cached and may be
+held by shared caches (``Cache-Control: public``, revalidated through the ``ETag`` on
+every use, so never stale); what staff see (inactive products too) is neither.
+See ``app.products.cache`` for why a cached answer is never stale.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Response, current_app, request
+from werkzeug.http import parse_etags
+
+from app.db import db
+from app.errors import NotFound
+from app.pagination import Page, SortKey, count_all, paginate_rows
+from app.permissions import Principal
+from app.products import cache, queries, rendering
+from app.products.cache import State, newer
+from app.products.models import Category, Product
+from app.products.permissions import sees_inactive
+from app.schema import utc_text
+
+PUBLIC = "public, max-age=0, must-revalidate"
+PRIVATE = "private, no-store"
+CATEGORY_SORTABLE = {"name": Category.name, "created_at": Category.created_at}
+CATEGORY_DEFAULT_SORT = (SortKey("name"),)
+
+
+@dataclass
+class Answer:
+    """A response ready to send: ``body`` None is a 304."""
+
+    body: bytes | None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def status(self) -> int:
+        return 200 if self.body is not None else 304
+
+    def response(self) -> Response:
+        body = self.body
+        provider = current_app.json
+        if body is not None and not _compact(provider):
+            # Development (debug) answers are indented, as Flask writes its own.
+            body = (provider.dumps(json.loads(body), indent=2) + "\n").encode()
+        return current_app.response_class(body, status=self.status, headers=self.headers, mimetype="application/json")
+
+
+def _compact(provider: Any) -> bool:
+    compact = getattr(provider, "compact", None)
+    return not ((compact is None and current_app.debug) or compact is False)
+
+
+# --- entries: what the cache keeps ------------------------------------------------------------
+
+
+@dataclass
+class Entry:
+    """A products answer without its volatile values: a template and, per item, the id,
+    the state it was built with, and the low-stock threshold."""
+
+    template: bytes
+    volatile: tuple[str, ...]
+    ids: list[str]
+    states: list[State]
+    thresholds: list[int]
+    links: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def dumps(self) -> bytes:
+        # First line: the ids (the cache's read script fetches their states with the entry).
+        header = {
+            "volatile": self.volatile,
+            "states": [s.dumps().decode() for s in self.states],
+            "thresholds": self.thresholds,
+            "links": self.links,
+        }
+        ids = ",".join(self.ids).encode()
+        return ids + b"\n" + json.dumps(header, separators=(",", ":")).encode() + b"\n" + self.template
+
+    @classmethod
+    def loads(cls, payload: bytes) -> Entry:
+        ids_line, header_line, template = payload.split(b"\n", 2)
+        header = json.loads(header_line)
+        return cls(
+            template=template,
+            volatile=tuple(header["volatile"]),
+            ids=ids_line.decode().split(",") if ids_line else [],
+            states=[State.loads(s.encode()) for s in header["states"]],
+            thresholds=header["thresholds"],
+            links=header["links"],
+        )
+
+    def current_states(self, stored: Sequence[State | None] | None) -> list[State]:
+        """The newest known state of each item: its own, or what a sale stored since.
+        ``stored``: what Redis holds (None: not cached, the entry's own are current)."""
+        if stored is None or not self.ids:
+            return self.states
+        missing = [i for i, state in zip(self.ids, stored, strict=True) if state is None]
+        if missing:  # lost by Redis (eviction, expiry): the database has them
+            found = queries.states_of(missing)
+            cache.store_states(found)
+            stored = [state or found.get(i) for i, state in zip(self.ids, stored, strict=True)]
+        return [newer(own, later) for own, later in zip(self.states, stored, strict=True)]
+
+    def body(self, states: Sequence[State]) -> bytes:
+        return rendering.fill(self.template, self.volatile, states, self.thresholds)
+
+
+def _key(kind: str, values: Mapping[str, Any]) -> str:
+    """A stable cache key for ``values`` (parsed query arguments)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, Decimal | SortKey | uuid.UUID):
+            return str(value)
+        return value
+
+    canonical = json.dumps({k: plain(v) for k, v in sorted(values.items())}, separators=(",", ":"))
+    return f"{kind}:{hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()}"
+
+
+def _fields_key(fields: Sequence[str] | None) -> list[str] | None:
+    return list(fields) if fields else None  # their order is the output's order
+
+
+# --- HTTP caching ------------------------------------------------------------------------------
+
+
+def _cache_headers(public: bool, etag: str) -> dict[str, str]:
+    return {"ETag": etag, "Cache-Control": PUBLIC if public else PRIVATE, "Vary": "Authorization"}
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if if_none_match is None:
+        return False
+    tags = parse_etags(if_none_match)
+    return tags.star_tag or tags.contains_weak(etag.strip('"'))
+
+
+_URL_PARTS = ("wsgi.url_scheme", "HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING")
+
+
+def _link_header(links: str) -> dict[str, str]:
+    """``Page.headers()`` for ``links`` (JSON), remembered for the URLs asked for most (it
+    is a tenth of a hit's cost)."""
+    if links == "{}":
+        return {}
+    environ = request.environ
+    url = (current_app.config.get("PUBLIC_BASE_URL"), *(environ.get(part) for part in _URL_PARTS))
+    return _remembered_link_header(url, links)
+
+
+@functools.lru_cache(maxsize=4096)
+def _remembered_link_header(url: tuple[object, ...], links: str) -> dict[str, str]:
+    # ``url``: what Page.headers reads (the request after ProxyFix, PUBLIC_BASE_URL), as the key.
+    return Page(items=[], meta={}, links=json.loads(links)).headers()
+
+
+def _list_etag(entry: Entry, states: Sequence[State]) -> str:
+    digest = hashlib.blake2b(entry.template, digest_size=16)
+    for state in states:
+        digest.update(b"%d," % state.version)
+    return f'"{digest.hexdigest()}"'
+
+
+# --- products ------------------------------------------------------------------------------------
+
+
+def list_products(
+    *, args: Mapping[str, Any], fields: Sequence[str] | None, viewer: Principal | None, if_none_match: str | None
+) -> Answer:
+    """One page of the products ``viewer`` may see, matching the filters in ``args``."""
+    public = not sees_inactive(viewer)
+    queries.check_filters(args, viewer)
+    if public and cache.enabled():
+        stock_dependent = "in_stock" in args
+        key = _key("products", {**args, "fields": _fields_key(fields)})
+        found = cache.lookup(key, stock_dependent=stock_dependent)
+        if found.payload is not None:
+            rendered = _from_cache(found.payload, found.states, item=False)
+        else:
+            count_key = _key("count", {k: v for k, v in args.items() if k not in _PAGING})
+            entry = _build_list(args, fields, viewer, count=_cached_count(count_key, stock_dependent, found.tag))
+            cache.store(key, found.tag, entry.dumps(), states=dict(zip(entry.ids, entry.states, strict=True)))
+            rendered = _render(entry, entry.states, item=False)
+    else:
+        entry = _build_list(args, fields, viewer, count=None)
+        rendered = _render(entry, entry.states, item=False)
+    headers = _cache_headers(public, rendered.etag)
+    headers.update(_link_header(rendered.links))
+    if _matches(if_none_match, rendered.etag):
+        return Answer(None, headers)
+    return Answer(rendered.body, headers)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    body: bytes
+    etag: str
+    links: str  # the page's links (JSON), for the Link header
+
+
+def _render(entry: Entry, states: Sequence[State], *, item: bool) -> Rendered:
+    # A product's tag is its version, as app.products.etags.etag_of writes it.
+    etag = f'"{entry.ids[0]}-v{states[0].version}"' if item else _list_etag(entry, states)
+    return Rendered(entry.body(states), etag, json.dumps(entry.links))
+
+
+def _from_cache(payload: bytes, stored: Sequence[State | None] | None, *, item: bool) -> Rendered:
+    if stored is not None and None not in stored:
+        return _render_cached(payload, tuple(s for s in stored if s is not None), item)
+    entry = Entry.loads(payload)
+    return _render(entry, entry.current_states(stored), item=item)
+
+
+@functools.lru_cache(maxsize=256)
+def _render_cached(payload: bytes, stored: tuple[State, ...], item: bool) -> Rendered:
+    """What a cached entry renders to, given the stored states of its products: a pure
+    function of its arguments, so each worker keeps the answers asked for most."""
+    entry = Entry.loads(payload)
+    return _render(entry, entry.current_states(stored), item=item)
+
+
+_PAGING = frozenset({"page", "per_page", "cursor", "limit", "sort"})
+
+
+def _cached_count(key: str, stock_dependent: bool, tag: bytes | None) -> Any:
+    """The ``total`` of a filter set, shared by its pages and sort orders until a write."""
+
+    def count(stmt: sa.Select[Any]) -> int:
+        found = cache.lookup(key, stock_dependent=stock_dependent)
+        if found.payload is not None and found.tag == tag:
+            return int(found.payload)
+        total = count_all(stmt)
+        cache.store(key, tag, str(total).encode())
+        return total
+
+    return count
+
+
+def _build_list(
+    args: Mapping[str, Any], fields: Sequence[str] | None, viewer: Principal | None, *, count: Any
+) -> Entry:
+    stmt = queries.filtered(queries.visible(viewer), args, viewer)
+    sortable, default_sort = queries.sorting(args)
+    page = paginate_rows(stmt, args, sortable=sortable, default_sort=default_sort, tiebreak=Product.id, count=count)
+    entry = _entry(page.items, fields, template=lambda items: rendering.list_template(items, page.meta))
+    entry.links = page.links
+    return entry
+
+
+def _entry(rows: Sequence[sa.Row[Any]], fields: Sequence[str] | None, *, template: Any) -> Entry:
+    categories = queries.categories_of([row.id for row in rows])
+    currency: str = current_app.config["CURRENCY"]
+    items = [
+        rendering.only(rendering.product_dict(r, categories.get(r.id, []), currency=currency), fields) for r in rows
+    ]
+    return Entry(
+        template=template(items),
+        volatile=rendering.volatile_fields(fields),
+        ids=[str(row.id) for row in rows],
+        states=[State(row.version, row.stock, utc_text(row.updated_at)) for row in rows],
+        thresholds=[row.low_stock_threshold for row in rows],
+    )
+
+
+def get_product(
+    *, ref: str, fields: Sequence[str] | None, viewer: Principal | None, if_none_match: str | None
+) -> Answer:
+    """A product by id or slug, as ``viewer`` may see it, with its ETag."""
+    public = not sees_inactive(viewer)
+    if public and cache.enabled():
+        key = _key("product", {"ref": ref, "fields": _fields_key(fields)})
+        found = cache.lookup(key)
+        if found.payload is not None:
+            rendered = _from_cache(found.payload, found.states, item=True)
+        else:
+            entry = _build_item(ref, fields, viewer)
+            cache.store(key, found.tag, entry.dumps(), states=dict(zip(entry.ids, entry.states, strict=True)))
+            rendered = _render(entry, entry.states, item=True)
+    else:
+        entry = _build_item(ref, fields, viewer)
+        rendered = _render(entry, entry.states, item=True)
+    headers = _cache_headers(public, rendered.etag)
+    if _matches(if_none_match, rendered.etag):
+        return Answer(None, headers)
+    return Answer(rendered.body, headers)
+
+
+def _build_item(ref: str, fields: Sequence[str] | None, viewer: Principal | None) -> Entry:
+    row = db.session.execute(queries.by_ref(queries.visible(viewer), ref)).first()
+    if row is None:
+        raise NotFound("Product not found")
+    return _entry([row], fields, template=lambda items: rendering.one_template(items[0]))
+
+
+# --- categories ------------------------------------------------------------------------------------
+
+
+def list_categories(*, args: Mapping[str, Any], if_none_match: str | None) -> Answer:
+    """One page of categories (the same for everyone)."""
+    return _plain_answer(_key("categories", args), lambda: _category_page(args), if_none_match)
+
+
+def get_category(*, ref: str, if_none_match: str | None) -> Answer:
+    """A category by id or slug."""
+    return _plain_answer(_key("category", {"ref": ref}), lambda: _category(ref), if_none_match)
+
+
+PlainBuild = Callable[[], tuple[bytes, dict[str, dict[str, str]]]]
+
+
+def _plain_answer(key: str, build: PlainBuild, if_none_match: str | None) -> Answer:
+    """A body without volatile parts: cached as it is, with the page's links."""
+    found = cache.lookup(key) if cache.enabled() else None
+    if found is not None and found.payload is not None:
+        links_line, body = found.payload.split(b"\n", 1)
+        links = json.loads(links_line)
+    else:
+        body, links = build()
+        if found is not None:
+            cache.store(key, found.tag, json.dumps(links).encode() + b"\n" + body)
+    etag = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
+    headers = {"ETag": etag, "Cache-Control": PUBLIC}
+    headers.update(_link_header(json.dumps(links)))
+    if _matches(if_none_match, etag):
+        return Answer(None, headers)
+    return Answer(body, headers)
+
+
+_CATEGORY_COLUMNS = (
+    Category.id,
+    Category.name,
+    Category.slug,
+    Category.description,
+    Category.created_at,
+    Category.updated_at,
+)
+
+
+def _category_dict(category: sa.Row[Any]) -> dict[str, Any]:
+    """``CategorySchema().dump(category)``, from a row."""
+    return {
+        "id": str(category.id),
+        "name": category.name,
+        "slug": category.slug,
+        "description": category.description,
+        "created_at": utc_text(category.created_at),
+        "updated_at": utc_text(category.updated_at),
+    }
+
+
+def _category_page(args: Mapping[str, Any]) -> tuple[bytes, dict[str, dict[str, str]]]:
+    page = paginate_rows(
+        sa.select(*_CATEGORY_COLUMNS),
+        args,
+        sortable=CATEGORY_SORTABLE,
+        default_sort=CATEGORY_DEFAULT_SORT,
+        tiebreak=Category.id,
+    )
+    body = rendering.plain({"data": [_category_dict(c) for c in page.items], "meta": page.meta})
+    return body, page.links
+
+
+def _category(ref: str) -> tuple[bytes, dict[str, dict[str, str]]]:
+    try:
+        criterion = Category.id == uuid.UUID(ref)
+    except ValueError:
+        criterion = Category.slug == ref
+    row = db.session.execute(sa.select(*_CATEGORY_COLUMNS).where(criterion)).first()
+    if row is None:
+        raise NotFound("Category not found")
+    return rendering.plain({"data": _category_dict(row)}), {}

@@ -1,0 +1,63 @@
+"""Bench data, written in this process through the app (same secrets as the servers)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from functools import cache
+
+from bench import harness
+
+PRODUCTS = int(os.environ.get("BENCH_PRODUCTS", "10000"))
+CUSTOMERS = 100
+ORDER_PRODUCTS = 200  # products orders are spread over, restocked generously before each run
+
+
+@dataclass(frozen=True)
+class Catalog:
+    product_ids: list[str]
+    order_product_ids: list[str]
+    customer_tokens: list[str]
+
+
+@cache
+def catalog(ctx: harness.Context) -> Catalog:
+    """The demo catalog (``BENCH_PRODUCTS``, 10,000), customers with fresh access tokens,
+    the order products restocked; then fresh statistics (VACUUM ANALYZE)."""
+    import sqlalchemy as sa
+
+    from app import create_app
+    from app.auth.sessions import open_session
+    from app.db import db
+    from app.products.models import Product
+    from app.products.seed import seed_catalog
+    from app.users import service as users_service
+    from config import ProductionConfig
+
+    ctx.prepare_database()
+    app = create_app(ProductionConfig(harness.app_environment()))
+    with app.app_context():
+        started = time.perf_counter()
+        result = seed_catalog(products=PRODUCTS)
+        print(
+            f"seed: {result.products_created} products created, {result.products_existing} already there "
+            f"({time.perf_counter() - started:.1f} s)"
+        )
+        live = sa.select(Product.id).where(Product.is_active.is_(True), Product.deleted_at.is_(None))
+        product_ids = [str(i) for i in db.session.scalars(live.order_by(Product.sku).limit(1000))]
+        order_ids = [str(i) for i in db.session.scalars(live.order_by(Product.sku.desc()).limit(ORDER_PRODUCTS))]
+        db.session.execute(sa.update(Product).where(Product.id.in_(order_ids)).values(stock=1_000_000))
+        tokens = []
+        for n in range(CUSTOMERS):
+            email = f"bench-customer-{n}@example.com"
+            user = users_service.find_by_email(email) or users_service.create(
+                email=email, password=secrets.token_urlsafe(16) + "-Aa1", full_name=f"Bench {n}"
+            )
+            tokens.append(open_session(user, user_agent="bench", ip=harness.HOST).access_token)
+        db.session.commit()
+        db.engine.dispose()
+    # What autovacuum would do after a bulk load: fresh statistics, GIN pending lists merged.
+    harness.psql("VACUUM ANALYZE products, product_categories, categories")
+    return Catalog(product_ids, order_ids, tokens)

@@ -1,0 +1,1 @@
+"""The reference points every catalog figure is compared with, served by the same gunicorn."""

@@ -1,0 +1,248 @@
+"""Never stale: every kind of catalog write is seen by the very next read of another process.
+
+A second app (gunicorn, as the Procfile runs it) reads on the same PostgreSQL and Redis as
+the suite's app, which writes. Each test warms the reader's cache first, so that a read
+after the write could only be right if the write made the cached answer unreachable.
+Issue 12's imports and issue 11's image readiness call ``catalog_changed`` as the bulk
+writes below do; add their own tests here when they land.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app.db import db, utcnow
+from app.extensions import redis_queues
+from app.products import cache
+from app.products.cache import catalog_changed
+from app.products.models import Product
+from tests.conftest import json_of
+from tests.factories import AuthedUser
+from tests.orders.conftest import ADDRESS
+from tests.products.builders import CATEGORIES, PRODUCTS, make_category, make_product
+from tests.support.processes import ROOT, free_port, http, stop, tool, wait_for_http
+from tests.support.sql import count_selects
+
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture(scope="module")
+def reader(app: Flask, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Any]]:
+    """GET through another process of the app: returns (status, parsed body)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    env.update(APP_ENV="testing", WEB_CONCURRENCY="1", RATELIMIT_ENABLED="false", PORT=str(port))
+    log = tmp_path_factory.mktemp("reader") / "gunicorn.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [tool("gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{port}"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{base}/health/live", proc=proc)
+
+        def get(path: str) -> tuple[int, Any]:
+            status, body = http("GET", base + path)
+            return status, json.loads(body) if body else None
+
+        yield get
+    finally:
+        stop(proc)
+
+
+def _warm(reader: Callable[[str], Any], path: str) -> Any:
+    """Read twice through the reader (the second answer comes from its cache)."""
+    status, body = reader(path)
+    assert status == 200, body
+    assert reader(path) == (status, body)
+    return body
+
+
+def _entries() -> int:
+    return sum(1 for _ in redis_queues.connection.scan_iter(match=cache.ENTRY_PREFIX + "*"))
+
+
+def test_the_reader_serves_from_the_cache(app: Flask, reader: Callable[[str], Any]) -> None:
+    make_product(app, name="Lamp")
+    with app.app_context():
+        assert cache.enabled() and _entries() == 0
+        _warm(reader, PRODUCTS)
+        assert _entries() >= 1
+
+
+def test_a_created_product_is_listed_at_once(app: Flask, client: FlaskClient, staff: AuthedUser, reader: Any) -> None:
+    make_product(app, name="Old")
+    assert [p["name"] for p in _warm(reader, PRODUCTS)["data"]] == ["Old"]
+    body = {"sku": "NEW-1", "name": "New", "price": "1.00", "stock": 1}
+    assert client.post(PRODUCTS, json=body, headers=staff.headers).status_code == 201
+    listed = reader(PRODUCTS)[1]
+    assert [p["name"] for p in listed["data"]] == ["New", "Old"] and listed["meta"]["total"] == 2
+
+
+def test_an_updated_product_is_seen_at_once_by_id_slug_and_list(
+    app: Flask, client: FlaskClient, staff: AuthedUser, reader: Any
+) -> None:
+    product_id = make_product(app, name="Lamp", slug="lamp", price=Decimal("9.00"))
+    paths = (f"{PRODUCTS}/{product_id}", f"{PRODUCTS}/lamp", f"{PRODUCTS}?q=lamp", f"{PRODUCTS}?limit=5")
+    for path in paths:
+        _warm(reader, path)
+    patch = {"name": "Lamp deluxe", "price": "12.50"}
+    assert client.patch(f"{PRODUCTS}/{product_id}", json=patch, headers=staff.headers).status_code == 200
+    for path in paths:
+        body = reader(path)[1]
+        product = body["data"][0] if isinstance(body["data"], list) else body["data"]
+        assert (product["name"], product["price"], product["version"]) == ("Lamp deluxe", "12.50", 2), path
+
+
+def test_a_deleted_or_deactivated_product_is_gone_at_once(
+    app: Flask, client: FlaskClient, staff: AuthedUser, reader: Any
+) -> None:
+    deleted, hidden = make_product(app, name="Deleted"), make_product(app, name="Hidden")
+    for path in (f"{PRODUCTS}/{deleted}", f"{PRODUCTS}/{hidden}", PRODUCTS):
+        _warm(reader, path)
+    assert client.delete(f"{PRODUCTS}/{deleted}", headers=staff.headers).status_code == 204
+    assert client.patch(f"{PRODUCTS}/{hidden}", json={"is_active": False}, headers=staff.headers).status_code == 200
+    assert reader(f"{PRODUCTS}/{deleted}")[0] == 404
+    assert reader(f"{PRODUCTS}/{hidden}")[0] == 404
+    assert reader(PRODUCTS)[1]["data"] == []
+
+
+def test_a_created_category_is_listed_at_once(app: Flask, client: FlaskClient, staff: AuthedUser, reader: Any) -> None:
+    make_category(app, "mugs")
+    assert len(_warm(reader, CATEGORIES)["data"]) == 1
+    assert reader(f"{CATEGORIES}/lamps")[0] == 404
+    assert client.post(CATEGORIES, json={"name": "Lamps"}, headers=staff.headers).status_code == 201
+    assert [c["slug"] for c in reader(CATEGORIES)[1]["data"]] == ["lamps", "mugs"]
+    assert reader(f"{CATEGORIES}/lamps")[0] == 200
+
+
+def _order(client: FlaskClient, customer: AuthedUser, product_id: str, quantity: int) -> str:
+    body = {"items": [{"product_id": product_id, "quantity": quantity}], "shipping_address": ADDRESS}
+    response = client.post("/api/v1/orders", json=body, headers=customer.headers)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    return str(json_of(response)["data"]["id"])
+
+
+def test_stock_from_an_order_and_a_cancel_is_seen_at_once_without_emptying_the_cache(
+    app: Flask, client: FlaskClient, customer: AuthedUser, reader: Any
+) -> None:
+    product_id = make_product(app, name="Mug", stock=3)
+    make_product(app, name="Other", stock=9)
+    paths = {
+        "item": f"{PRODUCTS}/{product_id}",
+        "list": f"{PRODUCTS}?sort=name",
+        "cursor": f"{PRODUCTS}?limit=10&sort=name",
+        "in stock": f"{PRODUCTS}?in_stock=true&sort=name",
+    }
+    for path in paths.values():
+        _warm(reader, path)
+    with app.app_context():
+        generation = redis_queues.connection.get(cache.GENERATION_KEY)
+
+    def mug(path: str) -> dict[str, Any] | None:
+        status, body = reader(path)
+        assert status == 200
+        items = body["data"] if isinstance(body["data"], list) else [body["data"]]
+        return next((p for p in items if p["id"] == product_id), None)
+
+    order_id = _order(client, customer, product_id, 3)
+    for name in ("item", "list", "cursor"):
+        seen = mug(paths[name])
+        assert seen is not None and (seen["stock"], seen["in_stock"], seen["version"]) == (0, False, 2), name
+    assert mug(paths["in stock"]) is None, "sold out: no longer in stock"
+
+    response = client.post(f"/api/v1/orders/{order_id}/cancel", json={}, headers=customer.headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    for name in ("item", "list", "cursor", "in stock"):
+        seen = mug(paths[name])
+        assert seen is not None and (seen["stock"], seen["in_stock"], seen["version"]) == (3, True, 3), name
+
+    with app.app_context():
+        # Sales renewed no generation: every page but the in-stock ones stayed cached.
+        assert redis_queues.connection.get(cache.GENERATION_KEY) == generation
+
+
+def test_after_a_sale_the_next_page_read_runs_no_sql(app: Flask, client: FlaskClient, customer: AuthedUser) -> None:
+    product_id = make_product(app, stock=5)
+    client.get(PRODUCTS)
+    _order(client, customer, product_id, 2)
+    with count_selects(app) as statements:
+        response = client.get(PRODUCTS)
+    assert json_of(response)["data"][0]["stock"] == 3
+    assert statements == []
+
+
+def test_a_state_redis_lost_is_read_from_the_database(app: Flask, client: FlaskClient, customer: AuthedUser) -> None:
+    product_id = make_product(app, stock=5)
+    client.get(PRODUCTS)
+    _order(client, customer, product_id, 1)
+    with app.app_context():
+        redis_queues.connection.delete(cache.STATE_PREFIX + product_id)
+    with count_selects(app) as statements:
+        assert json_of(client.get(PRODUCTS))["data"][0]["stock"] == 4
+    assert len(statements) == 1
+
+
+def test_an_older_state_never_replaces_a_newer_one(app: Flask) -> None:
+    product_id = str(uuid.uuid4())
+    with app.app_context():
+        cache.store_states({product_id: cache.State(5, 1, "2026-01-01T00:00:00.000Z")})
+        cache.store_states({product_id: cache.State(4, 2, "2025-12-31T00:00:00.000Z")})  # a writer that lagged
+        assert cache.states([product_id]) == [cache.State(5, 1, "2026-01-01T00:00:00.000Z")]
+        cache.store_states({product_id: cache.State(6, 0, "2026-01-02T00:00:00.000Z")})
+        assert cache.states([product_id])[0] == cache.State(6, 0, "2026-01-02T00:00:00.000Z")
+
+
+def test_bulk_writes_that_call_catalog_changed_are_seen_at_once(app: Flask, reader: Any) -> None:
+    """What an import (issue 12), image readiness (issue 11) and the expiry of unpaid orders
+    do: bulk statements behind the ORM's back, then ``catalog_changed`` in the transaction."""
+    product_id = make_product(app, name="Lamp", stock=2)
+    item = f"{PRODUCTS}/{product_id}"
+    _warm(reader, item)
+    _warm(reader, PRODUCTS)
+    with app.app_context():
+        db.session.execute(sa.update(Product).values(name="Imported lamp", version=Product.version + 1))
+        catalog_changed()
+        db.session.commit()
+    assert reader(item)[1]["data"]["name"] == "Imported lamp"
+
+    with app.app_context():
+        db.session.execute(sa.update(Product).values(description="Now with a picture", version=Product.version + 1))
+        catalog_changed(product_ids=[uuid.UUID(product_id)])
+        db.session.commit()
+    assert reader(PRODUCTS)[1]["data"][0]["description"] == "Now with a picture"
+
+    with app.app_context():
+        db.session.execute(
+            sa.update(Product).values(stock=Product.stock + 5, version=Product.version + 1, updated_at=utcnow())
+        )
+        catalog_changed([uuid.UUID(product_id)], stock_only=True)
+        db.session.commit()
+    assert reader(item)[1]["data"]["stock"] == 7
+    assert reader(PRODUCTS)[1]["data"][0]["stock"] == 7
+
+
+def test_a_rolled_back_write_changes_nothing(app: Flask) -> None:
+    make_product(app)
+    with app.app_context():
+        before = redis_queues.connection.get(cache.GENERATION_KEY)
+        db.session.execute(sa.update(Product).values(name="never"))
+        catalog_changed()
+        db.session.rollback()
+        assert redis_queues.connection.get(cache.GENERATION_KEY) == before
