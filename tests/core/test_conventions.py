@@ -89,20 +89,11 @@ print("RESULT" + json.dumps(r.get_json()))
 
 
 def test_forwarded_for_is_trusted_for_the_configured_hops_only(tmp_path) -> None:
-    import subprocess
-    import sys
-    from pathlib import Path
+    from tests.support.processes import run_probe
 
-    root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "TEST_DATABASE_URL": f"sqlite:///{tmp_path / 'proxy.db'}"}
     env.pop("TEST_REDIS_URL", None)
-    seen = {}
-    for hops in ("0", "1", "2"):
-        proc = subprocess.run(
-            [sys.executable, "-c", PROXY_PROBE, str(root), hops], capture_output=True, text=True, env=env, timeout=60
-        )
-        line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
-        seen[hops] = json.loads(line.removeprefix("RESULT"))["ip"]
+    seen = {hops: run_probe(PROXY_PROBE, hops, env=env)["ip"] for hops in ("0", "1", "2")}
     # 0: the socket peer; 1: the address our one proxy saw; 2: the one before it.
     assert seen == {"0": "10.0.0.2", "1": "198.51.100.7", "2": "203.0.113.9"}
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 from flask.testing import FlaskClient
 
 from tests.conftest import SERVICES, _service_environ, json_of
+from tests.support.processes import run_probe
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,17 +57,7 @@ def test_redis_down_ready_is_503_and_reads_still_served(tmp_path) -> None:
     env = _service_environ()
     if not SERVICES:
         env["TEST_DATABASE_URL"] = f"sqlite:///{tmp_path / 'down.db'}"
-    proc = subprocess.run(
-        [sys.executable, "-c", REDIS_DOWN_PROBE, str(ROOT)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-    )
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")), None)
-    assert line is not None, proc.stdout + proc.stderr
-    out = json.loads(line.removeprefix("RESULT"))
+    out = run_probe(REDIS_DOWN_PROBE, env=env)
     status, body = out["/health/ready"]
     assert status == 503
     assert body["status"] == "unavailable"

@@ -11,35 +11,21 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.support.processes import ROOT, free_port, http, stop, tool, wait_for_http
+from tests.support.processes import http, start_gunicorn, stop
 
 LIVE_SERIES = re.compile(r'^http_requests_total\{endpoint="/health/live",method="GET",status="200"\} (\S+)$', re.M)
 
 
 def _gunicorn(tmp_path: Path, log: Path, **extra_env: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"PROMETHEUS_MULTIPROC_DIR", "TEST_SERVICES"}}
-    env.update(
-        APP_ENV="development",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'metrics.db'}",
-        REDIS_URL="",
-        WEB_CONCURRENCY="2",
-        PORT=str(port),
+    env = {
+        "APP_ENV": "development",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'metrics.db'}",
+        "REDIS_URL": "",
+        "TEST_SERVICES": "",
+        "WEB_CONCURRENCY": "2",
         **extra_env,
-    )
-    with log.open("wb") as out:
-        # As the Procfile's web, bound to loopback only for the test.
-        proc = subprocess.Popen(
-            [tool("gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{port}"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{base}/health/ready", proc=proc)
-    return proc, base
+    }
+    return start_gunicorn(env, log)
 
 
 def _live_count(base: str) -> float:

@@ -10,8 +10,6 @@ writes below do; add their own tests here when they land.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -31,7 +29,7 @@ from tests.conftest import json_of
 from tests.factories import AuthedUser
 from tests.orders.conftest import ADDRESS
 from tests.products.builders import CATEGORIES, PRODUCTS, make_category, make_product
-from tests.support.processes import ROOT, free_port, http, stop, tool, wait_for_http
+from tests.support.processes import http, start_gunicorn, stop
 from tests.support.sql import count_selects
 
 pytestmark = pytest.mark.services
@@ -40,22 +38,9 @@ pytestmark = pytest.mark.services
 @pytest.fixture(scope="module")
 def reader(app: Flask, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Any]]:
     """GET through another process of the app: returns (status, parsed body)."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    env.update(APP_ENV="testing", WEB_CONCURRENCY="1", RATELIMIT_ENABLED="false", PORT=str(port))
-    log = tmp_path_factory.mktemp("reader") / "gunicorn.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [tool("gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{port}"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
+    env = {"APP_ENV": "testing", "WEB_CONCURRENCY": "1", "RATELIMIT_ENABLED": "false"}
+    proc, base = start_gunicorn(env, tmp_path_factory.mktemp("reader") / "gunicorn.log")
     try:
-        wait_for_http(f"{base}/health/live", proc=proc)
 
         def get(path: str) -> tuple[int, Any]:
             status, body = http("GET", base + path)

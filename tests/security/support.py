@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from tests.conftest import _service_environ
+from tests.support import processes
 
-ROOT = Path(__file__).resolve().parents[2]
 LOGIN = "/api/v1/auth/login"
 ADMIN_LOGIN = "/admin/login"
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
@@ -38,20 +34,5 @@ def set_cookies(response: TestResponse) -> dict[str, str]:
 
 
 def run_probe(source: str, *args: str, **environ: str) -> dict[str, Any]:
-    """Run ``source`` in a fresh interpreter (one app per process: flask-smorest and
-    flask-limiter bind one app per extension object) and return the JSON it printed after
-    ``RESULT``."""
-    env = {**_service_environ(), **environ}
-    proc = subprocess.run(
-        [sys.executable, "-c", source, str(ROOT), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-    )
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")), None)
-    assert line is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
-    result: dict[str, Any] = json.loads(line.removeprefix("RESULT"))
-    result["_stdout"] = proc.stdout
-    return result
+    """``tests.support.processes.run_probe`` in the suite's environment (plus ``environ``)."""
+    return processes.run_probe(source, *args, env={**_service_environ(), **environ})

@@ -17,7 +17,8 @@ from flask.testing import FlaskClient
 
 from tests.conftest import SERVICES, _service_environ, json_of
 from tests.factories import create_user
-from tests.security.support import LOGIN, ROOT, admin_sign_in
+from tests.security.support import LOGIN, admin_sign_in
+from tests.support.processes import ROOT
 
 OPERATOR_PASSWORD = "Operator-Chosen-Passphrase-4"
 

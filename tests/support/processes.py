@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
@@ -72,3 +75,44 @@ def stop(proc: subprocess.Popen[bytes], *, sig: int = signal.SIGTERM, timeout: f
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
     return int(proc.returncode)
+
+
+def run_probe(source: str, *args: str, env: Mapping[str, str]) -> dict[str, Any]:
+    """Run ``source`` in a fresh interpreter (one app per process: flask-smorest and
+    flask-limiter bind one app per extension object), with the repository as its first
+    argument, and return the JSON it printed after ``RESULT``."""
+    proc = subprocess.run(
+        [sys.executable, "-c", source, str(ROOT), *args],
+        capture_output=True,
+        text=True,
+        env=dict(env),
+        cwd=ROOT,
+        timeout=120,
+    )
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")), None)
+    assert line is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result: dict[str, Any] = json.loads(line.removeprefix("RESULT"))
+    result["_stdout"] = proc.stdout
+    return result
+
+
+def start_gunicorn(env: Mapping[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """The Procfile's web process (gunicorn with gunicorn.conf.py), bound to loopback on a
+    free port, its output in ``log``; returns it and its base URL once ``/health/ready``
+    answers 200 (the checks never count a request to ``/health/live``)."""
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    environ.update(env)
+    environ["PORT"] = str(port)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [tool("gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{port}"],
+            cwd=ROOT,
+            env=environ,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    wait_for_http(f"{base}/health/ready", proc=proc)
+    return proc, base
