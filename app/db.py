@@ -114,6 +114,17 @@ class SoftDeleteMixin:
         return self.deleted_at is not None
 
 
+def commit_keeping_loaded() -> None:
+    """Commit without expiring what the session holds, for a use case that answers with the
+    objects it has just written (their state is what was committed): no reload follows."""
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
+
+
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from app.db import db, utcnow
+from app.db import commit_keeping_loaded, db, utcnow
 from app.errors import Conflict, ErrorDetail, InsufficientStock, ValidationFailed
 from app.mail import service as mail
 from app.orders import idempotency, pricing
@@ -18,11 +18,13 @@ from app.orders.idempotency import StoredResponse
 from app.orders.models import Order, OrderEvent, OrderItem, OrderStatus
 from app.orders.numbers import next_number
 from app.orders.schemas import OrderSchema
-from app.products.cache import catalog_changed
+from app.products.cache import State, catalog_changed
 from app.products.models import Product
 from app.users.models import User
 
 NOT_FOR_SALE = "This product does not exist or is not for sale."
+# What an order line keeps of its product, and what the catalog cache needs of its stock.
+SNAPSHOT = (Product.id, Product.sku, Product.name, Product.price, Product.version, Product.stock, Product.updated_at)
 
 
 @dataclass(frozen=True)
@@ -46,10 +48,13 @@ def place_order(*, user_id: uuid.UUID, data: Mapping[str, Any], idempotency_key:
         key_row = claimed
 
     lines: Sequence[Mapping[str, Any]] = data["items"]
-    products = _available_products(lines)
+    products = _take_stock(lines)
     _check_unpaid_cap(user_id)
-    _take_stock(lines, products)
-    catalog_changed(products, stock_only=True)
+    catalog_changed(
+        products,
+        stock_only=True,
+        states={p.id: State.of(p.version, p.stock, p.updated_at) for p in products.values()},
+    )
 
     now = utcnow()
     items = []
@@ -100,7 +105,8 @@ def place_order(*, user_id: uuid.UUID, data: Mapping[str, Any], idempotency_key:
                 status=201, body={"data": OrderSchema().dump(order)}, headers={"Location": location_of(order.id)}
             ),
         )
-    db.session.commit()
+    # The answer is the order as built here: nothing to reload after the commit.
+    commit_keeping_loaded()
     return Placed(order=order)
 
 
@@ -131,45 +137,31 @@ def _check_unpaid_cap(user_id: uuid.UUID) -> None:
         )
 
 
-def _available_products(lines: Sequence[Mapping[str, Any]]) -> dict[uuid.UUID, Product]:
-    """The products of the lines; unknown, inactive or deleted ones are a 422 per line."""
-    ids = [line["product_id"] for line in lines]
-    found = {p.id: p for p in db.session.scalars(sa.select(Product).where(Product.id.in_(ids), *_for_sale()))}
-    bad: list[ErrorDetail] = [
-        {"field": f"items.{i}.product_id", "message": NOT_FOR_SALE}
-        for i, line in enumerate(lines)
-        if line["product_id"] not in found
-    ]
-    if bad:
-        raise ValidationFailed("Some items cannot be ordered", details=bad)
-    return found
-
-
-def _take_stock(lines: Sequence[Mapping[str, Any]], products: Mapping[uuid.UUID, Product]) -> None:
+def _take_stock(lines: Sequence[Mapping[str, Any]]) -> dict[uuid.UUID, sa.Row[Any]]:
     """Decrement every line's stock atomically, in product-id order (no deadlocks between
-    orders that share products). If any line is short, roll back and list each one.
-
-    The UPDATE re-checks that the product is still for sale: staff may deactivate or
-    delete it between the read above and this write, and that must not sell it.
+    orders that share products), and return each product as it now is: the snapshot's SKU,
+    name and price as they were when the stock was taken (the row stays locked until the
+    commit). A product not for sale (unknown, inactive, deleted, or withdrawn by staff a
+    moment ago) or short of stock: roll back and say why for each line.
     """
+    taken: dict[uuid.UUID, sa.Row[Any]] = {}
     failed: list[int] = []
     for index, line in sorted(enumerate(lines), key=lambda pair: pair[1]["product_id"]):
-        taken = db.session.execute(
+        row = db.session.execute(
             sa.update(Product)
             .where(Product.id == line["product_id"], Product.stock >= line["quantity"], *_for_sale())
             .values(stock=Product.stock - line["quantity"], version=Product.version + 1, updated_at=utcnow())
+            .returning(*SNAPSHOT)
             .execution_options(synchronize_session=False)
-        )
-        if getattr(taken, "rowcount", 0) != 1:
+        ).first()
+        if row is None:
             failed.append(index)
+        else:
+            taken[row.id] = row
     if failed:
         db.session.rollback()
         _refuse(lines, sorted(failed))
-    # The rows were updated behind the ORM's back (and are now locked by this transaction):
-    # reload them, so the snapshot has the price that was current when the stock was taken.
-    db.session.execute(
-        sa.select(Product).where(Product.id.in_(list(products))).execution_options(populate_existing=True)
-    ).all()
+    return taken
 
 
 def _for_sale() -> tuple[sa.ColumnElement[bool], ...]:

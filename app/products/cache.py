@@ -135,15 +135,24 @@ class _Changes:
     everything: bool = False
     stock_ids: set[uuid.UUID] = field(default_factory=set)
     states: dict[str, State] = field(default_factory=dict)
+    # States the writer already had (from its UPDATE … RETURNING): not read again.
+    known: dict[str, State] = field(default_factory=dict)
 
 
-def catalog_changed(product_ids: Iterable[uuid.UUID] | None = None, *, stock_only: bool = False) -> None:
+def catalog_changed(
+    product_ids: Iterable[uuid.UUID] | None = None,
+    *,
+    stock_only: bool = False,
+    states: Mapping[uuid.UUID, State] | None = None,
+) -> None:
     """Make every cached catalog answer that this transaction's changes affect unreachable
     once it commits (nothing happens if it rolls back).
 
     ``catalog_changed()``: any change to the catalog (products, categories, bulk writes).
     ``catalog_changed(ids, stock_only=True)``: only the stock of the products ``ids``
     changed (orders, cancels, expiry): cached pages stay, the new stock is laid over them.
+    ``states``: those products' states as the transaction wrote them (``UPDATE …
+    RETURNING``, the rows locked until the commit), so they need not be read again.
     Call it inside the transaction, before its commit. Called outside one, it also takes
     effect at once.
     """
@@ -161,19 +170,20 @@ def catalog_changed(product_ids: Iterable[uuid.UUID] | None = None, *, stock_onl
         _publish(now)
     changes: _Changes = session.info.setdefault(PENDING_KEY, _Changes())
     changes.stock_ids |= ids
+    changes.known.update({str(key): value for key, value in (states or {}).items()})
     if not stock_only:
         changes.everything = True
 
 
 def _read_states(session: Session, changes: _Changes) -> None:
-    if not changes.stock_ids:
+    changes.states = {key: state for key, state in changes.known.items() if uuid.UUID(key) in changes.stock_ids}
+    unknown = sorted(i for i in changes.stock_ids if str(i) not in changes.states)
+    if not unknown:
         return
     rows = session.execute(
-        sa.select(Product.id, Product.version, Product.stock, Product.updated_at).where(
-            Product.id.in_(sorted(changes.stock_ids))
-        )
+        sa.select(Product.id, Product.version, Product.stock, Product.updated_at).where(Product.id.in_(unknown))
     )
-    changes.states = {str(row.id): State.of(row.version, row.stock, row.updated_at) for row in rows}
+    changes.states.update({str(row.id): State.of(row.version, row.stock, row.updated_at) for row in rows})
 
 
 def _publish(changes: _Changes) -> None:

@@ -120,25 +120,29 @@ def test_address_is_trimmed(app: Flask, client: FlaskClient) -> None:
         assert [d["field"] for d in json_of(response)["error"]["details"]] == [f"shipping_address.{blank}"]
 
 
-def test_a_product_withdrawn_while_the_order_is_placed_is_not_sold(
-    app: Flask, place: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Staff deactivate or delete a product between the availability check and the stock
-    update: the update itself must refuse it (422 naming the line), not sell it."""
-    from app.orders import placing
-
+def test_a_product_withdrawn_while_the_order_is_placed_is_not_sold(app: Flask, place: Callable[..., Any]) -> None:
+    """Staff deactivate a product while an order for it is being placed (committed by
+    another connection just before the stock is taken): the stock UPDATE itself refuses
+    it (422 naming the line) and nothing is sold, not even the other line."""
     customer = create_user(app)
     kept, withdrawn = make_product(app, stock=5), make_product(app, stock=5)
-    check = placing._available_products
+    done: list[bool] = []
 
-    def check_then_withdraw(lines: Any) -> Any:
-        found = check(lines)
-        with db.engine.begin() as other:  # another request, committed in between
-            other.execute(sa.update(Product).where(Product.id == uuid.UUID(withdrawn)).values(is_active=False))
-        return found
+    def withdraw_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("UPDATE products") and not done:
+            done.append(True)
+            with db.engine.connect() as other:  # another request, committed in between
+                other.execute(sa.update(Product).where(Product.id == uuid.UUID(withdrawn)).values(is_active=False))
+                other.commit()
 
-    monkeypatch.setattr(placing, "_available_products", check_then_withdraw)
-    response = place(customer, [(kept, 1), (withdrawn, 1)])
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", withdraw_first)
+    try:
+        response = place(customer, [(kept, 1), (withdrawn, 1)])
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", withdraw_first)
+    assert done
     assert response.status_code == 422, response.get_data(as_text=True)
     assert [d["field"] for d in json_of(response)["error"]["details"]] == ["items.1.product_id"]
     assert stock_of(app, kept) == stock_of(app, withdrawn) == 5
