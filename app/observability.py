@@ -35,8 +35,9 @@ class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if has_request_context():
             record.request_id = g.get("request_id")
-            if g.get("user_id") is not None:
-                record.user_id = str(g.get("user_id"))
+            user_id = g.get("user_id")
+            if user_id is not None:
+                record.user_id = str(user_id)
         job_id = current_job_id()
         if job_id is not None:
             record.job_id = job_id
@@ -76,6 +77,13 @@ class DevServerFilter(logging.Filter):
 
 def configure_logging(level: str) -> None:
     """One JSON line per record on stdout (the platform collects stdout)."""
+    # The JSON lines name no source file, thread or process (the access line has its pid):
+    # records need not look them up, at a cost paid on every request (the logging HOWTO's
+    # "Optimization" settings).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logMultiprocessing = False
+    logging.logProcesses = False
     root = logging.getLogger()
     root.setLevel(level)
     if not any(getattr(h, "_storefront", False) for h in root.handlers):

@@ -95,18 +95,27 @@ def _rebase_location(response: Response) -> None:
         response.headers["Location"] = urlunsplit((base.scheme, base.netloc, parts.path, parts.query, parts.fragment))
 
 
+_DEFAULT_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Content-Security-Policy", JSON_CSP),
+)
+
+
 def _security_headers(response: Response) -> Response:
     headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("Content-Security-Policy", JSON_CSP)
+    # One pass over what the view set (each header it set is kept), not one per default.
+    present = {name.lower() for name, _ in headers.items()}
+    wanted = list(_DEFAULT_HEADERS)
     hsts = int(current_app.config["HSTS_SECONDS"])
     if hsts:
-        headers.setdefault("Strict-Transport-Security", f"max-age={hsts}; includeSubDomains")
+        wanted.append(("Strict-Transport-Security", f"max-age={hsts}; includeSubDomains"))
     if _is_private():
-        headers.setdefault("Cache-Control", "no-store")
-    _rebase_location(response)
+        wanted.append(("Cache-Control", "no-store"))
+    headers.extend([(name, value) for name, value in wanted if name.lower() not in present])
+    if "location" in present:
+        _rebase_location(response)
     return response
 
 

@@ -287,6 +287,9 @@ def app_environment(**overrides: str) -> dict[str, str]:
         PUBLIC_BASE_URL=f"http://{HOST}",
         RATELIMIT_ENABLED="false",
         MAIL_URL="console",
+        # One machine: its disk is shared by every process of the run.
+        STORAGE_URL=f"file://{RESULTS / 'uploads'}",
+        ALLOW_LOCAL_STORAGE="1",
         PROXY_FIX_X_FOR="0",
         # The orders bench places thousands of unpaid orders from 100 customers.
         ORDER_MAX_PENDING="1000000",
