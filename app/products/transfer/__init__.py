@@ -1,0 +1,1 @@
+"""Bulk product imports and exports (the ``imports`` queue), in the import file format."""
