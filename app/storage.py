@@ -21,7 +21,7 @@ import os
 import tempfile
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -54,6 +54,33 @@ class Readable(Protocol):
 
 class ReadStream(Readable, Protocol):
     def close(self) -> None: ...
+
+
+class ChunksReader:
+    """A ``Readable`` over an iterator of byte chunks (a file being written, say), for
+    ``put_stream``: only what one read asks for is held.
+
+    Reads are full, as a file's are: ``read(n)`` gives ``n`` bytes unless the chunks end
+    first (a short read would look like the end to boto3's uploader); ``read()`` gives
+    the rest.
+    """
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._buffer = bytearray()
+        self._done = False
+
+    def read(self, size: int = -1, /) -> bytes:
+        while not self._done and (size < 0 or len(self._buffer) < size):
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                self._done = True
+            else:
+                self._buffer += chunk
+        wanted = len(self._buffer) if size < 0 else size
+        data = bytes(self._buffer[:wanted])
+        del self._buffer[:wanted]
+        return data
 
 
 class ObjectNotFound(LookupError):

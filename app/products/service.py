@@ -41,6 +41,7 @@ SCALAR_FIELDS = (
     "is_active",
     "image_upload_id",
 )
+IMAGE_NOT_READY = "Must be a ready upload of purpose product_image."
 
 
 def create(*, data: Mapping[str, Any]) -> Product:
@@ -149,8 +150,7 @@ def _check_prices(price: Decimal, compare_at_price: Decimal | None) -> None:
 def _check_image(upload_id: uuid.UUID | None) -> None:
     """``image_upload_id`` must name a ready product image (a 422 naming the field)."""
     if upload_id is not None and not uploads_service.is_ready_product_image(upload_id):
-        message = "Must be a ready upload of purpose product_image."
-        raise ValidationFailed(details=[{"field": "image_upload_id", "message": message}])
+        raise ValidationFailed(details=[{"field": "image_upload_id", "message": IMAGE_NOT_READY}])
 
 
 def _commit_write(if_match: str | None) -> None:

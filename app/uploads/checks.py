@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import re
 from collections.abc import Iterator
 
 import ijson
@@ -66,8 +67,9 @@ def check_type(purpose: str, head: bytes) -> str:
     return sniffed
 
 
-class _Utf8Reader:
-    """Bytes from ``source``, checked to be UTF-8 as they pass, without a leading BOM."""
+class Utf8Reader:
+    """Bytes from ``source``, checked to be UTF-8 (and free of NUL) as they pass, without a
+    leading BOM; the upload check and the import reader (``app.products.transfer``) read through it."""
 
     def __init__(self, source: Readable) -> None:
         self._source = source
@@ -75,6 +77,8 @@ class _Utf8Reader:
         self._first = True
 
     def read(self, size: int = -1, /) -> bytes:
+        if size == 0:  # (ijson asks, to learn whether the stream gives bytes or text)
+            return b""
         data = self._source.read(READ_SIZE if size < 0 else size)
         try:
             text = self._decoder.decode(data, final=not data)
@@ -93,17 +97,38 @@ class _Utf8Reader:
         return data
 
     def lines(self) -> Iterator[str]:
-        """The text, line by line (line ends kept, as ``csv`` wants them)."""
+        """The text, line by line, line ends kept, as ``csv`` wants them (``newline=""``).
+
+        A line ends at ``\\n``, ``\\r\\n`` or ``\\r`` only, as ``csv`` counts lines:
+        ``str.splitlines`` would also split at form feeds and Unicode separators, which
+        would split an unquoted cell into two records and skew every later line number.
+        """
         decoder = codecs.getincrementaldecoder("utf-8")("strict")
         pending = ""
         while data := self.read(READ_SIZE):
             pending += decoder.decode(data)
-            lines = pending.splitlines(keepends=True)
-            pending = lines.pop() if lines and not lines[-1].endswith(("\n", "\r")) else ""
-            yield from lines
+            start = 0
+            for end in _line_ends(pending):
+                if end == len(pending) and pending.endswith("\r"):
+                    break  # its "\n" may come with the next read
+                yield pending[start:end]
+                start = end
+            pending = pending[start:]
         pending += decoder.decode(b"", final=True)
-        if pending:
-            yield pending
+        start = 0
+        for end in _line_ends(pending):
+            yield pending[start:end]
+            start = end
+        if pending[start:]:
+            yield pending[start:]
+
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def _line_ends(text: str) -> Iterator[int]:
+    """Where each line of ``text`` ends (just after its line end)."""
+    return (match.end() for match in _LINE_END.finditer(text))
 
 
 def check_import(source: Readable, *, head: bytes) -> str:
@@ -111,7 +136,7 @@ def check_import(source: Readable, *, head: bytes) -> str:
     text_head = head.removeprefix(codecs.BOM_UTF8).lstrip()
     if not text_head:
         raise unreadable("The file holds no data.")
-    reader = _Utf8Reader(source)
+    reader = Utf8Reader(source)
     if text_head.startswith(b"["):
         _check_json_array(reader)
         return JSON
@@ -121,7 +146,7 @@ def check_import(source: Readable, *, head: bytes) -> str:
     return CSV
 
 
-def _check_json_array(reader: _Utf8Reader) -> None:
+def _check_json_array(reader: Utf8Reader) -> None:
     try:
         for _prefix, _event, _value in ijson.parse(reader, buf_size=READ_SIZE):
             pass
@@ -130,7 +155,7 @@ def _check_json_array(reader: _Utf8Reader) -> None:
         raise unreadable(f"Not valid JSON: {str(exc).splitlines()[0][:200]}") from exc
 
 
-def _check_csv(reader: _Utf8Reader) -> None:
+def _check_csv(reader: Utf8Reader) -> None:
     rows = csv.reader(reader.lines(), strict=True)
     try:
         header = next(rows, None)

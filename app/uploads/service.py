@@ -7,7 +7,7 @@ Visibility: an upload is its owner's and staff's (``uploads:write``); anyone els
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,9 +104,16 @@ def open_file(upload: Upload) -> ReadStream:
 
 def is_ready_product_image(upload_id: uuid.UUID) -> bool:
     """For the catalog: may a product show this upload? (A ready upload of purpose product_image.)"""
-    found = db.session.scalar(
+    return upload_id in ready_product_images([upload_id])
+
+
+def ready_product_images(upload_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of ``upload_ids`` a product may show (``is_ready_product_image``), in one query."""
+    if not upload_ids:
+        return set()
+    found = db.session.scalars(
         sa.select(Upload.id).where(
-            Upload.id == upload_id, Upload.purpose == Purpose.PRODUCT_IMAGE, Upload.status == Status.READY
+            Upload.id.in_(set(upload_ids)), Upload.purpose == Purpose.PRODUCT_IMAGE, Upload.status == Status.READY
         )
     )
-    return found is not None
+    return set(found)

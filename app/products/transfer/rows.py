@@ -1,6 +1,6 @@
 """The values that pass between the stages of an import: read → validated → written.
 
-``read`` yields ``RawRow``s from the file; ``validation`` turns each into a ``ValidRow`` or
+``reading`` yields ``RawRow``s from the file; ``validation`` turns each into a ``ValidRow`` or
 ``RowError``s (the rules of ``POST /products``) and resolves category slugs per batch;
 ``writing`` writes a batch and says, row by row, what happened. The runner strings them
 together, checkpointing after every batch.
@@ -51,15 +51,27 @@ class RowError:
     message: str
 
 
+class RowSource(enum.StrEnum):
+    """What kind of file a row came from, which decides how its values are read."""
+
+    CSV = "csv"  # every value is a cell's text, converted by ``validation`` to what the schema takes
+    JSON = "json"  # values are typed by JSON already and reach the schema as they are
+
+
 @dataclass(frozen=True)
 class RawRow:
     """One record as read: column → value (CSV: strings; JSON: whatever the element held).
 
     Only the columns the record has are keys: an absent column changes nothing on update.
+    ``problem``: what makes the record unusable as a whole (a CSV record with the wrong
+    number of cells, a JSON element that is not an object or has an unknown key); the
+    validator reports it as one ``RowError`` on ``ROW_FIELD`` and judges nothing else.
     """
 
     number: int
     values: Mapping[str, Any]
+    source: RowSource = RowSource.CSV
+    problem: str | None = None
 
 
 @dataclass
@@ -74,7 +86,7 @@ class ValidRow:
     sku: str  # normalised (upper case), as stored
     fields: dict[str, Any]
     category_slugs: list[str] | None  # None: the column is absent
-    category_ids: list[uuid.UUID] | None = None  # filled by ``validation.resolve_categories``
+    category_ids: list[uuid.UUID] | None = None  # filled by ``validation.resolve_references``
 
     @property
     def present(self) -> frozenset[str]:
