@@ -80,6 +80,11 @@ class Utf8Reader:
         if size == 0:  # (ijson asks, to learn whether the stream gives bytes or text)
             return b""
         data = self._source.read(READ_SIZE if size < 0 else size)
+        while self._first and data and len(data) < len(codecs.BOM_UTF8) and codecs.BOM_UTF8.startswith(data):
+            more = self._source.read(len(codecs.BOM_UTF8))  # a short read stopped inside a BOM
+            if not more:
+                break
+            data += more
         try:
             text = self._decoder.decode(data, final=not data)
         except UnicodeDecodeError as exc:
@@ -94,6 +99,8 @@ class Utf8Reader:
         if self._first and data:
             self._first = False
             data = data.removeprefix(codecs.BOM_UTF8)
+            if not data:  # the read held the BOM alone: an empty answer would mean the end
+                return self.read(size)
         return data
 
     def lines(self) -> Iterator[str]:
