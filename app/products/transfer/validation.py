@@ -63,7 +63,6 @@ _SCHEMA = ProductCreateSchema()
 # Every field but the required ones: absent stays absent (no load_default).
 _PARTIAL = tuple(name for name in _SCHEMA.fields if name not in REQUIRED_COLUMNS)
 _SCHEMA_COLUMNS = tuple(column for column in COLUMNS if column != CATEGORIES)
-_NULLABLE = frozenset(name for name in _SCHEMA_COLUMNS if _SCHEMA.fields[name].allow_none)
 _INTEGERS = frozenset({"stock", "low_stock_threshold"})
 _KEPT_AS_WRITTEN = frozenset({"description"})
 # A whole number as text; longer ones stay text (and are refused) rather than tax int().
