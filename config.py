@@ -127,6 +127,13 @@ class Config:
                 "UPLOAD_DOWNLOAD_SECONDS must be between 1 and 300 (download links live 5 minutes at most)"
             )
         self.UPLOAD_EXPIRE_HOURS = _int(env, "UPLOAD_EXPIRE_HOURS", 24)
+        # Bulk imports: rows per file, rows per transaction, and how long one run may take.
+        self.IMPORT_MAX_ROWS = _int(env, "IMPORT_MAX_ROWS", 200_000)
+        self.IMPORT_BATCH_SIZE = _int(env, "IMPORT_BATCH_SIZE", 5_000)
+        self.IMPORT_JOB_TIMEOUT = _int(env, "IMPORT_JOB_TIMEOUT", 3600)
+        for name in ("IMPORT_MAX_ROWS", "IMPORT_BATCH_SIZE", "IMPORT_JOB_TIMEOUT"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         self.RATELIMIT_UPLOADS = env.get("RATELIMIT_UPLOADS") or "60 per minute"
         # Where clients reach this API (links in mail). Unset outside production: the address
         # actually served (app.urls.public_base_url). FRONTEND_URL: a web app that serves

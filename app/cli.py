@@ -16,6 +16,7 @@ from app.mail import service as mail_service
 from app.orders import expiry, idempotency
 from app.permissions import Role
 from app.products.seed import seed_catalog
+from app.products.transfer import cli as transfer_cli
 from app.users import service as users_service
 
 
@@ -141,3 +142,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(seed)
     app.cli.add_command(mail_group)
     app.cli.add_command(orders_group)
+    transfer_cli.register(app)

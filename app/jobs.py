@@ -46,6 +46,7 @@ class PendingJob:
     retries: int
     description: str | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
+    timeout: int | None = None  # seconds the job may run (RQ's job_timeout); None: RQ's default
 
 
 def task(func: Callable[P, R]) -> Callable[P, R]:
@@ -66,10 +67,11 @@ def enqueue_after_commit(
     job_id: str | None = None,
     retries: int = len(DEFAULT_RETRY_INTERVALS),
     description: str | None = None,
+    timeout: int | None = None,
 ) -> None:
     """Send ``func(*args)`` to ``queue`` once the current transaction commits."""
     pending: list[PendingJob] = db.session.info.setdefault(PENDING_KEY, [])
-    pending.append(PendingJob(queue, func, args, job_id, retries, description))
+    pending.append(PendingJob(queue, func, args, job_id, retries, description, timeout=timeout))
 
 
 def enqueue_now(job: PendingJob) -> bool:
@@ -85,6 +87,8 @@ def enqueue_now(job: PendingJob) -> bool:
         "description": job.description,
         "failure_ttl": 30 * 24 * 3600,  # failed jobs stay visible for a month
     }
+    if job.timeout is not None:
+        options["job_timeout"] = job.timeout
     queue = redis_queues.queue(job.queue)
     try:
         if isinstance(job.func, str):

@@ -4,6 +4,7 @@ from app.auth.models import AccountToken, AuthSession
 from app.mail.models import OutboxMail
 from app.orders.models import IdempotencyKey, Order, OrderEvent, OrderItem, OrderNumberCounter
 from app.products.models import Category, Product
+from app.products.transfer.models import ProductExport, ProductImport, ProductImportError
 from app.uploads.models import Upload
 from app.users.models import User
 
@@ -18,6 +19,9 @@ __all__ = [
     "OrderNumberCounter",
     "OutboxMail",
     "Product",
+    "ProductExport",
+    "ProductImport",
+    "ProductImportError",
     "Upload",
     "User",
 ]

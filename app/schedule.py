@@ -13,12 +13,14 @@ from rq.cron import CronScheduler
 
 from app.mail.tasks import relay_unsent_mail
 from app.orders.tasks import cancel_unpaid_orders, purge_expired_idempotency_keys
+from app.products.transfer.tasks import relay_transfers
 from app.uploads.tasks import maintain_uploads
 
 MAIL_RELAY_SECONDS = 60
 IDEMPOTENCY_PURGE_SECONDS = 3600
 UNPAID_ORDERS_SECONDS = 60
 UPLOADS_UPKEEP_SECONDS = 600
+TRANSFERS_RELAY_SECONDS = 60
 
 
 def build_scheduler(connection: Redis, *, logging_level: str = "INFO") -> CronScheduler:
@@ -31,4 +33,5 @@ def build_scheduler(connection: Redis, *, logging_level: str = "INFO") -> CronSc
     # Housekeeping runs on the imports queue, like the key purge (no queue of its own).
     scheduler.register(cancel_unpaid_orders, "imports", interval=UNPAID_ORDERS_SECONDS, name="unpaid-orders")
     scheduler.register(maintain_uploads, "media", interval=UPLOADS_UPKEEP_SECONDS, name="uploads-upkeep")
+    scheduler.register(relay_transfers, "imports", interval=TRANSFERS_RELAY_SECONDS, name="transfers-relay")
     return scheduler

@@ -81,6 +81,11 @@ def check_filters(args: Mapping[str, Any], viewer: Principal | None) -> None:
 def filtered(stmt: sa.Select[Any], args: Mapping[str, Any], viewer: Principal | None) -> sa.Select[Any]:
     """``stmt`` with the list filters of ``args`` (the documented query parameters)."""
     check_filters(args, viewer)
+    return apply_filters(stmt, args)
+
+
+def apply_filters(stmt: sa.Select[Any], args: Mapping[str, Any]) -> sa.Select[Any]:
+    """``stmt`` with the filters of ``args``, whoever asks (``filtered`` checks who may)."""
     if "is_active" in args:
         stmt = stmt.where(Product.is_active.is_(bool(args["is_active"])))
     if args.get("q"):

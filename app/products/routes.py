@@ -25,6 +25,7 @@ from app.products.schemas import (
     ProductSchema,
     ProductUpdateSchema,
 )
+from app.products.transfer import routes as transfer_routes
 
 blp = Blueprint("products", __name__, url_prefix="/api/v1", description="The catalog: products and categories")
 
@@ -165,3 +166,6 @@ class CategoryItem(MethodView):
     def get(self, headers: dict[str, str], id_or_slug: str) -> Response:
         """One category, by id or slug."""
         return reads.get_category(ref=id_or_slug, if_none_match=headers.get("if_none_match")).response()
+
+
+transfer_routes.register(blp)

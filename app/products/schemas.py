@@ -12,6 +12,7 @@ from flask import current_app
 
 from app.pagination import CursorListArgsSchema, FieldsField, ListArgsSchema, SortField
 from app.products.models import DEFAULT_LOW_STOCK_THRESHOLD, NAME_MAX, SKU_MAX, SLUG_MAX
+from app.products.slugs import RESERVED_SLUGS
 from app.schema import Boolean, Integer, Money, QueryBoolean, Schema, TrimmedString, UTCDateTime
 from app.uploads.schemas import ThumbnailsSchema
 
@@ -54,11 +55,21 @@ def _not_uuid_shaped(value: str) -> None:
     raise ma.ValidationError("Must not look like a UUID.")
 
 
+def _not_reserved(value: str) -> None:
+    if value in RESERVED_SLUGS:
+        raise ma.ValidationError(f"'{value}' is reserved (/products/{value} is another resource).")
+
+
 class Slug(ma.fields.String):
     """Lower-case words of letters and digits joined by single hyphens, at most 120 long."""
 
     def __init__(self, **kwargs: Any) -> None:
-        metadata = {"pattern": SLUG_PATTERN.pattern, "example": "red-t-shirt", **kwargs.pop("metadata", {})}
+        metadata = {
+            "pattern": SLUG_PATTERN.pattern,
+            "not": {"enum": sorted(RESERVED_SLUGS)},
+            "example": "red-t-shirt",
+            **kwargs.pop("metadata", {}),
+        }
         super().__init__(
             metadata=metadata,
             validate=[
@@ -67,6 +78,7 @@ class Slug(ma.fields.String):
                     SLUG_PATTERN, error="Must be lower-case letters and digits in words joined by single hyphens."
                 ),
                 _not_uuid_shaped,
+                _not_reserved,
             ],
             **kwargs,
         )

@@ -17,6 +17,8 @@ from app.products.conflicts import duplicate, violated_unique
 from app.products.models import SLUG_MAX
 
 T = TypeVar("T")
+# Paths of their own under /products/: no product may be reached by these as its slug.
+RESERVED_SLUGS = frozenset({"imports", "exports"})
 # A generated slug may lose a race to a concurrent create; it is regenerated this often.
 SLUG_ATTEMPTS = 3
 
@@ -31,12 +33,18 @@ def slugify(text: str, *, fallback: str) -> str:
     slug = _NON_ALNUM.sub("-", ascii_text.lower()).strip("-")[:_BASE_MAX].rstrip("-")
     if not slug:
         return fallback
+    if slug in RESERVED_SLUGS or _uuid_shaped(slug):
+        # /products/{id_or_slug} would read it as an id, or as /products/imports itself.
+        return f"{fallback}-{slug}"[:_BASE_MAX].rstrip("-")
+    return slug
+
+
+def _uuid_shaped(text: str) -> bool:
     try:
-        uuid.UUID(slug)
+        uuid.UUID(text)
     except ValueError:
-        return slug
-    # A UUID-shaped slug would be read as an id by /products/{id_or_slug}.
-    return f"{fallback}-{slug}"[:_BASE_MAX].rstrip("-")
+        return False
+    return True
 
 
 def free_slug(base: str, column: InstrumentedAttribute[str], *where: sa.ColumnElement[bool]) -> str:

@@ -79,29 +79,18 @@ def test_an_absent_column_stays_absent_no_default_is_applied() -> None:
     assert row.present == frozenset({"name", "price"})
 
 
-def test_empty_cells_are_null_empty_text_or_the_schemas_error_by_field() -> None:
+def test_an_empty_cell_is_an_absent_value_never_a_deletion() -> None:
     empty = {**BASE, "description": "", "compare_at_price": "", "image_upload_id": " ", "categories": ""}
     row = valid(csv_row(empty))
-    assert row.fields == {
-        "name": "Mug",
-        "price": Decimal("9.99"),
-        "description": "",
-        "compare_at_price": None,
-        "image_upload_id": None,
-    }
-    assert row.category_slugs == []
-    assert row.present == frozenset(
-        {"name", "price", "description", "compare_at_price", "image_upload_id", "categories"}
-    )
+    assert row.fields == {"name": "Mug", "price": Decimal("9.99")}
+    assert row.category_slugs is None
+    assert row.present == frozenset({"name", "price"})
 
     blanks = {"sku": " ", "name": "", "price": "", "stock": "", "low_stock_threshold": "", "is_active": ""}
     assert errors_of(csv_row(blanks)) == [
         ("sku", "Missing data for required field."),
         ("name", "Missing data for required field."),
         ("price", "Missing data for required field."),
-        ("stock", "Field may not be null."),
-        ("low_stock_threshold", "Field may not be null."),
-        ("is_active", "Field may not be null."),
     ]
 
 
@@ -303,14 +292,14 @@ def rows_with(*values: dict[str, str]) -> list[ValidRow]:
 
 def test_category_slugs_resolve_to_ids_in_the_given_order(app: Flask, count_queries: list[str]) -> None:
     kitchen, sale = make_category(app, "kitchen"), make_category(app, "sale")
-    rows = rows_with({"categories": "sale|kitchen"}, {"categories": "kitchen"}, {"categories": ""}, {})
+    rows = rows_with({"categories": "sale|kitchen"}, {"categories": "kitchen"}, {"categories": " "}, {})
     count_queries.clear()
     passed, errors = resolve_references(rows)
     assert errors == []
     assert [row.category_ids for row in passed] == [
         [uuid.UUID(sale), uuid.UUID(kitchen)],
         [uuid.UUID(kitchen)],
-        [],
+        None,  # an empty cell: nothing to change
         None,  # no categories column: nothing to change
     ]
     assert len(count_queries) == 1

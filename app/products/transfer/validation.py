@@ -9,10 +9,11 @@ A CSV cell is text; before loading it becomes what the API's JSON body would hol
 
 - surrounding whitespace is dropped (a cell's padding is layout), except in
   ``description``, which is kept exactly as written;
-- an empty cell: ``None`` where the field takes null (``compare_at_price``,
-  ``image_upload_id``), ``""`` for ``description``, absent for a required column (the
-  schema's "Missing data for required field."), ``None`` elsewhere (its "Field may not
-  be null.");
+- an empty cell is an absent value, like a column the file does not have: an update
+  leaves that field as it is, a new product takes the default (a required column: the
+  schema's "Missing data for required field."). A file never clears or deletes by
+  leaving something out; to clear ``compare_at_price``, ``image_upload_id`` or the
+  categories, a JSON file sends ``null`` or ``[]``;
 - ``stock``, ``low_stock_threshold``: a whole number (``12``, ``-3``, ``12.0``) → ``int``,
   anything else as it is, for the schema to refuse;
 - ``is_active``: ``true``/``false``/``1``/``0`` in any case (the words a query string
@@ -25,7 +26,7 @@ body; the one difference of the parser is mended: ``ijson`` gives ``Decimal`` wh
 takes from a JSON body.
 
 ``categories`` (not a schema field: the API takes ids, a file takes slugs): a CSV cell
-of slugs separated by ``|`` (empty: none), or a JSON array of strings; each must be a
+of slugs separated by ``|`` (empty: absent, as above), or a JSON array of strings; each must be a
 valid ``Slug``, repeats count once, at most ``MAX_CATEGORIES``. ``resolve_references``
 then looks the slugs of a whole batch up in one query, and its image uploads in another.
 """
@@ -98,7 +99,7 @@ def validate(raw: RawRow) -> ValidRow | list[RowError]:
         errors.extend(error(field, message) for field, message in _messages(exc.messages))
 
     slugs: list[str] | None = None
-    if CATEGORIES in raw.values:
+    if CATEGORIES in raw.values and not (raw.source is RowSource.CSV and not str(raw.values[CATEGORIES]).strip()):
         slugs, problems = _category_slugs(raw.values[CATEGORIES], raw.source)
         errors.extend(error(CATEGORIES, message) for message in problems)
 
@@ -152,9 +153,9 @@ _ABSENT: Any = _Absent()
 
 
 def _from_cell(column: str, cell: str) -> Any:
+    if not cell.strip():
+        return _ABSENT
     text = cell if column in _KEPT_AS_WRITTEN else cell.strip()
-    if not text and column not in _KEPT_AS_WRITTEN:
-        return _ABSENT if column in REQUIRED_COLUMNS else None
     if column in _INTEGERS and _WHOLE_NUMBER.fullmatch(text):
         return int(Decimal(text))
     if column == "is_active":

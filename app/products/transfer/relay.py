@@ -1,0 +1,72 @@
+"""The upkeep of imports and exports whose job was lost.
+
+A run is queued after its row commits; if Redis could not take the job then, or a worker
+was killed on the job's last attempt (RQ gives up on it without our code running), the
+row stays ``queued`` or ``running`` with no job. The clock calls ``relay`` every minute:
+such a run is queued again (it resumes from its checkpoint), or, after ``MAX_ATTEMPTS``
+starts, failed with a reason, so that nothing is silently dropped and nothing loops forever.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from app.db import db, utcnow
+from app.jobs import PendingJob, enqueue_now, has_live_job
+from app.products.transfer import service
+from app.products.transfer.models import ProductExport, ProductImport, RunStatus
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+QUIET_FOR = timedelta(minutes=2)  # a run whose row moved more recently is left alone
+BATCH = 200
+GAVE_UP = "The import stopped {attempts} times without finishing (a worker killed each time?); run it again."
+
+
+def relay() -> dict[str, int]:
+    counts = {"requeued": 0, "failed": 0}
+    quiet_since = utcnow() - QUIET_FOR
+    for model, job_id_of, func in (
+        (ProductImport, service.import_job_id, service.RUN_IMPORT),
+        (ProductExport, service.export_job_id, service.RUN_EXPORT),
+    ):
+        stuck = db.session.execute(
+            sa.select(model.id, model.attempts)
+            .where(model.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]), model.updated_at < quiet_since)
+            .order_by(model.created_at)
+            .limit(BATCH)
+        ).all()
+        for run_id, attempts in stuck:
+            job_id = job_id_of(run_id)
+            if has_live_job(job_id):
+                continue
+            if attempts >= MAX_ATTEMPTS:
+                db.session.execute(
+                    sa.update(model)
+                    .where(model.id == run_id, model.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))
+                    .values(
+                        status=RunStatus.FAILED, finished_at=utcnow(), failure_reason=GAVE_UP.format(attempts=attempts)
+                    )
+                )
+                db.session.commit()
+                counts["failed"] += 1
+                continue
+            job = PendingJob(
+                service.IMPORT_QUEUE,
+                func,
+                (str(run_id),),
+                job_id,
+                retries=5,
+                description="relayed",
+                timeout=current_app.config["IMPORT_JOB_TIMEOUT"],
+            )
+            if enqueue_now(job):
+                counts["requeued"] += 1
+    if any(counts.values()):
+        log.info("transfers relayed", extra=counts)
+    return counts
