@@ -249,9 +249,14 @@ class ProductQueryArgsSchema(CursorListArgsSchema):
 
     @ma.validates_schema
     def _price_range(self, data: Mapping[str, Any], **kwargs: Any) -> None:
-        low, high = data.get("min_price"), data.get("max_price")
-        if low is not None and high is not None and low > high:
-            raise ma.ValidationError("Must be greater than or equal to min_price.", "max_price")
+        check_price_range(data)
+
+
+def check_price_range(filters: Mapping[str, Any]) -> None:
+    """``max_price`` not below ``min_price`` (the list filters, wherever they are taken)."""
+    low, high = filters.get("min_price"), filters.get("max_price")
+    if low is not None and high is not None and low > high:
+        raise ma.ValidationError("Must be greater than or equal to min_price.", "max_price")
 
 
 class ProductItemArgsSchema(ma.Schema):

@@ -13,7 +13,7 @@ from app.schedule import build_scheduler
 def test_clock_enqueues_the_periodic_jobs(app: Flask, run_jobs: Callable[[], int]) -> None:
     with app.app_context():
         scheduler = build_scheduler(redis_queues.connection)
-        names = {"mail-relay", "idempotency-purge", "unpaid-orders", "uploads-upkeep"}
+        names = {"mail-relay", "idempotency-purge", "unpaid-orders", "uploads-upkeep", "transfers-relay"}
         assert {job.name for job in scheduler.get_jobs()} == names
         enqueued = scheduler.enqueue_jobs()
         assert {job.name for job in enqueued} == names
@@ -25,6 +25,7 @@ def test_clock_enqueues_the_periodic_jobs(app: Flask, run_jobs: Callable[[], int
             ("idempotency-purge", "imports", 0),
             ("unpaid-orders", "imports", 0),
             ("uploads-upkeep", "media", {"purged": 0, "failed": 0, "relayed": 0, "swept": 0}),
+            ("transfers-relay", "imports", {"requeued": 0, "failed": 0}),
         ):
             job = redis_queues.queue(queue).fetch_job(job_ids[name])
             assert job is not None

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -28,9 +27,8 @@ from app.uploads.models import Upload
 from tests.conftest import _service_environ
 from tests.factories import AuthedUser
 from tests.imports.support import HEADER, catalog, get_import, start, upload_import
-from tests.uploads.test_worker import _children, _horses, _wait
+from tests.support.processes import poll_until, rq_worker, work_horses
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.services
 ROWS = 60_000
 BAD_EVERY = 997  # a rejected row now and then, so that errors must not double either
@@ -59,28 +57,13 @@ def _expect_clean_catalog(app: Flask, rows: int = ROWS) -> None:
 
 @pytest.fixture
 def worker(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    log = (tmp_path / "worker.log").open("wb")
     env = {
         **_service_environ(),
         "IMPORT_BATCH_SIZE": "2000",
         "STORAGE_URL": os.environ.get("STORAGE_URL", "file://" + os.environ["STOREFRONT_TEST_STORAGE"]),
     }
-    process = subprocess.Popen(
-        [sys.executable, "worker.py", "--name", f"import-kill-{uuid.uuid4().hex[:8]}"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait(lambda: _children(process.pid), timeout=30, what="the worker and its scheduler")
+    with rq_worker(env, tmp_path / "worker.log", name=f"import-kill-{uuid.uuid4().hex[:8]}") as process:
         yield process
-    finally:
-        for pid in _children(process.pid):
-            os.kill(pid, signal.SIGKILL)
-        process.kill()
-        process.wait(timeout=30)
-        log.close()
 
 
 def _processed(app: Flask, import_id: str) -> int:
@@ -97,8 +80,8 @@ def test_an_import_killed_mid_run_resumes_to_the_catalog_of_a_clean_run(
 ) -> None:
     started = start(client, staff, upload_import(client, staff, _file()))
     import_id = started["id"]
-    _wait(lambda: _processed(app, import_id) >= 2000, timeout=120, what="the first batch to commit")
-    horse = _wait(lambda: _horses(worker.pid), timeout=10, what="the work-horse")
+    poll_until(lambda: _processed(app, import_id) >= 2000, timeout=120, what="the first batch to commit")
+    horse = poll_until(lambda: work_horses(worker.pid), timeout=10, what="the work-horse")
     assert isinstance(horse, set) and len(horse) == 1
     done_when_killed = _processed(app, import_id)
     os.kill(horse.pop(), signal.SIGKILL)
@@ -108,7 +91,7 @@ def test_an_import_killed_mid_run_resumes_to_the_catalog_of_a_clean_run(
         run = get_import(client, staff, import_id)
         return run if run["status"] in {"succeeded", "failed"} else None
 
-    run = _wait(finished, timeout=240, what="the retried import to finish")
+    run = poll_until(finished, timeout=240, what="the retried import to finish")
     assert isinstance(run, dict)
     assert "Work-horse terminated unexpectedly" in (tmp_path / "worker.log").read_text()
     assert run["status"] == "succeeded", run
@@ -152,7 +135,7 @@ def test_a_second_run_of_the_same_import_at_once_is_refused(
 
     first = threading.Thread(target=run_in_thread, args=("first",))
     first.start()
-    _wait(lambda: _processed(app, str(import_id)) >= 1000, timeout=60, what="the first run to be under way")
+    poll_until(lambda: _processed(app, str(import_id)) >= 1000, timeout=60, what="the first run to be under way")
     run_in_thread("second")
     first.join(timeout=120)
     assert outcomes["first"] == "succeeded"

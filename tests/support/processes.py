@@ -12,9 +12,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
@@ -116,3 +118,53 @@ def start_gunicorn(env: Mapping[str, str], log: Path) -> tuple[subprocess.Popen[
     base = f"http://127.0.0.1:{port}"
     wait_for_http(f"{base}/health/ready", proc=proc)
     return proc, base
+
+
+def children(pid: int) -> set[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return {int(p) for p in path.read_text().split()} if path.exists() else set()
+
+
+def work_horses(worker_pid: int) -> set[int]:
+    """RQ's work-horse leads a process group of its own (the scheduler process does not)."""
+    found = set()
+    for pid in children(worker_pid):
+        try:
+            if os.getpgid(pid) == pid:
+                found.add(pid)
+        except ProcessLookupError:
+            pass
+    return found
+
+
+@contextlib.contextmanager
+def rq_worker(env: Mapping[str, str], log: Path, *, name: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``python worker.py`` with ``env``, its output in ``log``; killed (with its children) after."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "worker.py", "--name", name],
+            cwd=ROOT,
+            env=dict(env),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            # Its scheduler (for retries) is a child process: started before any job is.
+            poll_until(lambda: children(process.pid), timeout=30, what="the worker and its scheduler")
+            yield process
+        finally:
+            for pid in children(process.pid):
+                os.kill(pid, signal.SIGKILL)
+            process.kill()
+            process.wait(timeout=30)
+
+
+def poll_until(condition: Callable[[], T], *, timeout: float, what: str) -> T:
+    """The first truthy value of ``condition()``, polled every 50 ms."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -12,10 +12,9 @@ import io
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,9 +28,9 @@ from app.storage import FileStorage, S3Storage, Storage
 from app.uploads.receiving import job_id_for
 from tests.conftest import _service_environ
 from tests.factories import AuthedUser
+from tests.support.processes import poll_until, rq_worker, work_horses
 from tests.uploads.support import created, get_upload, post_upload, stored
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.services
 
 
@@ -40,33 +39,6 @@ def _slow_image() -> bytes:
     buffer = io.BytesIO()
     Image.linear_gradient("L").resize((6000, 6000)).convert("RGB").save(buffer, "PNG")
     return buffer.getvalue()
-
-
-def _children(pid: int) -> set[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return {int(p) for p in path.read_text().split()} if path.exists() else set()
-
-
-def _horses(worker_pid: int) -> set[int]:
-    """RQ's work-horse leads a process group of its own (the scheduler process does not)."""
-    found = set()
-    for pid in _children(worker_pid):
-        try:
-            if os.getpgid(pid) == pid:
-                found.add(pid)
-        except ProcessLookupError:
-            pass
-    return found
-
-
-def _wait(condition: Callable[[], object], *, timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _storage_environ(storage: Storage) -> dict[str, str]:
@@ -79,25 +51,9 @@ def _storage_environ(storage: Storage) -> dict[str, str]:
 @pytest.fixture
 def worker(storage: Storage, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """``python worker.py`` on our PostgreSQL, Redis and storage; its output in worker.log."""
-    log = (tmp_path / "worker.log").open("wb")
     env = {**_service_environ(), **_storage_environ(storage)}
-    process = subprocess.Popen(
-        [sys.executable, "worker.py", "--name", f"kill-test-{uuid.uuid4().hex[:8]}"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        # Its scheduler (for retries) is a child process: started before any job is.
-        _wait(lambda: _children(process.pid), timeout=30, what="the worker and its scheduler")
+    with rq_worker(env, tmp_path / "worker.log", name=f"kill-test-{uuid.uuid4().hex[:8]}") as process:
         yield process
-    finally:
-        for pid in _children(process.pid):
-            os.kill(pid, signal.SIGKILL)
-        process.kill()
-        process.wait(timeout=30)
-        log.close()
 
 
 def test_an_image_job_killed_mid_run_is_retried_and_ends_ready(
@@ -117,8 +73,8 @@ def test_an_image_job_killed_mid_run_is_retried_and_ends_ready(
         def started() -> bool:
             return Job.fetch(job_id, connection=connection).get_status() == "started"
 
-        _wait(started, timeout=60, what="the job to start")
-        horse = _wait(lambda: _horses(worker.pid), timeout=10, what="the work-horse")
+        poll_until(started, timeout=60, what="the job to start")
+        horse = poll_until(lambda: work_horses(worker.pid), timeout=10, what="the work-horse")
         assert isinstance(horse, set) and len(horse) == 1
         time.sleep(0.5)  # well inside the seconds the image takes
         os.kill(horse.pop(), signal.SIGKILL)
@@ -127,13 +83,13 @@ def test_an_image_job_killed_mid_run_is_retried_and_ends_ready(
             job = Job.fetch(job_id, connection=connection)
             return job.retries_left is not None and job.retries_left < 5
 
-        _wait(retried, timeout=30, what="RQ to record the killed run")
+        poll_until(retried, timeout=30, what="RQ to record the killed run")
     assert "Work-horse terminated unexpectedly" in (tmp_path / "worker.log").read_text()
 
     def ready() -> bool:
         return get_upload(client, staff, upload["id"])["status"] == "ready"
 
-    _wait(ready, timeout=90, what="the retried job to finish")
+    poll_until(ready, timeout=90, what="the retried job to finish")
     done = get_upload(client, staff, upload["id"])
     assert (done["width"], done["height"]) == (6000, 6000)
     assert stored(storage) == sorted(f"{upload['id']}/{v}" for v in ("image", "medium", "small"))

@@ -9,6 +9,7 @@ import marshmallow as ma
 
 from app.pagination import CursorListArgsSchema
 from app.products.models import SLUG_MAX
+from app.products.schemas import check_price_range
 from app.products.transfer.exporting import EXPORT_FORMATS
 from app.products.transfer.models import ProductExport, RunStatus
 from app.products.transfer.rows import ErrorPolicy, Mode
@@ -124,9 +125,7 @@ class ExportCreateSchema(Schema):
 
     @ma.validates_schema
     def _price_range(self, data: Mapping[str, Any], **kwargs: Any) -> None:
-        low, high = data.get("min_price"), data.get("max_price")
-        if low is not None and high is not None and low > high:
-            raise ma.ValidationError("Must be greater than or equal to min_price.", "max_price")
+        check_price_range(data)
 
 
 class ImportQueryArgsSchema(CursorListArgsSchema):
