@@ -85,6 +85,7 @@ def _register_blueprints(app: Flask) -> None:
     api.register_blueprint(auth_routes.blp)
     api.register_blueprint(users_routes.blp)
     api.register_blueprint(orders_routes.blp)
+    products_routes.register_converters(app, api)
     api.register_blueprint(products_routes.blp)
     api.register_blueprint(uploads_routes.blp)
     catalog_cache.register_session_hooks()

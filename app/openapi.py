@@ -339,7 +339,7 @@ class ContractPlugin(BasePlugin):
         headers = response.setdefault("headers", {})
         for name, ref in common_headers().items():
             headers.setdefault(name, ref)
-        if status in {"201", "202"}:
+        if status == "201":
             headers.setdefault("Location", header_ref("Location", required=True))
         content = response.get("content", {}).get("application/json", {})
         envelope = content.get("schema", {})

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response
+from flask import Flask, Response
 from flask.views import MethodView
+from werkzeug.routing import BaseConverter
 
-from app.api import Blueprint
+from app.api import Api, Blueprint
 from app.permissions import optional_principal
 from app.products import category_service, reads, service
 from app.products.etags import etag_of
@@ -25,6 +26,7 @@ from app.products.schemas import (
     ProductSchema,
     ProductUpdateSchema,
 )
+from app.products.slugs import RESERVED_SLUGS
 from app.products.transfer import routes as transfer_routes
 
 blp = Blueprint("products", __name__, url_prefix="/api/v1", description="The catalog: products and categories")
@@ -54,6 +56,20 @@ CATEGORY_HEADERS = {
     "Cache-Control": {"description": "public, max-age=0, must-revalidate", "schema": {"type": "string"}},
 }
 NOT_MODIFIED = "Not Modified: the If-None-Match ETag is current"
+
+
+class ProductRefConverter(BaseConverter):
+    """``{id_or_slug}`` of a product: anything but the paths of their own under /products/
+    (``imports``, ``exports``), so that only their routes answer there."""
+
+    regex = rf"(?!(?:{'|'.join(sorted(RESERVED_SLUGS))})(?:/|$))[^/]+"
+
+
+def register_converters(app: Flask, api: Api) -> None:
+    app.url_map.converters["product_ref"] = ProductRefConverter
+    api.register_converter(
+        ProductRefConverter, lambda _converter: {"type": "string", "not": {"enum": sorted(RESERVED_SLUGS)}}
+    )
 
 
 def _location(product: Product) -> str:
@@ -86,7 +102,7 @@ class Products(MethodView):
         return product, 201, {"Location": _location(product), "ETag": etag_of(product)}
 
 
-@blp.route("/products/<id_or_slug>")
+@blp.route("/products/<product_ref:id_or_slug>")
 class ProductItem(MethodView):
     @blp.arguments(ProductItemArgsSchema, location="query")
     @blp.arguments(IfNoneMatchSchema, location="headers")

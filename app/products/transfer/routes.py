@@ -24,6 +24,9 @@ from app.products.transfer.schemas import (
     ProductImportSummarySchema,
 )
 
+ACCEPTED = {
+    "Location": {"description": "Where to follow the run's progress", "required": True, "schema": {"type": "string"}}
+}
 ERRORS_CSV = {
     200: {
         "description": "Every rejected row: row, sku, field, message (cells that a spreadsheet would "
@@ -49,7 +52,7 @@ def register(blp: Blueprint) -> None:
             return service.list_imports(args=args)
 
         @blp.arguments(ImportCreateSchema)
-        @blp.response(202, ProductImportSchema)
+        @blp.response(202, ProductImportSchema, headers=ACCEPTED)
         @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
         @blp.doc(operationId="start_product_import")
         def post(self, data: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
@@ -89,7 +92,7 @@ def register(blp: Blueprint) -> None:
     @blp.route("/products/exports", methods=["POST"])
     @can_import
     @blp.arguments(ExportCreateSchema, required=False)
-    @blp.response(202, ProductExportSchema)
+    @blp.response(202, ProductExportSchema, headers=ACCEPTED)
     @blp.doc(operationId="start_product_export")
     def start_export(data: dict[str, Any]) -> tuple[ProductExport, int, dict[str, str]]:
         """Export the catalog (filtered as GET /products) in the import format (runs on a worker)."""
