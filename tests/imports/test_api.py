@@ -9,9 +9,11 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+from rq.job import Job
 from flask import Flask
 from flask.testing import FlaskClient
 
+from app.extensions import redis_queues
 from app.products.transfer.models import ProductImport
 from tests.conftest import json_of
 from tests.factories import AuthedUser
@@ -351,5 +353,17 @@ def test_a_finished_import_reports_through_get(
     started = start(client, staff, upload_import(client, staff, csv_file("MUG-1,Mug,,9.99,,1,,,,")))
     assert started["status"] in {"queued", "succeeded"}  # in-process, the job ran before the answer
     run_jobs()
-    assert get_import(client, staff, started["id"])["status"] == "succeeded"
+    finished = get_import(client, staff, started["id"])
+    assert finished["status"] == "succeeded"
+    # The dashboard shows the progress: the RQ job's meta mirrors the import's counts.
+    with app.app_context():
+        job = Job.fetch(f"import-{started['id']}", connection=redis_queues.connection)
+        assert job.meta["progress"] == {
+            "total_rows": 1,
+            "processed_rows": 1,
+            "created": 1,
+            "updated": 0,
+            "unchanged": 0,
+            "failed": 0,
+        }
     assert without_identity(catalog(app))["MUG-1"]["name"] == "Mug"
