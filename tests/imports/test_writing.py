@@ -198,7 +198,7 @@ def test_absent_columns_are_left_as_they_are(app: Flask) -> None:
 
 def test_categories_are_replaced_emptied_or_left_alone(app: Flask) -> None:
     c1, c2, c3 = (make_category(app, slug) for slug in ("one", "two", "three"))
-    same = {"name": "Same", "price": Decimal("5.00")}
+    same: dict[str, Any] = {"name": "Same", "price": Decimal("5.00")}
     for sku, categories in (("REPL", [c1, c2]), ("KEEP", [c1]), ("EMPTY", [c1, c2]), ("EQUAL", [c1, c2])):
         make_product(app, sku=sku, category_ids=categories, **same)
     before = {sku: stored(app, sku) for sku in ("REPL", "KEEP", "EMPTY", "EQUAL")}
@@ -369,10 +369,10 @@ def _taken_meanwhile(app: Flask, monkeypatch: pytest.MonkeyPatch, **competitor: 
         slugs = original(names)
         if not done:
             done.append(True)
-            values = {"id": uuid.uuid4(), "description": "", "stock": 0, "low_stock_threshold": 5}
+            values: dict[str, Any] = {"id": uuid.uuid4(), "description": "", "stock": 0, "low_stock_threshold": 5}
             values |= {"is_active": True, "version": 1, "created_at": utcnow(), "updated_at": utcnow()}
             with db.engine.begin() as other:  # another connection, committed at once
-                other.execute(sa.insert(Product.__table__).values(**values, **competitor))
+                other.execute(sa.insert(Product).values(**values, **competitor))
         return slugs
 
     monkeypatch.setattr(writing, "_new_slugs", slugs_then_competitor)
@@ -412,3 +412,35 @@ def test_a_slug_taken_meanwhile_is_generated_again(app: Flask, monkeypatch: pyte
     assert (outcome.created, outcome.errors) == (1, [])
     assert stored(app, "LAMP-1")["slug"] == "lamp-2"
     assert ROW_FIELD not in {e.field for e in outcome.errors}
+
+
+@pytest.mark.services
+def test_a_product_changed_meanwhile_is_compared_again(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_product(app, sku="SOLD-1", name="Sold", price=Decimal("1.00"), stock=5)
+    make_product(app, sku="EDITED-1", name="Edited", price=Decimal("1.00"))
+    original = writing._update_postgresql
+    done: list[bool] = []
+
+    def others_then_update(*args: Any) -> Any:
+        if not done:  # after the batch was classified, before its UPDATE
+            done.append(True)
+            with db.engine.begin() as other:
+                bump = {"version": Product.version + 1}
+                other.execute(sa.update(Product).where(Product.sku == "SOLD-1").values(stock=4, **bump))  # an order
+                other.execute(sa.update(Product).where(Product.sku == "EDITED-1").values(price=2, **bump))  # PATCH
+        return original(*args)
+
+    monkeypatch.setattr(writing, "_update_postgresql", others_then_update)
+
+    outcome = write(
+        app,
+        [
+            row(2, "SOLD-1", name="Sold", price=Decimal("2.00")),
+            row(3, "EDITED-1", name="Edited", price=Decimal("2.00")),
+        ],
+    )
+
+    assert (outcome.updated, outcome.unchanged, outcome.errors) == (1, 1, [])
+    sold, edited = stored(app, "SOLD-1"), stored(app, "EDITED-1")
+    assert (sold["price"], sold["stock"], sold["version"]) == (Decimal("2.00"), 4, 3)
+    assert (edited["price"], edited["version"]) == (Decimal("2.00"), 2)  # the PATCH's, not rewritten

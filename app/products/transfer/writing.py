@@ -13,13 +13,17 @@ a batch with its checkpoint). Per row, exactly one of:
 - an error: the SKU exists in ``create`` mode, or the merged ``compare_at_price`` would be
   below the merged price.
 
-A dry run gives the same counts and errors and writes no catalog row (it takes no lock).
+A dry run gives the same counts and errors, and writes and locks no catalog row.
 
-PostgreSQL: the batch is ``COPY``-ed into a session-private staging table, compared with
-the catalog in SQL, and written with one ``UPDATE … FROM`` for the changed products and one
-``INSERT … SELECT … ON CONFLICT DO NOTHING`` for the new ones; a new row that loses its
-SKU or slug to a concurrent request meanwhile is classified again (in ``upsert`` it
-becomes an update). Elsewhere (SQLite) a plainer ORM path does the same.
+PostgreSQL: the batch is ``COPY``-ed into a session-private staging table and compared with
+the catalog in one read-only query (each row finds its product through the SKU index). The
+products to update are then locked in id order and updated by one ``UPDATE … FROM`` staging,
+if they are still as compared (same ``version``); unchanged rows are neither written nor
+locked. New rows go in through one ``INSERT … SELECT … ON CONFLICT DO NOTHING``. A row
+overtaken by a concurrent request (its product changed, or its SKU or new slug taken
+meanwhile) is compared again: a SKU created meanwhile becomes an update in ``upsert`` and
+an error in ``create``. Elsewhere (SQLite, one writer at a time) a plainer ORM path does the
+same without the retries.
 """
 
 from __future__ import annotations
@@ -34,7 +38,6 @@ from typing import Any, cast
 
 import psycopg
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import selectinload
 
 from app.db import db, new_id, utcnow
@@ -67,9 +70,9 @@ DEFAULTS: Mapping[str, Any] = {
 SKU_EXISTS = "A product with this SKU already exists."
 BELOW_PRICE = "Must be greater than or equal to price."
 REQUIRED = "Missing data for required field."
-CHANGED_MEANWHILE = "The product was changed by another request while this row was written; import the row again."
-TAKEN_MEANWHILE = "Its SKU or slug kept being taken by other requests while it was written; import the row again."
-# A new row that loses its SKU or slug to a concurrent request is classified again this often.
+CHANGED_MEANWHILE = "Concurrent changes to this product, its SKU or its slug kept overtaking it; import the row again."
+# A row whose product changed, or whose new SKU or slug was taken, by a concurrent request
+# after it was classified is classified again, at most this often in all.
 WRITE_ATTEMPTS = SLUG_ATTEMPTS
 SLUG_FALLBACK = "product"  # as POST /products
 _IN_CHUNK = 900  # bound values per IN (…) on SQLite, whose oldest versions allow 999
@@ -100,6 +103,7 @@ class _Match:
     """The live product that has a row's SKU, compared with the row."""
 
     product_id: uuid.UUID
+    version: int  # as compared
     fields_differ: bool  # some column the row gives differs
     categories_differ: bool  # the row gives categories and the set differs
     below_price: bool  # the merged compare_at_price would be below the merged price
@@ -177,7 +181,7 @@ def _new_slugs(names: Sequence[str]) -> list[str]:
             return slugs
         wanted = set()
         for base in short:
-            start, reach[base] = reach[base] + 1, 2 * reach[base] + per_base[base] + 8
+            start, reach[base] = reach[base] + 1, 2 * reach[base] + per_base[base]
             wanted.update(f"{base}-{n}" for n in range(start, reach[base] + 1))
 
 
@@ -202,13 +206,12 @@ def _assign_slugs(bases: Sequence[str], taken: set[str], checked: set[str]) -> t
 def _live_slugs_among(candidates: set[str]) -> set[str]:
     if not candidates:
         return set()
-    live = Product.deleted_at.is_(None)
     if db.session.connection().dialect.name == "postgresql":
-        among = sa.bindparam("slugs", sorted(candidates), type_=postgresql.ARRAY(sa.String()))
-        return set(db.session.scalars(sa.select(Product.slug).where(live, Product.slug == sa.any_(among))))
+        return set(db.session.scalars(_LIVE_SLUGS, {"slugs": sorted(candidates)}))
     found: set[str] = set()
     for chunk in _chunks(sorted(candidates)):
-        found.update(db.session.scalars(sa.select(Product.slug).where(live, Product.slug.in_(chunk))))
+        stmt = sa.select(Product.slug).where(Product.deleted_at.is_(None), Product.slug.in_(chunk))
+        found.update(db.session.scalars(stmt))
     return found
 
 
@@ -220,8 +223,6 @@ def _chunks(values: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[A
 # --- PostgreSQL ------------------------------------------------------------------------
 
 STAGING = "product_import_staging"
-# The statements below are built from this module's constants only (hence ``noqa: S608``);
-# every value goes in as a bound parameter or through COPY.
 # Bit of each column (and of ``categories``) in a staged row's ``given`` mask.
 _BITS = {column: 1 << i for i, column in enumerate((*PRODUCT_COLUMNS, "categories"))}
 
@@ -238,6 +239,9 @@ def _row_or_product(column: str) -> str:
 def _row_or_default(column: str) -> str:
     return f"CASE WHEN {_given(column)} THEN s.{column} ELSE :default_{column} END"
 
+
+# The statements below are built from this module's constants only (hence ``noqa: S608``);
+# every value goes in as a bound parameter or through COPY.
 
 # Session-private, emptied by every commit; the column types are the catalog's, so values
 # are rounded as they will be stored before they are compared.
@@ -259,43 +263,48 @@ CREATE TEMP TABLE IF NOT EXISTS {STAGING} (
 _EMPTY_STAGING = f"DELETE FROM {STAGING}"  # noqa: S608
 _STAGED_COLUMNS = ("sku", "given", *PRODUCT_COLUMNS, "category_ids")
 _COPY = f"COPY {STAGING} ({', '.join(_STAGED_COLUMNS)}) FROM STDIN"
-# Only the live products this batch may update; in product-id order, as orders take
-# theirs, so an import and an order never deadlock.
-_LOCK = sa.text(f"""
-SELECT p.id FROM products AS p JOIN {STAGING} AS s ON s.sku = p.sku
-WHERE p.deleted_at IS NULL ORDER BY p.id FOR NO KEY UPDATE OF p
-""")  # noqa: S608
-_FIELDS_DIFFER = " OR ".join(f"({_given(c)} AND p.{c} IS DISTINCT FROM s.{c})" for c in PRODUCT_COLUMNS)
-_BELOW_PRICE = f"COALESCE(({_row_or_product('compare_at_price')}) < ({_row_or_product('price')}), false)"
+# Each staged row looks its product up through the unique index (the LATERAL … LIMIT 1
+# keeps the planner from scanning the whole catalog instead): the cost follows the batch,
+# not the catalog. Reads only, so that a dry run locks nothing.
 _CLASSIFY = sa.text(f"""
-SELECT s.sku, p.id,
-       {_FIELDS_DIFFER} AS fields_differ,
+SELECT s.sku, p.id, p.version,
+       {" OR ".join(f"({_given(c)} AND p.{c} IS DISTINCT FROM s.{c})" for c in PRODUCT_COLUMNS)} AS fields_differ,
        CASE WHEN {_given("categories")} THEN
            ARRAY(SELECT pc.category_id FROM product_categories AS pc
                  WHERE pc.product_id = p.id ORDER BY pc.category_id) IS DISTINCT FROM s.category_ids
        ELSE false END AS categories_differ,
-       {_BELOW_PRICE} AS below_price
-FROM {STAGING} AS s JOIN products AS p ON p.sku = s.sku AND p.deleted_at IS NULL
+       COALESCE(({_row_or_product("compare_at_price")}) < ({_row_or_product("price")}), false) AS below_price
+FROM {STAGING} AS s
+CROSS JOIN LATERAL (
+    SELECT id, version, {", ".join(PRODUCT_COLUMNS)} FROM products
+    WHERE products.sku = s.sku AND products.deleted_at IS NULL LIMIT 1
+) AS p
 """)  # noqa: S608
-# The rows are locked and were just compared; the price check guards a product that was
-# created by someone else after the lock (it is not updated, and the row says so).
+# The products to update, locked in id order (as orders take theirs, so that the two never
+# deadlock), as they are now: one that moved since it was classified is classified again.
+_LOCK = sa.text("""
+SELECT p.id, p.version, p.deleted_at IS NULL AS live
+FROM unnest(CAST(:ids AS uuid[])) AS u(id)
+CROSS JOIN LATERAL (SELECT id, version, deleted_at FROM products WHERE products.id = u.id FOR NO KEY UPDATE) AS p
+""")
 _UPDATE = sa.text(f"""
 UPDATE products AS p SET
     {", ".join(f"{c} = {_row_or_product(c)}" for c in PRODUCT_COLUMNS)},
     version = p.version + 1,
     updated_at = :now
 FROM {STAGING} AS s
-WHERE p.id = ANY(CAST(:ids AS uuid[])) AND s.sku = p.sku AND p.deleted_at IS NULL AND NOT {_BELOW_PRICE}
-RETURNING p.id
+WHERE p.id = ANY(CAST(:ids AS uuid[])) AND s.sku = p.sku
 """)  # noqa: S608
 # Without a conflict target: a SKU or a slug taken by a concurrent request meanwhile skips
-# the row (it is classified again), never fails the batch.
+# the row (it is classified again), never fails the batch. In SKU order, so that two imports
+# creating the same SKUs wait for each other rather than deadlock.
 _INSERT = sa.text(f"""
 INSERT INTO products (id, sku, slug, {", ".join(PRODUCT_COLUMNS)}, version, created_at, updated_at)
 SELECT n.id, s.sku, n.slug, {", ".join(_row_or_default(c) if c in DEFAULTS else f"s.{c}" for c in PRODUCT_COLUMNS)},
        1, :now, :now
 FROM unnest(CAST(:ids AS uuid[]), CAST(:skus AS text[]), CAST(:slugs AS text[])) AS n(id, sku, slug)
 JOIN {STAGING} AS s ON s.sku = n.sku
+ORDER BY s.sku
 ON CONFLICT DO NOTHING
 RETURNING id, sku
 """)  # noqa: S608
@@ -308,20 +317,20 @@ JOIN {STAGING} AS s ON s.sku = n.sku
 CROSS JOIN LATERAL unnest(s.category_ids) AS c(id)
 """)  # noqa: S608
 _KEEP_STAGED = sa.text(f"DELETE FROM {STAGING} WHERE NOT (sku = ANY(CAST(:skus AS text[])))")  # noqa: S608
+_LIVE_SLUGS = sa.text("""
+SELECT p.slug FROM unnest(CAST(:slugs AS text[])) AS c(slug)
+CROSS JOIN LATERAL (SELECT slug FROM products WHERE products.slug = c.slug AND products.deleted_at IS NULL LIMIT 1) AS p
+""")
 
 
 def _write_postgresql(rows: Sequence[ValidRow], *, mode: Mode, dry_run: bool) -> BatchOutcome:
+    """Classify the staged rows, then write; rows that lost a race are staged again."""
     connection = db.session.connection()
     _stage(connection, rows)
     outcome = BatchOutcome()
     pending: Sequence[ValidRow] = rows
     for _attempt in range(WRITE_ATTEMPTS):
-        if mode == Mode.UPSERT and not dry_run:
-            connection.execute(_LOCK)
-        matches = {
-            found.sku: _Match(found.id, found.fields_differ, found.categories_differ, found.below_price)
-            for found in connection.execute(_CLASSIFY)
-        }
+        matches = {sku: _Match(*found) for sku, *found in connection.execute(_CLASSIFY).tuples()}
         plan = _plan(pending, matches, mode)
         outcome.unchanged += plan.unchanged
         outcome.errors += plan.errors
@@ -329,16 +338,16 @@ def _write_postgresql(rows: Sequence[ValidRow], *, mode: Mode, dry_run: bool) ->
             outcome.updated, outcome.created = len(plan.updates), len(plan.creates)
             return outcome
         now = utcnow()
-        _update_postgresql(connection, plan.updates, now, outcome)
+        moved = _update_postgresql(connection, plan.updates, now, outcome)
         created = _insert_postgresql(connection, plan.creates, now)
         outcome.created += len(created)
         outcome.changed_ids += created.values()
         _link_categories(connection, [(created[row.sku], row) for row in plan.creates if row.sku in created])
-        pending = [row for row in plan.creates if row.sku not in created]
+        pending = [*moved, *(row for row in plan.creates if row.sku not in created)]
         if not pending:
             return outcome
         connection.execute(_KEEP_STAGED, {"skus": [row.sku for row in pending]})
-    outcome.errors += [RowError(row.number, row.sku, ROW_FIELD, TAKEN_MEANWHILE) for row in pending]
+    outcome.errors += [RowError(row.number, row.sku, ROW_FIELD, CHANGED_MEANWHILE) for row in pending]
     return outcome
 
 
@@ -360,24 +369,22 @@ def _stage(connection: sa.Connection, rows: Sequence[ValidRow]) -> None:
 
 def _update_postgresql(
     connection: sa.Connection, updates: Sequence[tuple[ValidRow, _Match]], now: datetime, outcome: BatchOutcome
-) -> None:
+) -> list[ValidRow]:
+    """Lock the products, update those still as classified; the rows of the others."""
     if not updates:
-        return
-    ids = [match.product_id for _, match in updates]
-    updated = set(connection.execute(_UPDATE, {"ids": ids, "now": now}).scalars())
-    outcome.updated += len(updated)
-    outcome.changed_ids += [product_id for product_id in ids if product_id in updated]
-    outcome.errors += [
-        RowError(row.number, row.sku, ROW_FIELD, CHANGED_MEANWHILE)
-        for row, match in updates
-        if match.product_id not in updated
-    ]
-    recategorised = [
-        (match.product_id, row) for row, match in updates if match.categories_differ and match.product_id in updated
-    ]
-    if recategorised:
-        connection.execute(_UNLINK_CATEGORIES, {"ids": [product_id for product_id, _ in recategorised]})
-    _link_categories(connection, recategorised)
+        return []
+    ids = sorted(match.product_id for _, match in updates)
+    now_live = {found.id: found.version for found in connection.execute(_LOCK, {"ids": ids}) if found.live}
+    current = [(row, match) for row, match in updates if now_live.get(match.product_id) == match.version]
+    if current:
+        connection.execute(_UPDATE, {"ids": [match.product_id for _, match in current], "now": now})
+        outcome.updated += len(current)
+        outcome.changed_ids += [match.product_id for _, match in current]
+        recategorised = [(match.product_id, row) for row, match in current if match.categories_differ]
+        if recategorised:
+            connection.execute(_UNLINK_CATEGORIES, {"ids": [product_id for product_id, _ in recategorised]})
+            _link_categories(connection, recategorised)
+    return [row for row, match in updates if now_live.get(match.product_id) != match.version]
 
 
 def _insert_postgresql(connection: sa.Connection, creates: Sequence[ValidRow], now: datetime) -> dict[str, uuid.UUID]:
@@ -458,6 +465,7 @@ def _compare(row: ValidRow, product: Product) -> _Match:
     compare_at_price, price = merged("compare_at_price"), merged("price")
     return _Match(
         product_id=product.id,
+        version=product.version,
         fields_differ=any(getattr(product, column) != value for column, value in row.fields.items()),
         categories_differ=category_ids is not None and set(category_ids) != {c.id for c in product.categories},
         below_price=compare_at_price is not None and compare_at_price < price,
