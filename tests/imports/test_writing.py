@@ -359,6 +359,15 @@ def test_an_unchanged_row_is_not_rewritten(app: Flask) -> None:
     assert _xmin(app, "MOVED") != moved
 
 
+@pytest.mark.services
+def test_the_callers_transaction_keeps_its_settings(app: Flask) -> None:
+    with app.app_context():
+        before = db.session.execute(sa.text("SHOW jit")).scalar_one()  # turned off while a batch is written
+        write_batch([row(2, "A-1", name="Alpha", price=Decimal("1.00"))], mode=Mode.UPSERT, dry_run=False)
+        assert db.session.execute(sa.text("SHOW jit")).scalar_one() == before
+        db.session.rollback()
+
+
 def _taken_meanwhile(app: Flask, monkeypatch: pytest.MonkeyPatch, **competitor: Any) -> None:
     """Make a concurrent request commit ``competitor`` (a product) just before the batch's
     INSERT: after the batch was classified, while its slugs are generated."""

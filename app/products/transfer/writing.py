@@ -324,9 +324,19 @@ CROSS JOIN LATERAL (SELECT slug FROM products WHERE products.slug = c.slug AND p
 
 
 def _write_postgresql(rows: Sequence[ValidRow], *, mode: Mode, dry_run: bool) -> BatchOutcome:
-    """Classify the staged rows, then write; rows that lost a race are staged again."""
     connection = db.session.connection()
+    # A batch's estimated costs reach the JIT thresholds, and compiling would take longer
+    # than these statements run; off until the batch is written (a rollback restores it too).
+    jit = connection.execute(sa.text("SHOW jit")).scalar_one()
+    connection.execute(sa.text("SET LOCAL jit = off"))
     _stage(connection, rows)
+    outcome = _write_staged(connection, rows, mode=mode, dry_run=dry_run)
+    connection.execute(sa.text("SELECT set_config('jit', :jit, true)"), {"jit": jit})
+    return outcome
+
+
+def _write_staged(connection: sa.Connection, rows: Sequence[ValidRow], *, mode: Mode, dry_run: bool) -> BatchOutcome:
+    """Classify the staged rows, then write them; rows overtaken by concurrent changes, again."""
     outcome = BatchOutcome()
     pending: Sequence[ValidRow] = rows
     for _attempt in range(WRITE_ATTEMPTS):
