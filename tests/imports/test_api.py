@@ -9,9 +9,9 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from rq.job import Job
 from flask import Flask
 from flask.testing import FlaskClient
+from rq.job import Job
 
 from app.extensions import redis_queues
 from app.products.transfer.models import ProductImport
