@@ -466,6 +466,18 @@ def psql(statement: str) -> None:
         conn.execute(statement.encode())
 
 
+def empty_job_queues() -> None:
+    """Drop the jobs waiting in the bench Redis' queues: what earlier benchmarks left there
+    (the orders bench's confirmation mails, thousands of them), which a worker started now
+    would run before anything a benchmark measures."""
+    import redis
+    from rq import Queue
+
+    with redis.Redis.from_url(REDIS_URL) as connection:
+        for queue in Queue.all(connection=connection):
+            queue.empty()  # type: ignore[no-untyped-call]  # rq leaves empty() unannotated
+
+
 def flush_bench_redis() -> None:
     """The bench's own Redis database: last run's jobs and cache entries."""
     import redis
@@ -497,8 +509,9 @@ class Context:
 
     def worker(self, name: str = "worker", **env: str) -> contextlib.AbstractContextManager[int]:
         """An RQ worker of the Storefront API (``python worker.py``, production config, the
-        app's environment); yields its pid."""
+        app's environment) on empty queues; yields its pid."""
         self.prepare_database()
+        empty_job_queues()
         return worker(name=name, env=app_environment(**env))
 
 
