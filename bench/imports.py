@@ -36,7 +36,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import requests
+import httpx
 
 from bench import fixtures, harness
 from bench.harness import Row
@@ -230,21 +230,21 @@ def import_through_api(port: int, worker_pid: int, token: str, file: ImportFile)
     base = f"http://{harness.HOST}:{port}/api/v1"
     # Wall-clock times (the server's timestamps are this machine's clock too); the total
     # is measured on the monotonic clock.
-    with requests.Session() as client, harness.HorseMemory(worker_pid) as horses:
-        client.headers["Authorization"] = f"Bearer {token}"
+    client = httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    with client, harness.HorseMemory(worker_pid) as horses:
         started, started_at = time.perf_counter(), time.time()
         with file.path.open("rb") as content:
             response = client.post(
                 f"{base}/uploads",
                 data={"purpose": "import"},
                 files={"file": (file.path.name, content, "text/csv")},
-                timeout=120,
+                timeout=120,  # (streamed from the file, never read whole)
             )
         upload = _data(response, 201)
         if upload["status"] != "ready":
             raise RuntimeError(f"the import file was not accepted: {upload}")
         uploaded_at = time.time()
-        response = client.post(f"{base}/products/imports", json={"upload_id": upload["id"]}, timeout=30)
+        response = client.post(f"{base}/products/imports", json={"upload_id": upload["id"]})
         run = _data(response, 202)
         posted_at = time.time()
         location = f"http://{harness.HOST}:{port}{response.headers['Location']}"
@@ -253,11 +253,11 @@ def import_through_api(port: int, worker_pid: int, token: str, file: ImportFile)
             if time.perf_counter() - started > IMPORT_TIMEOUT:
                 raise RuntimeError(f"the import did not end within {IMPORT_TIMEOUT:.0f} s: {run}")
             time.sleep(POLL_INTERVAL)
-            run = _data(client.get(location, timeout=30), 200)
+            run = _data(client.get(location), 200)
             if counted_at is None and run["total_rows"] is not None:
                 counted_at = time.time()
         seconds, done_at = time.perf_counter() - started, time.time()
-        client.delete(f"{base}/uploads/{upload['id']}", timeout=30)
+        _expect(client.delete(f"{base}/uploads/{upload['id']}"), 204)  # its file goes too
     if run["status"] != "succeeded":
         raise RuntimeError(f"the import failed: {run['failure_reason']}")
     worker_started, worker_finished = _epoch(run["started_at"]), _epoch(run["finished_at"])
@@ -276,11 +276,15 @@ def _epoch(timestamp: str) -> float:
     return datetime.fromisoformat(timestamp).timestamp()
 
 
-def _data(response: requests.Response, status: int) -> dict[str, Any]:
-    if response.status_code != status:
-        raise RuntimeError(f"{response.request.method} {response.url}: {response.status_code} {response.text[:500]}")
+def _data(response: httpx.Response, status: int) -> dict[str, Any]:
+    _expect(response, status)
     data: dict[str, Any] = response.json()["data"]
     return data
+
+
+def _expect(response: httpx.Response, status: int) -> None:
+    if response.status_code != status:
+        raise RuntimeError(f"{response.request.method} {response.url}: {response.status_code} {response.text[:500]}")
 
 
 def _created_errors(timed: Timed, file: ImportFile) -> int:
