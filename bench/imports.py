@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import random
 import subprocess
@@ -228,6 +229,8 @@ def write_csv(path: Path, *, sku_prefix: str, rows: int) -> ImportFile:
 def import_through_api(port: int, worker_pid: int, token: str, file: ImportFile) -> Timed:
     """Upload ``file``, import it, poll until it ends; the upload is deleted afterwards."""
     base = f"http://{harness.HOST}:{port}/api/v1"
+    # httpx logs every request at INFO, and the app's logging (set up by the fixtures) shows it.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     # Wall-clock times (the server's timestamps are this machine's clock too); the total
     # is measured on the monotonic clock.
     client = httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30)
