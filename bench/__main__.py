@@ -4,10 +4,12 @@
     bench/run catalog         only the named ones
 
 A benchmark is a module of this package with ``run(ctx) -> list[Row]``; list it in
-``BENCHMARKS`` below (in the order its rows should appear). Settings come from the
-environment: ``BENCH_DATABASE_URL`` (a PostgreSQL database the bench may create, migrate
-and fill), ``BENCH_REDIS_URL`` (a Redis database the bench empties), ``BENCH_SECONDS`` (10),
-``BENCH_WARMUP_SECONDS`` (3), ``BENCH_CONNECTIONS`` (32), ``BENCH_PRODUCTS`` (10,000).
+``BENCHMARKS`` below (in the order its rows should appear). One that sends no load with
+wrk says so with ``USES_WRK = False`` (then wrk need not be installed to run it alone).
+Settings come from the environment: ``BENCH_DATABASE_URL`` (a PostgreSQL database the
+bench may create, migrate and fill), ``BENCH_REDIS_URL`` (a Redis database the bench
+empties), ``BENCH_SECONDS`` (10), ``BENCH_WARMUP_SECONDS`` (3), ``BENCH_CONNECTIONS`` (32),
+``BENCH_PRODUCTS`` (10,000), ``BENCH_IMPORT_ROWS`` (100,000).
 The table, wrk's own output and the servers' logs go to ``bench/results/`` (git-ignored).
 """
 
@@ -18,16 +20,18 @@ import sys
 
 from bench import harness
 
-BENCHMARKS = ("catalog", "orders")
+BENCHMARKS = ("catalog", "orders", "imports")
 
 
 def main(argv: list[str]) -> int:
-    harness.require_wrk()
     names = argv or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}", file=sys.stderr)
         return 2
+    modules = [importlib.import_module(f"bench.{name}") for name in names]
+    if any(getattr(module, "USES_WRK", True) for module in modules):
+        harness.require_wrk()
     ctx = harness.Context()
     print(
         f"database {harness.DATABASE_URL}, Redis {harness.REDIS_URL}; wrk -t{harness.WRK_THREADS} "
@@ -36,8 +40,7 @@ def main(argv: list[str]) -> int:
     )
     rows: list[harness.Row] = []
     try:
-        for name in names:
-            module = importlib.import_module(f"bench.{name}")
+        for module in modules:
             rows.extend(module.run(ctx))
     finally:
         harness.flush_bench_redis()

@@ -13,6 +13,7 @@ from bench import harness
 PRODUCTS = int(os.environ.get("BENCH_PRODUCTS", "10000"))
 CUSTOMERS = 100
 ORDER_PRODUCTS = 200  # products orders are spread over, restocked generously before each run
+STAFF_EMAIL = "bench-staff@example.com"
 
 
 @dataclass(frozen=True)
@@ -61,3 +62,25 @@ def catalog(ctx: harness.Context) -> Catalog:
     # What autovacuum would do after a bulk load: fresh statistics, GIN pending lists merged.
     harness.psql("VACUUM ANALYZE products, product_categories, categories")
     return Catalog(product_ids, order_ids, tokens)
+
+
+@cache
+def staff_token(ctx: harness.Context) -> str:
+    """A fresh access token of the bench's staff account (``products:import``, ``uploads:write``)."""
+    from app import create_app
+    from app.auth.sessions import open_session
+    from app.db import db
+    from app.permissions import Role
+    from app.users import service as users_service
+    from config import ProductionConfig
+
+    ctx.prepare_database()
+    app = create_app(ProductionConfig(harness.app_environment()))
+    with app.app_context():
+        user = users_service.find_by_email(STAFF_EMAIL) or users_service.create(
+            email=STAFF_EMAIL, password=secrets.token_urlsafe(16) + "-Aa1", full_name="Bench Staff", role=Role.STAFF
+        )
+        token = open_session(user, user_agent="bench", ip=harness.HOST).access_token
+        db.session.commit()
+        db.engine.dispose()
+    return token

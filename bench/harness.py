@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -52,7 +53,11 @@ class Row:
     """One line of the table: a rate, its latencies, and the goal it is held to.
 
     ``ratio`` is the rate relative to the row whose ``key`` is ``ratio_of``; a goal is any
-    of ``min_ratio``, ``min_rate`` and ``max_p99_ms``.
+    of ``min_ratio``, ``min_rate``, ``max_p99_ms`` and ``max_peak_rss_mb``. A row of work
+    that is not requests (an import: ``unit`` "rows/s") gives ``seconds``, the time the
+    work took, and ``peak_rss_mb``, the most memory the process doing it held; the table
+    has those columns only when some row gives them. ``errors``: failed requests, or
+    for such work whatever did not come out as it should (rows rejected, say).
     """
 
     key: str
@@ -67,6 +72,9 @@ class Row:
     min_ratio: float | None = None
     min_rate: float | None = None
     max_p99_ms: float | None = None
+    seconds: float | None = None
+    peak_rss_mb: float | None = None
+    max_peak_rss_mb: float | None = None
     met: bool | None = None
     note: str = ""
 
@@ -78,6 +86,8 @@ class Row:
             parts.append(f">= {self.min_rate:.0f} {self.unit}")
         if self.max_p99_ms is not None:
             parts.append(f"p99 <= {self.max_p99_ms:.0f} ms")
+        if self.max_peak_rss_mb is not None:
+            parts.append(f"peak RSS < {self.max_peak_rss_mb:.0f} MB")
         return ", ".join(parts)
 
     def judge(self, by_key: dict[str, Row]) -> None:
@@ -91,6 +101,8 @@ class Row:
             checks.append(self.rate >= self.min_rate)
         if self.max_p99_ms is not None:
             checks.append(self.p99_ms is not None and self.p99_ms <= self.max_p99_ms)
+        if self.max_peak_rss_mb is not None:
+            checks.append(self.peak_rss_mb is not None and self.peak_rss_mb < self.max_peak_rss_mb)
         if self.errors:
             checks.append(False)
         self.met = all(checks) if checks else None
@@ -270,6 +282,123 @@ def gunicorn(target: str, *, name: str, env: dict[str, str], ready_path: str = "
                 process.wait(timeout=10)
 
 
+# --- RQ workers and their memory ---------------------------------------------------------
+
+MIB = 1024 * 1024  # "MB" in the table: memory figures are in MiB
+
+
+def children(pid: int) -> set[int]:
+    """The processes ``pid`` forked that are still there (Linux' /proc)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    try:
+        return {int(child) for child in path.read_text().split()}
+    except (FileNotFoundError, ProcessLookupError):
+        return set()
+
+
+def work_horses(worker_pid: int) -> set[int]:
+    """The work-horses of an RQ worker: RQ forks one per job, and it leads a process group
+    of its own (the worker's scheduler, its other child, does not)."""
+    found = set()
+    for pid in children(worker_pid):
+        with contextlib.suppress(ProcessLookupError):
+            if os.getpgid(pid) == pid:
+                found.add(pid)
+    return found
+
+
+def memory_mb(pid: int, key: str = "VmRSS") -> float | None:
+    """A memory line of ``/proc/<pid>/status`` (``VmRSS``, ``VmHWM``: the peak RSS) in MiB;
+    None once the process is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    match = re.search(rf"^{key}:\s+(\d+) kB$", status, re.M)
+    return int(match.group(1)) * 1024 / MIB if match else None
+
+
+class HorseMemory:
+    """The peak RSS of an RQ worker's work-horses while this runs (a context manager).
+
+    A thread looks every ``interval`` seconds for the worker's horses and reads each one's
+    ``VmHWM`` (its peak RSS since the fork, which the kernel keeps; so only growth in the
+    last ``interval`` before a horse exits can be missed). A forked horse's RSS counts the
+    pages it shares with the worker it was forked from.
+    """
+
+    def __init__(self, worker_pid: int, *, interval: float = 0.05) -> None:
+        self.worker_pid = worker_pid
+        self.interval = interval
+        self.peaks: dict[int, float] = {}  # horse pid → its peak RSS seen, MiB
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="horse-memory", daemon=True)
+
+    @property
+    def peak_mb(self) -> float | None:
+        return max(self.peaks.values(), default=None)
+
+    def __enter__(self) -> HorseMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            for pid in work_horses(self.worker_pid):
+                peak = memory_mb(pid, "VmHWM")
+                if peak is not None:
+                    self.peaks[pid] = max(peak, self.peaks.get(pid, 0.0))
+
+
+@contextlib.contextmanager
+def worker(*, name: str, env: dict[str, str]) -> Iterator[int]:
+    """``python worker.py`` as the Procfile's worker runs it (every queue, with its
+    scheduler); yields its pid once it is registered in Redis, then stops it with SIGTERM
+    (RQ's warm shutdown: a job under way is finished first)."""
+    import redis
+    from rq import Worker
+
+    worker_name = f"bench-{name}-{secrets.token_hex(4)}"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    log = RESULTS / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(VENV_BIN / "python"), "worker.py", "--name", worker_name],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    connection = redis.Redis.from_url(env["REDIS_URL"])
+    try:
+        deadline = time.monotonic() + 60
+        while not connection.exists(f"{Worker.redis_worker_namespace_prefix}{worker_name}"):
+            if process.poll() is not None:
+                raise RuntimeError(f"{name}: worker.py exited with {process.returncode}; see {log}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name}: the worker did not register within 60 s; see {log}")
+            time.sleep(0.1)
+        yield process.pid
+    finally:
+        connection.close()
+        if process.poll() is None:
+            horses = work_horses(process.pid)
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                for pid in horses | work_horses(process.pid):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(pid, signal.SIGKILL)
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+
 # --- the bench database and app ------------------------------------------------------------
 
 
@@ -337,6 +466,18 @@ def psql(statement: str) -> None:
         conn.execute(statement.encode())
 
 
+def empty_job_queues() -> None:
+    """Drop the jobs waiting in the bench Redis' queues: what earlier benchmarks left there
+    (the orders bench's confirmation mails, thousands of them), which a worker started now
+    would run before anything a benchmark measures."""
+    import redis
+    from rq import Queue
+
+    with redis.Redis.from_url(REDIS_URL) as connection:
+        for queue in Queue.all(connection=connection):
+            queue.empty()  # type: ignore[no-untyped-call]  # rq leaves empty() unannotated
+
+
 def flush_bench_redis() -> None:
     """The bench's own Redis database: last run's jobs and cache entries."""
     import redis
@@ -366,6 +507,13 @@ class Context:
         self.prepare_database()
         return gunicorn("wsgi:app", name=name, env=app_environment(**env), ready_path="/health/live")
 
+    def worker(self, name: str = "worker", **env: str) -> contextlib.AbstractContextManager[int]:
+        """An RQ worker of the Storefront API (``python worker.py``, production config, the
+        app's environment) on empty queues; yields its pid."""
+        self.prepare_database()
+        empty_job_queues()
+        return worker(name=name, env=app_environment(**env))
+
 
 # --- the table ---------------------------------------------------------------------------
 
@@ -375,20 +523,29 @@ def table(rows: Sequence[Row]) -> str:
     by_key = {row.key: row for row in rows}
     for row in rows:
         row.judge(by_key)
+    # The columns of work that is not requests, only when some row has them.
+    timed = any(row.seconds is not None or row.peak_rss_mb is not None for row in rows)
+    extra_header, extra_rule = (" seconds | peak RSS |", "---:|---:|") if timed else ("", "")
     lines = [
-        "| benchmark | rate | p50 | p99 | errors | ratio | goal |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        f"| benchmark | rate | p50 | p99 |{extra_header} errors | ratio | goal |",
+        f"|---|---:|---:|---:|{extra_rule}---:|---:|---|",
     ]
     for row in rows:
         ratio = f"{row.ratio:.3f}x {row.ratio_of}" if row.ratio is not None else ""
         p50 = f"{row.p50_ms:.1f} ms" if row.p50_ms is not None else ""
         p99 = f"{row.p99_ms:.1f} ms" if row.p99_ms is not None else ""
+        extra = ""
+        if timed:
+            seconds = f"{row.seconds:.2f} s" if row.seconds is not None else ""
+            peak = f"{row.peak_rss_mb:.0f} MB" if row.peak_rss_mb is not None else ""
+            extra = f" {seconds} | {peak} |"
         goal = row.goal()
         if goal:
             goal = ("met: " if row.met else "**NOT met**: ") + goal
         note = f" ({row.note})" if row.note else ""
         lines.append(
-            f"| {row.name}{note} | {row.rate:,.0f} {row.unit} | {p50} | {p99} | {row.errors} | {ratio} | {goal} |"
+            f"| {row.name}{note} | {row.rate:,.0f} {row.unit} | {p50} | {p99} |{extra}"
+            f" {row.errors} | {ratio} | {goal} |"
         )
     return "\n".join(lines)
 

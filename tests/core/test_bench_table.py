@@ -1,0 +1,52 @@
+"""The bench's one table: rows of requests as they always were, and rows of work that is
+not requests (an import: rows/s, seconds, peak RSS) with columns of their own."""
+
+from __future__ import annotations
+
+from bench.harness import Row, table
+
+HTTP_HEADER = "| benchmark | rate | p50 | p99 | errors | ratio | goal |"
+
+
+def _http_rows() -> list[Row]:
+    return [
+        Row(key="hello", name="hello", rate=1000.0, p50_ms=1.0, p99_ms=2.0, ratio_of=None),
+        Row(key="list", name="list", rate=400.0, p50_ms=3.0, p99_ms=9.0, min_ratio=0.3, max_p99_ms=50.0),
+    ]
+
+
+def test_requests_alone_keep_their_columns() -> None:
+    lines = table(_http_rows()).splitlines()
+    assert lines[0] == HTTP_HEADER
+    assert lines[3] == "| list | 400 req/s | 3.0 ms | 9.0 ms | 0 | 0.400x hello | met: >= 0.30x hello, p99 <= 50 ms |"
+
+
+def test_work_rows_add_seconds_and_peak_rss_and_are_held_to_a_memory_goal() -> None:
+    rows = [
+        *_http_rows(),
+        Row(key="naive", name="naive", rate=800.0, unit="rows/s", seconds=125.0, peak_rss_mb=190.0, ratio_of=None),
+        Row(
+            key="ours",
+            name="ours",
+            rate=2000.0,
+            unit="rows/s",
+            seconds=50.0,
+            peak_rss_mb=210.4,
+            ratio_of="naive",
+            min_rate=1000.0,
+            max_peak_rss_mb=200.0,
+        ),
+    ]
+    lines = table(rows).splitlines()
+    assert lines[0] == "| benchmark | rate | p50 | p99 | seconds | peak RSS | errors | ratio | goal |"
+    assert lines[3] == (
+        "| list | 400 req/s | 3.0 ms | 9.0 ms |  |  | 0 | 0.400x hello | met: >= 0.30x hello, p99 <= 50 ms |"
+    )
+    assert lines[5] == (
+        "| ours | 2,000 rows/s |  |  | 50.00 s | 210 MB | 0 | 2.500x naive "
+        "| **NOT met**: >= 1000 rows/s, peak RSS < 200 MB |"
+    )
+    assert rows[3].met is False
+    rows[3].peak_rss_mb = 150.0
+    rows[3].judge({row.key: row for row in rows})
+    assert rows[3].met is True
