@@ -83,6 +83,8 @@ class Product(IdMixin, TimestampMixin, SoftDeleteMixin, Base):
             )
             for column in SUBSTRING_SEARCHED
         ),
+        # On PostgreSQL the table has fillfactor 90 (set by a migration; SQLAlchemy has no
+        # table option for it): room on every page for the new versions of rows sales update.
         {"info": {MIGRATION_MANAGED: SEARCH_OBJECTS}},
     )
 
@@ -92,7 +94,9 @@ class Product(IdMixin, TimestampMixin, SoftDeleteMixin, Base):
     description: Mapped[str] = mapped_column(sa.Text, default="")
     price: Mapped[Decimal]
     compare_at_price: Mapped[Decimal | None] = mapped_column(default=None)
-    stock: Mapped[int] = mapped_column(default=0, index=True)
+    # Not indexed: a sale's stock UPDATE then changes no indexed column and can be a HOT
+    # update (no new entry in any of the table's indexes; see the fillfactor below).
+    stock: Mapped[int] = mapped_column(default=0)
     low_stock_threshold: Mapped[int] = mapped_column(default=DEFAULT_LOW_STOCK_THRESHOLD)
     is_active: Mapped[bool] = mapped_column(default=True, index=True)
     # A ready product image (checked by the service); the key also keeps the upload from
