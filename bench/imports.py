@@ -39,6 +39,7 @@ from typing import Any
 
 import httpx
 
+from app.products.transfer.rows import COLUMNS
 from bench import fixtures, harness
 from bench.harness import Row
 
@@ -179,20 +180,7 @@ def write_csv(path: Path, *, sku_prefix: str, rows: int) -> ImportFile:
     links = 0
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
-        writer.writerow(
-            (
-                "sku",
-                "name",
-                "description",
-                "price",
-                "compare_at_price",
-                "stock",
-                "low_stock_threshold",
-                "categories",
-                "is_active",
-                "image_upload_id",
-            )
-        )
+        writer.writerow(COLUMNS)  # the import format's columns, in an export's order
         for n in range(1, rows + 1):
             name = (
                 f"{rng.choice(_ADJECTIVES)} {rng.choice(_MATERIALS)} {rng.choice(_NOUNS)} "
