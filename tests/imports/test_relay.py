@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -14,8 +15,10 @@ from flask.testing import FlaskClient
 from rq.timeouts import JobTimeoutException
 
 from app.db import db, utcnow
-from app.products.transfer import reading, relay
+from app.products.transfer import importing, reading, relay, writing
 from app.products.transfer.models import ProductImport
+from app.storage import current_storage
+from app.uploads.models import Upload
 from tests.factories import AuthedUser
 from tests.imports.support import catalog, csv_file, get_import, run_import, upload_import
 
@@ -84,3 +87,36 @@ def test_an_import_over_its_time_fails_cleanly(
     assert run["status"] == "failed"
     assert "IMPORT_JOB_TIMEOUT" in run["failure_reason"]
     assert catalog(app) == {}
+
+
+def test_a_run_whose_checkpoint_another_run_moved_stops_without_ending_the_import(
+    app: Flask, client: FlaskClient, staff: AuthedUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The conditional checkpoint: if another runner advanced the import meanwhile, this one
+    undoes its batch and stops; it neither doubles rows nor marks the other's import failed."""
+    import_id = _lost_import(
+        app, upload_import(client, staff, csv_file("MUG-1,Mug,,9.99,,1,,,,", "CUP-2,Cup,,3.00,,1,,,,"))
+    )
+    monkeypatch.setitem(app.config, "IMPORT_BATCH_SIZE", 1)
+    real_write_batch = writing.write_batch
+    calls: list[int] = []
+
+    def write_batch_then_be_overtaken(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:  # meanwhile, another run commits the same batch
+            with db.engine.begin() as other:
+                other.execute(sa.update(ProductImport).where(ProductImport.id == import_id).values(processed_rows=2))
+        return real_write_batch(*args, **kwargs)
+
+    monkeypatch.setattr(writing, "write_batch", write_batch_then_be_overtaken)
+    with app.app_context():
+        run = db.session.get(ProductImport, import_id)
+        assert run is not None and run.upload_id is not None
+        upload = db.session.get(Upload, run.upload_id)
+        assert upload is not None
+        key = upload.key(upload.content_variant)
+        with pytest.raises(importing.ImportBusy):
+            importing.run_import(import_id, open_file=lambda: current_storage().open(key))
+        db.session.remove()
+    assert get_import(client, staff, str(import_id))["status"] == "running"
+    assert set(catalog(app)) == {"MUG-1"}  # the first batch; the overtaken one was undone

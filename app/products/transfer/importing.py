@@ -147,6 +147,9 @@ def run_import(import_id: uuid.UUID, *, open_file: Opener, on_progress: Progress
             limit = current_app.config["IMPORT_JOB_TIMEOUT"]
             reason = f"The import took longer than {limit} s (IMPORT_JOB_TIMEOUT); processed_rows tells how far it got."
             return _finish(import_id, RunStatus.FAILED, reason=reason)
+        except ImportBusy:
+            db.session.rollback()  # another run holds the import: it is not this one's to end
+            raise
         except BaseException:
             db.session.rollback()
             if final_attempt():
