@@ -26,6 +26,7 @@ from app import create_app
 from app.db import db
 from app.extensions import limiter, redis_queues
 from config import TestingConfig
+from tests.factories import AuthedUser, create_user
 from tests.support import widgets
 from tests.support.mailbox import Mailbox
 
@@ -146,6 +147,21 @@ def _isolate(app: Flask) -> Iterator[None]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def staff(app: Flask) -> AuthedUser:
+    return create_user(app, role="staff")
+
+
+@pytest.fixture
+def admin(app: Flask) -> AuthedUser:
+    return create_user(app, role="admin")
+
+
+@pytest.fixture
+def customer(app: Flask) -> AuthedUser:
+    return create_user(app, role="customer")
 
 
 @pytest.fixture

@@ -93,15 +93,5 @@ def file_storage(app: Flask, tmp_path: Path) -> Iterator[FileStorage]:
 
 
 @pytest.fixture
-def staff(app: Flask) -> AuthedUser:
-    return create_user(app, role="staff")
-
-
-@pytest.fixture
 def other_staff(app: Flask) -> AuthedUser:
     return create_user(app, role="staff")
-
-
-@pytest.fixture
-def customer(app: Flask) -> AuthedUser:
-    return create_user(app, role="customer")

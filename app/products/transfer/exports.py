@@ -34,18 +34,7 @@ MONEY_FILTERS = frozenset({"min_price", "max_price"})
 def exported_products(filters: Mapping[str, Any]) -> Iterator[exporting.ExportedProduct]:
     """Every live product matching ``filters`` (inactive ones too), by SKU, streamed."""
     stmt = queries.apply_filters(
-        sa.select(
-            Product.id,
-            Product.sku,
-            Product.name,
-            Product.description,
-            Product.price,
-            Product.compare_at_price,
-            Product.stock,
-            Product.low_stock_threshold,
-            Product.is_active,
-            Product.image_upload_id,
-        ).where(queries.live()),
+        sa.select(*queries.COLUMNS).where(queries.live()),
         filters,
     ).order_by(Product.sku)
     result = db.session.execute(stmt.execution_options(yield_per=CHUNK_ROWS))
