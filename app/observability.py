@@ -8,7 +8,6 @@ import os
 import re
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -150,6 +149,17 @@ class Metrics:
         )
         self.queue_depth = QueueDepthCollector()
         self.registry.register(self.queue_depth)
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def series(self, method: str, endpoint: str, status: int) -> tuple[Counter, Histogram]:
+        """The request counter and latency histogram of one (method, endpoint, status),
+        looked up once per process (``labels`` takes a lock and builds a key each call)."""
+        key = (method, endpoint, status)
+        found = self._series.get(key)
+        if found is None:
+            labels = (method, endpoint, str(status))
+            found = self._series[key] = (self.requests.labels(*labels), self.latency.labels(*labels))
+        return found
 
     def scrape_registry(self) -> CollectorRegistry:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -163,33 +173,44 @@ class Metrics:
         return self.registry
 
 
+def _new_request_id() -> str:
+    return os.urandom(16).hex()  # a uuid4's randomness, without building a UUID
+
+
 def _before_request() -> None:
     g.started_at = time.perf_counter()
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = incoming if _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    g.request_id = incoming if _SANE_REQUEST_ID.match(incoming) else _new_request_id()
+
+
+_ACCESS_LOG = logging.getLogger("storefront.access")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def _after_request(response: Response) -> Response:
-    request_id = g.get("request_id") or uuid.uuid4().hex
+    request_id = g.get("request_id") or _new_request_id()
     response.headers[REQUEST_ID_HEADER] = request_id
     started = g.get("started_at")
     duration = time.perf_counter() - started if started is not None else 0.0
-    endpoint = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+    rule = request.url_rule
+    endpoint = rule.rule if rule is not None else "<unmatched>"
+    method, path, status = request.method, request.path, response.status_code
 
     metrics: Metrics = current_app.extensions[METRICS_KEY]
-    status = str(response.status_code)
-    metrics.requests.labels(request.method, endpoint, status).inc()
-    metrics.latency.labels(request.method, endpoint, status).observe(duration)
+    # Any client can send any method: label only the standard ones (bounded series).
+    requests, latency = metrics.series(method if method in _METHODS else "OTHER", endpoint, status)
+    requests.inc()
+    latency.observe(duration)
 
-    logging.getLogger("storefront.access").info(
+    _ACCESS_LOG.info(
         "%s %s %s",
-        request.method,
-        request.path,
-        response.status_code,
+        method,
+        path,
+        status,
         extra={
-            "method": request.method,
-            "path": request.path,
-            "status": response.status_code,
+            "method": method,
+            "path": path,
+            "status": status,
             "duration_ms": round(duration * 1000, 2),
             "remote_addr": request.remote_addr,
             "pid": os.getpid(),

@@ -14,7 +14,8 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import rq_dashboard
-from flask import Flask, Response, redirect, request
+from flask import Flask, Request, Response, redirect, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_jwt_extended import verify_jwt_in_request
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -69,7 +70,22 @@ def _unavailable() -> Response:
     return error_response(503, "SERVICE_UNAVAILABLE", "The job dashboard needs REDIS_URL: jobs run in-process here")
 
 
+class CookieOnlySessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, read only from a request that sends the cookie.
+
+    Only the dashboard's browsers have one; every other request (all of the API) gets a
+    new empty session without building the cookie's signer first, which Flask's own
+    interface does on every request. Saving is unchanged: an empty session sets nothing.
+    """
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if app.secret_key and self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def init_dashboard(app: Flask) -> None:
+    app.session_interface = CookieOnlySessionInterface()
     app.register_blueprint(admin.bp)
     app.after_request(_page_headers)
     redis_url = app.config.get("REDIS_URL")

@@ -29,6 +29,7 @@ entries expire after ``CATALOG_CACHE_TTL`` seconds in any case.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import secrets
@@ -249,11 +250,11 @@ def register_session_hooks() -> None:
 class Lookup:
     """An entry's payload (None: a miss), the tag a payload built now is stored under
     (None: do not store, Redis is failing) and, for an entry that lists products, their
-    stored states (see ``lookup``)."""
+    stored states as Redis holds them (see ``lookup``; ``parse_state`` reads one)."""
 
     payload: bytes | None
     tag: bytes | None
-    states: list[State | None] | None = None
+    stored: tuple[bytes | None, ...] | None = None
 
 
 # One round trip for a hit: the generations, the entry and, when the entry is current and
@@ -303,12 +304,14 @@ def lookup(key: str, *, stock_dependent: bool = False) -> Lookup:
         return Lookup(payload=None, tag=None)
     tag = generation + (b"/" + stock_generation if stock_generation is not None and stock_dependent else b"") + b"\n"
     if raw is not None and raw.startswith(tag):
-        return Lookup(payload=raw[len(tag) :], tag=tag, states=[_state(value) for value in reply[3:]])
+        return Lookup(payload=raw[len(tag) :], tag=tag, stored=tuple(_bytes(value) for value in reply[3:]))
     return Lookup(payload=None, tag=tag)
 
 
-def _state(value: object) -> State | None:
-    raw = _bytes(value)
+@functools.lru_cache(maxsize=16384)
+def parse_state(raw: bytes | None) -> State | None:
+    """A stored state (None: none, or not a state). Remembered: the same few states are
+    read on every request for a page."""
     try:
         return State.loads(raw) if raw is not None else None
     except ValueError:
@@ -362,7 +365,7 @@ def states(ids: Sequence[str]) -> list[State | None]:
     except RedisError:
         log.warning("catalog cache unavailable; reading the database", exc_info=True)
         return [None] * len(ids)
-    return [_state(value) for value in raw]
+    return [parse_state(_bytes(value)) for value in raw]
 
 
 def store_states(found: Mapping[str, State], *, client: Any = None) -> None:

@@ -6,6 +6,11 @@ again). What the public sees (anonymous callers and customers alike) is cached a
 held by shared caches (``Cache-Control: public``, revalidated through the ``ETag`` on
 every use, so never stale); what staff see (inactive products too) is neither.
 See ``app.products.cache`` for why a cached answer is never stale.
+
+A public answer is cached under its request's path and query string as sent (a keyed
+hash of them). An entry therefore exists only for a request that was parsed, validated
+and answered, and it answers exactly that request again: ``early_answer`` serves an
+anonymous read from it before the request's arguments are parsed at all.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 from werkzeug.http import parse_etags
 
 from app.db import db
@@ -119,6 +124,21 @@ class Entry:
         return rendering.fill(self.template, self.volatile, states, self.thresholds)
 
 
+def _request_key(kind: str) -> str:
+    """The cache key of this request's public answer: a hash of its path and query string
+    as sent, keyed with the app's secret (entries of another ``SECRET_KEY``, whose cursors
+    this app refuses, are never read)."""
+    environ = request.environ
+    raw = environ.get("PATH_INFO", "").encode("latin-1") + b"?" + environ.get("QUERY_STRING", "").encode("latin-1")
+    digest = hashlib.blake2b(raw, key=_key_secret(current_app.config["SECRET_KEY"]), digest_size=16)
+    return f"{kind}:{digest.hexdigest()}"
+
+
+@functools.lru_cache(maxsize=4)
+def _key_secret(secret: str) -> bytes:
+    return hashlib.blake2b(secret.encode(), digest_size=32, person=b"catalog-keys").digest()
+
+
 def _key(kind: str, values: Mapping[str, Any]) -> str:
     """A stable cache key for ``values`` (parsed query arguments)."""
 
@@ -131,10 +151,6 @@ def _key(kind: str, values: Mapping[str, Any]) -> str:
 
     canonical = json.dumps({k: plain(v) for k, v in sorted(values.items())}, separators=(",", ":"))
     return f"{kind}:{hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()}"
-
-
-def _fields_key(fields: Sequence[str] | None) -> list[str] | None:
-    return list(fields) if fields else None  # their order is the output's order
 
 
 # --- HTTP caching ------------------------------------------------------------------------------
@@ -187,11 +203,10 @@ def list_products(
     public = not sees_inactive(viewer)
     queries.check_filters(args, viewer)
     if public and cache.enabled():
-        stock_dependent = "in_stock" in args
-        key = _key("products", {**args, "fields": _fields_key(fields)})
-        found = cache.lookup(key, stock_dependent=stock_dependent)
+        stock_dependent = _stock_dependent()
+        key, found = _request_lookup("products", stock_dependent=stock_dependent)
         if found.payload is not None:
-            rendered = _from_cache(found.payload, found.states, item=False)
+            rendered = _from_cache(found.payload, found.stored, item=False)
         else:
             count_key = _key("count", {k: v for k, v in args.items() if k not in _PAGING})
             entry = _build_list(args, fields, viewer, count=_cached_count(count_key, stock_dependent, found.tag))
@@ -200,11 +215,68 @@ def list_products(
     else:
         entry = _build_list(args, fields, viewer, count=None)
         rendered = _render(entry, entry.states, item=False)
+    return _answer(rendered, public, if_none_match)
+
+
+def _answer(rendered: Rendered, public: bool, if_none_match: str | None) -> Answer:
     headers = _cache_headers(public, rendered.etag)
     headers.update(_link_header(rendered.links))
     if _matches(if_none_match, rendered.etag):
         return Answer(None, headers)
     return Answer(rendered.body, headers)
+
+
+def _stock_dependent() -> bool:
+    """Whether the list asked for depends on stock (filtered on it); read from the query
+    string as sent, so that the early answer and the view agree."""
+    return "in_stock" in request.args
+
+
+# --- early answers: anonymous reads straight from the cache ----------------------------------
+
+_EARLY_LOOKUP = "catalog_lookup"
+# Endpoint → the kind of entry that answers it.
+EARLY_KINDS = {
+    "products.Products": "products",
+    "products.ProductItem": "product",
+    "products.Categories": "categories",
+    "products.CategoryItem": "category",
+}
+
+
+def early_answer() -> Answer | None:
+    """The cached answer to an anonymous GET of the catalog, or None (the view answers).
+
+    An entry is keyed by the request's path and query string as sent, and exists only if
+    the view answered exactly that request for the public under the current generation:
+    its arguments were valid then, and are now. Nothing is parsed, no token is checked
+    (there is none), no body is built. A miss is remembered for the view, which then
+    needs no second lookup. Requests with credentials (an ``Authorization`` header, the
+    dashboard's session cookie) always go to the view: who they are decides what they see.
+    """
+    kind = EARLY_KINDS.get(request.endpoint or "")
+    if kind is None or request.method != "GET" or not cache.enabled():
+        return None
+    if "Authorization" in request.headers or current_app.config["SESSION_COOKIE_NAME"] in request.cookies:
+        return None
+    key = _request_key(kind)
+    found = cache.lookup(key, stock_dependent=kind == "products" and _stock_dependent())
+    if found.payload is None:
+        setattr(g, _EARLY_LOOKUP, (key, found))
+        return None
+    if_none_match = request.headers.get("If-None-Match")
+    if kind in ("categories", "category"):
+        return _plain_cached(found.payload, if_none_match)
+    return _answer(_from_cache(found.payload, found.stored, item=kind == "product"), True, if_none_match)
+
+
+def _request_lookup(kind: str, *, stock_dependent: bool = False) -> tuple[str, cache.Lookup]:
+    """This request's entry: the early answer's lookup when it made one (a miss)."""
+    key = _request_key(kind)
+    early: tuple[str, cache.Lookup] | None = g.pop(_EARLY_LOOKUP, None)
+    if early is not None and early[0] == key:
+        return early
+    return key, cache.lookup(key, stock_dependent=stock_dependent)
 
 
 @dataclass(frozen=True)
@@ -220,19 +292,22 @@ def _render(entry: Entry, states: Sequence[State], *, item: bool) -> Rendered:
     return Rendered(entry.body(states), etag, json.dumps(entry.links))
 
 
-def _from_cache(payload: bytes, stored: Sequence[State | None] | None, *, item: bool) -> Rendered:
-    if stored is not None and None not in stored:
-        return _render_cached(payload, tuple(s for s in stored if s is not None), item)
+def _from_cache(payload: bytes, stored: tuple[bytes | None, ...] | None, *, item: bool) -> Rendered:
+    """A cached entry rendered with its products' stored states (as Redis holds them)."""
+    states = None if stored is None else [cache.parse_state(raw) for raw in stored]
+    if stored is not None and states is not None and None not in states:
+        return _render_cached(payload, stored, item)
     entry = Entry.loads(payload)
-    return _render(entry, entry.current_states(stored), item=item)
+    return _render(entry, entry.current_states(states), item=item)
 
 
-@functools.lru_cache(maxsize=256)
-def _render_cached(payload: bytes, stored: tuple[State, ...], item: bool) -> Rendered:
+@functools.lru_cache(maxsize=1024)
+def _render_cached(payload: bytes, stored: tuple[bytes | None, ...], item: bool) -> Rendered:
     """What a cached entry renders to, given the stored states of its products: a pure
-    function of its arguments, so each worker keeps the answers asked for most."""
+    function of its arguments, so each worker keeps the answers asked for most (without
+    parsing them again: the key is the bytes Redis sent)."""
     entry = Entry.loads(payload)
-    return _render(entry, entry.current_states(stored), item=item)
+    return _render(entry, entry.current_states([cache.parse_state(raw) for raw in stored]), item=item)
 
 
 _PAGING = frozenset({"page", "per_page", "cursor", "limit", "sort"})
@@ -284,10 +359,9 @@ def get_product(
     """A product by id or slug, as ``viewer`` may see it, with its ETag."""
     public = not sees_inactive(viewer)
     if public and cache.enabled():
-        key = _key("product", {"ref": ref, "fields": _fields_key(fields)})
-        found = cache.lookup(key)
+        key, found = _request_lookup("product")
         if found.payload is not None:
-            rendered = _from_cache(found.payload, found.states, item=True)
+            rendered = _from_cache(found.payload, found.stored, item=True)
         else:
             entry = _build_item(ref, fields, viewer)
             cache.store(key, found.tag, entry.dumps(), states=dict(zip(entry.ids, entry.states, strict=True)))
@@ -313,30 +387,40 @@ def _build_item(ref: str, fields: Sequence[str] | None, viewer: Principal | None
 
 def list_categories(*, args: Mapping[str, Any], if_none_match: str | None) -> Answer:
     """One page of categories (the same for everyone)."""
-    return _plain_answer(_key("categories", args), lambda: _category_page(args), if_none_match)
+    return _plain_answer("categories", lambda: _category_page(args), if_none_match)
 
 
 def get_category(*, ref: str, if_none_match: str | None) -> Answer:
     """A category by id or slug."""
-    return _plain_answer(_key("category", {"ref": ref}), lambda: _category(ref), if_none_match)
+    return _plain_answer("category", lambda: _category(ref), if_none_match)
 
 
 PlainBuild = Callable[[], tuple[bytes, dict[str, dict[str, str]]]]
 
 
-def _plain_answer(key: str, build: PlainBuild, if_none_match: str | None) -> Answer:
+def _plain_answer(kind: str, build: PlainBuild, if_none_match: str | None) -> Answer:
     """A body without volatile parts: cached as it is, with the page's links."""
-    found = cache.lookup(key) if cache.enabled() else None
-    if found is not None and found.payload is not None:
-        links_line, body = found.payload.split(b"\n", 1)
-        links = json.loads(links_line)
-    else:
+    if not cache.enabled():
         body, links = build()
-        if found is not None:
-            cache.store(key, found.tag, json.dumps(links).encode() + b"\n" + body)
+        return _plain(body, json.dumps(links), if_none_match)
+    key, found = _request_lookup(kind)
+    if found.payload is not None:
+        return _plain_cached(found.payload, if_none_match)
+    body, links = build()
+    links_line = json.dumps(links)
+    cache.store(key, found.tag, links_line.encode() + b"\n" + body)
+    return _plain(body, links_line, if_none_match)
+
+
+def _plain_cached(payload: bytes, if_none_match: str | None) -> Answer:
+    links_line, body = payload.split(b"\n", 1)
+    return _plain(body, links_line.decode(), if_none_match)
+
+
+def _plain(body: bytes, links: str, if_none_match: str | None) -> Answer:
     etag = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
     headers = {"ETag": etag, "Cache-Control": PUBLIC}
-    headers.update(_link_header(json.dumps(links)))
+    headers.update(_link_header(links))
     if _matches(if_none_match, etag):
         return Answer(None, headers)
     return Answer(body, headers)

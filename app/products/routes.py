@@ -72,6 +72,16 @@ def register_converters(app: Flask, api: Api) -> None:
     )
 
 
+def _early_answer() -> Response | None:
+    """Anonymous catalog reads the cache holds are answered before argument parsing
+    (``reads.early_answer``); the app's hooks (rate limits first) have run already."""
+    answer = reads.early_answer()
+    return answer.response() if answer is not None else None
+
+
+blp.before_request(_early_answer)
+
+
 def _location(product: Product) -> str:
     return f"{blp.url_prefix}/products/{product.id}"
 

@@ -81,3 +81,11 @@ def test_metrics_exposes_requests_and_queue_depth(client: FlaskClient) -> None:
     for queue in ("mail", "imports"):
         assert f'rq_queue_depth{{queue="{queue}"}}' in text
         assert f'rq_failed_jobs{{queue="{queue}"}} 0.0' in text
+
+
+def test_metrics_series_stay_bounded_whatever_method_a_client_sends(client: FlaskClient) -> None:
+    for method in ("BREW", "PROPFIND", "X" * 40):
+        assert client.open("/health/live", method=method).status_code == 405
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'http_requests_total{endpoint="<unmatched>",method="OTHER",status="405"} 3.0' in text
+    assert "BREW" not in text and "PROPFIND" not in text
