@@ -19,11 +19,11 @@ worker_class = "gthread"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5
-# One listening socket per worker (SO_REUSEPORT): the kernel spreads new connections over
-# the workers. With the one shared socket, whichever worker woke first took a burst of
-# keep-alive connections and kept them: a router's or a load generator's few long-lived
-# connections could all land on one worker, leaving the other idle.
-reuse_port = True
+# One listening socket shared by the workers (no reuse_port): with a socket per worker the
+# kernel would spread connections evenly, but it resets the connections waiting on a worker's
+# socket when that worker dies or restarts (tests/core/test_metrics_gunicorn.py saw it). The
+# price of sharing: a burst of keep-alive connections may land unevenly on the workers (the
+# bench reports the split of each of its runs: README, "Benchmarks").
 # Logs go to stdout/stderr; the app writes its own JSON access line per request.
 accesslog = None
 errorlog = "-"

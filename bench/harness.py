@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -116,6 +117,8 @@ class WrkResult:
     requests: int
     errors: int
     output: str = field(repr=False)
+    # Each gunicorn worker's share of the CPU the workers used while measured (percent).
+    worker_split: tuple[int, ...] = ()
 
 
 # --- wrk ---------------------------------------------------------------------------------
@@ -176,12 +179,45 @@ def wrk(url: str, *, label: str, requests: Path | None = None, warmup_requests: 
     if WARMUP_SECONDS:
         warmup_env = env_for(warmup_requests or requests)
         subprocess.run([*command, f"-d{WARMUP_SECONDS}s", url], env=warmup_env, check=True, capture_output=True)
+    master = _SERVERS.get(urlsplit(url).port or 0)
+    before = _cpu_ticks(children(master)) if master else {}
     done = subprocess.run(
         [*command, f"-d{SECONDS}s", "--latency", url], env=env_for(requests), check=True, capture_output=True, text=True
     )
+    after = _cpu_ticks(children(master)) if master else {}
     (RESULTS / "wrk").mkdir(parents=True, exist_ok=True)
     (RESULTS / "wrk" / f"{_slug(label)}.txt").write_text(done.stdout)
-    return parse_wrk(done.stdout)
+    result = parse_wrk(done.stdout)
+    result.worker_split = _split(before, after)
+    return result
+
+
+def _cpu_ticks(pids: set[int]) -> dict[int, int]:
+    """User + system CPU ticks of each process (Linux' /proc/<pid>/stat)."""
+    ticks = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks[pid] = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return ticks
+
+
+def _split(before: dict[int, int], after: dict[int, int]) -> tuple[int, ...]:
+    """Each worker's share of the CPU the workers used between two readings, largest first.
+
+    gunicorn's workers share one listening socket and each takes the connections it is
+    awake to accept: wrk's 32 keep-alive connections may land unevenly, and a worker left
+    with few of them leaves CPU unused. The table shows the split, so that a run whose
+    load landed on one worker is seen as such."""
+    used = {pid: after[pid] - before.get(pid, 0) for pid in after}
+    total = sum(used.values())
+    if total <= 0:
+        return ()
+    return tuple(sorted((round(100 * n / total) for n in used.values()), reverse=True))
+
+
+def split_note(result: WrkResult) -> str:
+    return f"workers' CPU {'/'.join(str(n) for n in result.worker_split)} %" if result.worker_split else ""
 
 
 def _slug(text: str) -> str:
@@ -219,6 +255,7 @@ def row_from(key: str, name: str, result: WrkResult, **goal: Any) -> Row:
         p50_ms=result.p50_ms,
         p99_ms=result.p99_ms,
         errors=result.errors,
+        note=split_note(result),
         **goal,
     )
 
@@ -243,6 +280,10 @@ def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[in
         conn.close()
 
 
+# The gunicorn master of each running server, by port (``wrk`` reads its workers' CPU).
+_SERVERS: dict[int, int] = {}
+
+
 @contextlib.contextmanager
 def gunicorn(target: str, *, name: str, env: dict[str, str], ready_path: str = "/") -> Iterator[int]:
     """``gunicorn <target>`` as the Procfile's web process runs it (gunicorn.conf.py),
@@ -260,6 +301,7 @@ def gunicorn(target: str, *, name: str, env: dict[str, str], ready_path: str = "
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    _SERVERS[port] = process.pid
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -273,6 +315,7 @@ def gunicorn(target: str, *, name: str, env: dict[str, str], ready_path: str = "
             time.sleep(0.2)
         yield port
     finally:
+        _SERVERS.pop(port, None)
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
             try:

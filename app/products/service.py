@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from app.db import db, utcnow
+from app.db import commit_keeping_loaded, db, utcnow
 from app.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from app.products.cache import catalog_changed
 from app.products.conflicts import duplicate, violated_unique
@@ -154,9 +154,13 @@ def _check_image(upload_id: uuid.UUID | None) -> None:
 
 
 def _commit_write(if_match: str | None) -> None:
-    """Commit an update; a concurrent change (version moved) or a duplicate is refused."""
+    """Commit an update; a concurrent change (version moved) or a duplicate is refused.
+
+    The written product is kept as committed (not reloaded): its answer and ETag carry the
+    version this request wrote, never a later writer's (whose changes its client has not
+    seen, and would overwrite with that ETag as If-Match)."""
     try:
-        db.session.commit()
+        commit_keeping_loaded()
     except StaleDataError as exc:
         db.session.rollback()
         # The UPDATE's ``WHERE version = :seen`` matched nothing: someone else won.

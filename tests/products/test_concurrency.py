@@ -7,7 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
+from sqlalchemy.orm import Session
 
 from tests.conftest import json_of
 from tests.factories import AuthedUser
@@ -90,3 +92,34 @@ def test_concurrent_updates_without_if_match_never_lose_a_version(app: Flask, st
         assert len(winners) == len(set(winners))
         successes += len(winners)
     assert json_of(app.test_client().get(url))["data"]["version"] == 1 + successes
+
+
+def test_an_update_answers_with_the_version_it_wrote_though_another_commits_right_after(
+    app: Flask, staff: AuthedUser
+) -> None:
+    """The answer (and its ETag) is what this request committed: had it been read again
+    after the commit, a writer committing in between would lend it its version, and this
+    client would overwrite that writer's change with If-Match."""
+    url = f"{PRODUCTS}/{make_product(app, stock=0)}"
+    second: list[Any] = []
+
+    def another_writer_commits(session: Session) -> None:
+        if second:
+            return
+        second.append(None)
+        writer = threading.Thread(
+            target=lambda: second.append(app.test_client().patch(url, json={"stock": 2}, headers=staff.headers))
+        )
+        writer.start()
+        writer.join(timeout=30)
+
+    sa.event.listen(Session, "after_commit", another_writer_commits)
+    try:
+        first = app.test_client().patch(url, json={"stock": 1}, headers=staff.headers)
+    finally:
+        sa.event.remove(Session, "after_commit", another_writer_commits)
+    later = second[1]
+    assert first.status_code == later.status_code == 200, (first.get_data(), later.get_data())
+    assert json_of(first)["data"]["stock"] == 1 and json_of(first)["data"]["version"] == 2
+    assert json_of(later)["data"]["stock"] == 2 and json_of(later)["data"]["version"] == 3
+    assert first.headers["ETag"] != later.headers["ETag"]
