@@ -50,6 +50,19 @@ def on_starting(server):  # type: ignore[no-untyped-def]
     server.log.info("Prometheus multiprocess folder: %s", os.environ["PROMETHEUS_MULTIPROC_DIR"])
 
 
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    """The app is loaded in this worker: what it built at start lives as long as the worker.
+
+    Moved to the collector's permanent generation, those objects (about 170,000) are no
+    longer traversed by each full collection, which otherwise stalls every thread of the
+    worker for over 100 ms now and then: the tail latency of every endpoint.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
     """A dead worker's live gauges go; its counters stay in the sums."""
     from prometheus_client import multiprocess
