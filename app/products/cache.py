@@ -34,14 +34,15 @@ import logging
 import re
 import secrets
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app, has_app_context
-from redis.exceptions import RedisError
+from redis.client import Pipeline
+from redis.exceptions import NoScriptError, RedisError
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.db import db
@@ -188,16 +189,16 @@ def _read_states(session: Session, changes: _Changes) -> None:
 
 
 def _publish(changes: _Changes) -> None:
-    try:
-        connection = redis_queues.connection
-        pipe = connection.pipeline(transaction=False)
+    def queue(pipe: Pipeline) -> None:
         if changes.states:
             store_states(changes.states, client=pipe)
         if changes.stock_ids:
             pipe.set(STOCK_GENERATION_KEY, _new_token())
         if changes.everything:
             pipe.set(GENERATION_KEY, _new_token())
-        pipe.execute()
+
+    try:
+        _run_pipeline(queue)
     except RedisError:
         # Entries expire after CATALOG_CACHE_TTL; until then readers may see the past.
         log.exception("catalog change not published to the cache (everything=%s)", changes.everything)
@@ -331,6 +332,24 @@ def _scripts() -> dict[str, Any]:
     return scripts
 
 
+def _run_pipeline(queue: Callable[[Pipeline], None]) -> None:
+    """Send what ``queue`` puts in a pipeline in one round trip. If Redis lost the scripts
+    (a restart, ``SCRIPT FLUSH``), load them and send it all again: every command queued
+    here may run twice (they set values, and a new generation twice is one change)."""
+    connection = redis_queues.connection
+    for attempt in (1, 2):
+        pipe = connection.pipeline(transaction=False)
+        queue(pipe)
+        try:
+            pipe.execute()
+            return
+        except NoScriptError:
+            if attempt == 2:
+                raise
+            for script in _scripts().values():
+                connection.script_load(script.script)
+
+
 def _establish(key: str) -> bytes:
     """The generation at ``key``, starting one if there is none."""
     connection = redis_queues.connection
@@ -346,12 +365,14 @@ def store(key: str, tag: bytes | None, payload: bytes, *, states: Mapping[str, S
     and the ``states`` it was built with unless Redis holds newer ones: one round trip."""
     if tag is None:
         return
-    try:
-        pipe = redis_queues.connection.pipeline(transaction=False)
+
+    def queue(pipe: Pipeline) -> None:
         pipe.set(ENTRY_PREFIX + key, tag + payload, ex=_ttl())
         if states:
             store_states(states, client=pipe)
-        pipe.execute()
+
+    try:
+        _run_pipeline(queue)
     except RedisError:
         log.warning("catalog cache unavailable; entry not stored", exc_info=True)
 
@@ -377,7 +398,10 @@ def store_states(found: Mapping[str, State], *, client: Any = None) -> None:
     args: list[bytes | int] = [_ttl(), *(state.dumps() for _, state in items)]
     script = _scripts()["store_if_newer"]
     if client is not None:
-        script(keys=keys, args=args, client=client)
+        # By SHA, queued like any command: a script passed to a pipeline would make it ask
+        # Redis first whether the script exists, a round trip on every write and every
+        # stored entry (``_run_pipeline`` loads the scripts if Redis lost them).
+        client.evalsha(script.sha, len(keys), *keys, *args)
         return
     try:
         script(keys=keys, args=args)

@@ -173,6 +173,23 @@ def test_after_a_sale_the_next_page_read_runs_no_sql(app: Flask, client: FlaskCl
     assert statements == []
 
 
+def test_a_sale_is_seen_after_redis_lost_the_caches_scripts(
+    app: Flask, client: FlaskClient, customer: AuthedUser, reader: Any
+) -> None:
+    """After a Redis restart (or ``SCRIPT FLUSH``) the first write's pipeline is refused
+    (NOSCRIPT): it loads the scripts and sends its changes again, nothing is lost."""
+    product_id = make_product(app, name="Mug", stock=4)
+    path = f"{PRODUCTS}/{product_id}"
+    _warm(reader, path)
+    with app.app_context():
+        redis_queues.connection.script_flush()
+    _order(client, customer, product_id, 1)
+    status, body = reader(path)
+    assert status == 200 and (body["data"]["stock"], body["data"]["version"]) == (3, 2)
+    with app.app_context():
+        assert redis_queues.connection.get(cache.STATE_PREFIX + product_id).startswith(b"2|3|")
+
+
 def test_a_state_redis_lost_is_read_from_the_database(app: Flask, client: FlaskClient, customer: AuthedUser) -> None:
     product_id = make_product(app, stock=5)
     client.get(PRODUCTS)
