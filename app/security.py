@@ -76,12 +76,14 @@ def _cap_body() -> None:
     request.max_content_length = limit
 
 
+def sends_credentials() -> bool:
+    """Whether the request carries credentials: an ``Authorization`` header or the
+    dashboard's session cookie (what it is answered may depend on who sent it)."""
+    return "Authorization" in request.headers or current_app.config["SESSION_COOKIE_NAME"] in request.cookies
+
+
 def _is_private() -> bool:
-    return (
-        request.blueprint in PRIVATE_BLUEPRINTS
-        or "Authorization" in request.headers
-        or current_app.config["SESSION_COOKIE_NAME"] in request.cookies
-    )
+    return request.blueprint in PRIVATE_BLUEPRINTS or sends_credentials()
 
 
 def _rebase_location(response: Response) -> None:

@@ -37,6 +37,7 @@ from app.products.cache import State, newer
 from app.products.models import Category, Product
 from app.products.permissions import sees_inactive
 from app.schema import utc_text
+from app.security import sends_credentials
 
 PUBLIC = "public, max-age=0, must-revalidate"
 PRIVATE = "private, no-store"
@@ -257,7 +258,7 @@ def early_answer() -> Answer | None:
     kind = EARLY_KINDS.get(request.endpoint or "")
     if kind is None or request.method != "GET" or not cache.enabled():
         return None
-    if "Authorization" in request.headers or current_app.config["SESSION_COOKIE_NAME"] in request.cookies:
+    if sends_credentials():
         return None
     key = _request_key(kind)
     found = cache.lookup(key, stock_dependent=kind == "products" and _stock_dependent())
