@@ -119,6 +119,8 @@ class WrkResult:
     output: str = field(repr=False)
     # Each gunicorn worker's share of the CPU the workers used while measured (percent).
     worker_split: tuple[int, ...] = ()
+    # Measurements discarded because the load landed on too few workers (see ``wrk``).
+    lopsided: int = 0
 
 
 # --- wrk ---------------------------------------------------------------------------------
@@ -180,15 +182,26 @@ def wrk(url: str, *, label: str, requests: Path | None = None, warmup_requests: 
         warmup_env = env_for(warmup_requests or requests)
         subprocess.run([*command, f"-d{WARMUP_SECONDS}s", url], env=warmup_env, check=True, capture_output=True)
     master = _SERVERS.get(urlsplit(url).port or 0)
-    before = _cpu_ticks(children(master)) if master else {}
-    done = subprocess.run(
-        [*command, f"-d{SECONDS}s", "--latency", url], env=env_for(requests), check=True, capture_output=True, text=True
-    )
-    after = _cpu_ticks(children(master)) if master else {}
+    lopsided = 0
+    while True:
+        before = _cpu_ticks(children(master)) if master else {}
+        done = subprocess.run(
+            [*command, f"-d{SECONDS}s", "--latency", url],
+            env=env_for(requests),
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        after = _cpu_ticks(children(master)) if master else {}
+        split = _split(before, after)
+        if not _is_lopsided(split) or lopsided == LOPSIDED_RETRIES:
+            break
+        lopsided += 1
     (RESULTS / "wrk").mkdir(parents=True, exist_ok=True)
     (RESULTS / "wrk" / f"{_slug(label)}.txt").write_text(done.stdout)
     result = parse_wrk(done.stdout)
-    result.worker_split = _split(before, after)
+    result.worker_split = split
+    result.lopsided = lopsided
     return result
 
 
@@ -207,8 +220,8 @@ def _split(before: dict[int, int], after: dict[int, int]) -> tuple[int, ...]:
 
     gunicorn's workers share one listening socket and each takes the connections it is
     awake to accept: wrk's 32 keep-alive connections may land unevenly, and a worker left
-    with few of them leaves CPU unused. The table shows the split, so that a run whose
-    load landed on one worker is seen as such."""
+    with few of them leaves CPU unused. The table shows the split; ``wrk`` measures again
+    when it is lopsided."""
     used = {pid: after[pid] - before.get(pid, 0) for pid in after}
     total = sum(used.values())
     if total <= 0:
@@ -216,8 +229,28 @@ def _split(before: dict[int, int], after: dict[int, int]) -> tuple[int, ...]:
     return tuple(sorted((round(100 * n / total) for n in used.values()), reverse=True))
 
 
+# A measurement in which some worker did less than half of its even share of the work
+# measured the other workers, not the server: wrk keeps its connections for the whole
+# run, so the split it got at connect time holds throughout. It is measured again (wrk
+# connects anew), at most this many times; the table says when.
+LOPSIDED_RETRIES = 2
+
+
+def _is_lopsided(split: tuple[int, ...]) -> bool:
+    workers = int(WEB_CONCURRENCY)
+    if workers < 2 or not split:
+        return False
+    shares = list(split) + [0] * (workers - len(split))
+    return min(shares) < 100 / workers / 2
+
+
 def split_note(result: WrkResult) -> str:
-    return f"workers' CPU {'/'.join(str(n) for n in result.worker_split)} %" if result.worker_split else ""
+    if not result.worker_split:
+        return ""
+    note = f"workers' CPU {'/'.join(str(n) for n in result.worker_split)} %"
+    if result.lopsided:
+        note += f", measured again {result.lopsided}x: the load had landed on too few workers"
+    return note
 
 
 def _slug(text: str) -> str:

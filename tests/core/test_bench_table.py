@@ -3,6 +3,9 @@ not requests (an import: rows/s, seconds, peak RSS) with columns of their own.""
 
 from __future__ import annotations
 
+from typing import Any
+
+from bench import harness
 from bench.harness import Row, table
 
 HTTP_HEADER = "| benchmark | rate | p50 | p99 | errors | ratio | goal |"
@@ -50,3 +53,25 @@ def test_work_rows_add_seconds_and_peak_rss_and_are_held_to_a_memory_goal() -> N
     rows[3].peak_rss_mb = 150.0
     rows[3].judge({row.key: row for row in rows})
     assert rows[3].met is True
+
+
+def test_a_measurement_that_landed_on_too_few_workers_is_lopsided_and_the_row_says_it_was_redone(
+    monkeypatch: Any,
+) -> None:
+    monkeypatch.setattr(harness, "WEB_CONCURRENCY", "2")
+    assert harness._is_lopsided((100, 0))
+    assert harness._is_lopsided((80,))  # the other worker did nothing at all
+    assert harness._is_lopsided((76, 24))
+    assert not harness._is_lopsided((75, 25))
+    assert not harness._is_lopsided((50, 50))
+    assert not harness._is_lopsided(())  # no reading (no server of ours): nothing to judge
+    monkeypatch.setattr(harness, "WEB_CONCURRENCY", "4")
+    assert harness._is_lopsided((40, 30, 20, 10))
+    assert not harness._is_lopsided((30, 25, 25, 20))
+
+    result = harness.WrkResult(1.0, 1.0, 1.0, 10, 0, output="", worker_split=(55, 45), lopsided=1)
+    assert harness.split_note(result) == (
+        "workers' CPU 55/45 %, measured again 1x: the load had landed on too few workers"
+    )
+    result.lopsided = 0
+    assert harness.split_note(result) == "workers' CPU 55/45 %"
