@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import types
+from collections.abc import Callable
+from inspect import iscoroutinefunction
+from typing import Any
+
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -17,8 +22,31 @@ from app.storage import init_storage
 from config import Config, get_config
 
 
+class StorefrontFlask(Flask):
+    """Flask, asking once per function whether it is a coroutine function.
+
+    Flask's ``ensure_sync`` asks ``inspect.iscoroutinefunction`` for every hook and view
+    of every request (about ten per request, a few microseconds each); the answer
+    depends only on the function, so it is remembered (keyed by the function, not by
+    the bound method a class-based view makes anew per request).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._coroutine_functions: dict[Callable[..., Any], bool] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        target = func.__func__ if isinstance(func, types.MethodType) else func
+        if not isinstance(target, types.FunctionType):  # partials, callable objects: as Flask does
+            return super().ensure_sync(func)
+        known = self._coroutine_functions.get(target)
+        if known is None:
+            known = self._coroutine_functions[target] = iscoroutinefunction(func)
+        return self.async_to_sync(func) if known else func
+
+
 def create_app(config: Config | None = None) -> Flask:
-    app = Flask(__name__)
+    app = StorefrontFlask(__name__)
     app.config.from_object(config or get_config())
     app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider attribute; keep schema field order
     configure_logging(app.config["LOG_LEVEL"])

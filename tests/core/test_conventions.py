@@ -6,6 +6,8 @@ import json
 import logging
 import os
 
+import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.conftest import json_of
@@ -109,3 +111,44 @@ def test_json_formatter_renders_one_line(client: FlaskClient, caplog) -> None:
     assert "\n" not in line
     entry = json.loads(line)
     assert entry["request_id"] == "req-43" and entry["status"] == 200 and entry["level"] == "INFO"
+
+
+def test_the_app_remembers_which_functions_are_coroutines_and_answers_as_flask_does(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ensure_sync`` is asked about every hook and view of every request: the app keeps
+    each function's answer, and still hands an ``async def`` view to ``async_to_sync``."""
+
+    def plain() -> str:
+        return "plain"
+
+    async def coroutine() -> str:
+        return "coroutine"
+
+    class View:
+        def get(self) -> str:
+            return "method"
+
+    assert app.ensure_sync(plain) is plain
+    assert app.ensure_sync(plain) is plain
+    bound = View().get
+    assert app.ensure_sync(bound) is bound
+    assert app.ensure_sync(View().get)() == "method"  # a new bound method, the same answer
+    handed: list[object] = []
+
+    def async_to_sync(func: object) -> object:
+        handed.append(func)
+        return func
+
+    monkeypatch.setattr(app, "async_to_sync", async_to_sync)
+    app.ensure_sync(coroutine)
+    app.ensure_sync(coroutine)
+    assert handed == [coroutine, coroutine]
+    # Each plain function is asked about once, whatever the number of requests.
+    with app.test_client() as client:
+        before = len(app._coroutine_functions)  # type: ignore[attr-defined]
+        for _ in range(3):
+            client.get("/health/live")
+        after_first = len(app._coroutine_functions)  # type: ignore[attr-defined]
+        client.get("/health/live")
+        assert len(app._coroutine_functions) == after_first >= before  # type: ignore[attr-defined]
