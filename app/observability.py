@@ -76,13 +76,14 @@ class DevServerFilter(logging.Filter):
 
 def configure_logging(level: str) -> None:
     """One JSON line per record on stdout (the platform collects stdout)."""
-    # The JSON lines name no source file, thread or process (the access line has its pid):
-    # records need not look them up, at a cost paid on every request (the logging HOWTO's
-    # "Optimization" settings).
+    # The JSON lines name no source file, thread or process name: records need not look
+    # them up, at a cost paid on every request (the logging HOWTO's "Optimization"
+    # settings). The process id stays: gunicorn's own log lines print it (``[%(process)d]``
+    # in its error format), and without it every line a worker logs once the app is
+    # loaded ("Worker exiting") fails to format.
     logging._srcfile = None
     logging.logThreads = False
     logging.logMultiprocessing = False
-    logging.logProcesses = False
     root = logging.getLogger()
     root.setLevel(level)
     if not any(getattr(h, "_storefront", False) for h in root.handlers):

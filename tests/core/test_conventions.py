@@ -152,3 +152,16 @@ def test_the_app_remembers_which_functions_are_coroutines_and_answers_as_flask_d
         after_first = len(app._coroutine_functions)  # type: ignore[attr-defined]
         client.get("/health/live")
         assert len(app._coroutine_functions) == after_first >= before  # type: ignore[attr-defined]
+
+
+def test_gunicorns_own_log_lines_still_format_once_the_app_is_loaded(app: Flask) -> None:
+    """gunicorn prints its lines (a worker's "Worker exiting", say) with the pid of the
+    record: the app's logging settings must leave it there (it once did not, and every
+    such line became a "--- Logging error ---" traceback)."""
+    from gunicorn.glogging import Logger as GunicornLogger
+
+    record = logging.getLogger("gunicorn.error").makeRecord(
+        "gunicorn.error", logging.INFO, __file__, 1, "Worker exiting (pid: %s)", (1234,), None
+    )
+    line = logging.Formatter(GunicornLogger.error_fmt, GunicornLogger.datefmt).format(record)
+    assert line.endswith(f"[{os.getpid()}] [INFO] Worker exiting (pid: 1234)")
