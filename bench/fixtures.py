@@ -32,6 +32,7 @@ def catalog(ctx: harness.Context) -> Catalog:
     from app import create_app
     from app.auth.sessions import open_session
     from app.db import db
+    from app.orders.models import Order
     from app.products.models import Product
     from app.products.seed import seed_catalog
     from app.users import service as users_service
@@ -51,12 +52,18 @@ def catalog(ctx: harness.Context) -> Catalog:
         order_ids = [str(i) for i in db.session.scalars(live.order_by(Product.sku.desc()).limit(ORDER_PRODUCTS))]
         db.session.execute(sa.update(Product).where(Product.id.in_(order_ids)).values(stock=1_000_000))
         tokens = []
+        customer_ids = []
         for n in range(CUSTOMERS):
             email = f"bench-customer-{n}@example.com"
             user = users_service.find_by_email(email) or users_service.create(
                 email=email, password=secrets.token_urlsafe(16) + "-Aa1", full_name=f"Bench {n}"
             )
+            customer_ids.append(user.id)
             tokens.append(open_session(user, user_agent="bench", ip=harness.HOST).access_token)
+        # Each run starts where a fresh database would: the customers' orders of earlier
+        # runs go (their lines and events with them), so runs are alike and no customer
+        # piles up thousands of unpaid orders for placement to look through.
+        db.session.execute(sa.delete(Order).where(Order.user_id.in_(customer_ids)))
         db.session.commit()
         db.engine.dispose()
     # What autovacuum would do after a bulk load: fresh statistics, GIN pending lists merged.

@@ -197,6 +197,7 @@ def wrk(url: str, *, label: str, requests: Path | None = None, warmup_requests: 
         if not _is_lopsided(split) or lopsided == LOPSIDED_RETRIES:
             break
         lopsided += 1
+        time.sleep(1)  # the workers back to waiting for connections, as before the first
     (RESULTS / "wrk").mkdir(parents=True, exist_ok=True)
     (RESULTS / "wrk" / f"{_slug(label)}.txt").write_text(done.stdout)
     result = parse_wrk(done.stdout)

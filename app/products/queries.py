@@ -170,26 +170,30 @@ def relevance(q: str) -> sa.ColumnElement[float]:
 # --- related rows ------------------------------------------------------------------------------
 
 
+# Built once, run with the ids bound (``expanding``: one parameter per id at execution):
+# building a statement costs more than running this one (about 0.2 ms of 0.55 ms).
+_CATEGORIES_OF = (
+    sa.select(product_categories.c.product_id, Category.id, Category.slug, Category.name)
+    .join(Category, Category.id == product_categories.c.category_id)
+    .where(product_categories.c.product_id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(Category.name, Category.id)
+)
+_STATES_OF = sa.select(Product.id, Product.version, Product.stock, Product.updated_at).where(
+    Product.id.in_(sa.bindparam("ids", expanding=True))
+)
+
+
 def categories_of(product_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[CategoryRef]]:
     """Each product's categories, by name (one statement for the whole page)."""
     found: dict[uuid.UUID, list[CategoryRef]] = {}
     if not product_ids:
         return found
-    rows = db.session.execute(
-        sa.select(product_categories.c.product_id, Category.id, Category.slug, Category.name)
-        .join(Category, Category.id == product_categories.c.category_id)
-        .where(product_categories.c.product_id.in_(product_ids))
-        .order_by(Category.name, Category.id)
-    )
-    for product_id, category_id, slug, name in rows:
+    for product_id, category_id, slug, name in db.session.execute(_CATEGORIES_OF, {"ids": list(product_ids)}):
         found.setdefault(product_id, []).append(CategoryRef(category_id, slug, name))
     return found
 
 
 def states_of(product_ids: Sequence[str]) -> dict[str, State]:
     """The current state (version, stock, updated_at) of each product, from the database."""
-    ids = [uuid.UUID(i) for i in product_ids]
-    rows = db.session.execute(
-        sa.select(Product.id, Product.version, Product.stock, Product.updated_at).where(Product.id.in_(ids))
-    )
+    rows = db.session.execute(_STATES_OF, {"ids": [uuid.UUID(i) for i in product_ids]})
     return {str(row.id): State.of(row.version, row.stock, row.updated_at) for row in rows}
