@@ -175,19 +175,23 @@ def wrk(url: str, *, label: str, requests: Path | None = None, warmup_requests: 
     if requests is not None:
         command += ["-s", str(ROOT / "bench" / "requests.lua")]
 
-    def env_for(path: Path | None) -> dict[str, str]:
-        return {**os.environ, "WRK_REQUESTS": str(path)} if path is not None else dict(os.environ)
+    def env_for(path: Path | None, skip: int = 0) -> dict[str, str]:
+        if path is None:
+            return dict(os.environ)
+        return {**os.environ, "WRK_REQUESTS": str(path), "WRK_SKIP": str(skip)}
 
     if WARMUP_SECONDS:
         warmup_env = env_for(warmup_requests or requests)
         subprocess.run([*command, f"-d{WARMUP_SECONDS}s", url], env=warmup_env, check=True, capture_output=True)
     master = _SERVERS.get(urlsplit(url).port or 0)
-    lopsided = 0
+    lopsided = sent = 0
     while True:
         before = _cpu_ticks(children(master)) if master else {}
         done = subprocess.run(
             [*command, f"-d{SECONDS}s", "--latency", url],
-            env=env_for(requests),
+            # A measurement taken again goes on past what the earlier ones sent: a row of
+            # cold requests stays cold (each of its requests a first).
+            env=env_for(requests, skip=sent),
             check=True,
             capture_output=True,
             text=True,
@@ -197,6 +201,7 @@ def wrk(url: str, *, label: str, requests: Path | None = None, warmup_requests: 
         if not _is_lopsided(split) or lopsided == LOPSIDED_RETRIES:
             break
         lopsided += 1
+        sent += parse_wrk(done.stdout).requests
         time.sleep(1)  # the workers back to waiting for connections, as before the first
     (RESULTS / "wrk").mkdir(parents=True, exist_ok=True)
     (RESULTS / "wrk" / f"{_slug(label)}.txt").write_text(done.stdout)

@@ -1,6 +1,7 @@
 -- Rotates through the requests in the file named by WRK_REQUESTS (bench/harness.py writes
 -- it): one request a line, METHOD <tab> PATH <tab> AUTHORIZATION <tab> JSON BODY, the last
--- two possibly empty. Each wrk thread starts at a different point of the list.
+-- two possibly empty. Each wrk thread starts at a different point of the list, both
+-- WRK_SKIP lines further on (what earlier measurements of the same row sent).
 local threads = 0
 
 function setup(thread)
@@ -28,7 +29,7 @@ function init(args)
     end
     requests[#requests + 1] = wrk.format(fields[1], fields[2], headers, body)
   end
-  n = (thread_index or 0) * math.floor(#requests / 2 + 1)
+  n = (tonumber(os.getenv("WRK_SKIP")) or 0) + (thread_index or 0) * math.floor(#requests / 2 + 1)
 end
 
 function request()
