@@ -190,6 +190,20 @@ def test_a_sale_is_seen_after_redis_lost_the_caches_scripts(
         assert redis_queues.connection.get(cache.STATE_PREFIX + product_id).startswith(b"2|3|")
 
 
+def test_a_cached_read_after_redis_lost_the_caches_scripts_is_still_served_from_the_cache(
+    app: Flask, client: FlaskClient
+) -> None:
+    """A read reloads the script Redis lost (NOSCRIPT) instead of going to the database."""
+    make_product(app, stock=5)
+    client.get(PRODUCTS)
+    with app.app_context():
+        redis_queues.connection.script_flush()
+    with count_selects(app) as statements:
+        response = client.get(PRODUCTS)
+    assert response.status_code == 200 and json_of(response)["data"][0]["stock"] == 5
+    assert statements == []
+
+
 def test_a_state_redis_lost_is_read_from_the_database(app: Flask, client: FlaskClient, customer: AuthedUser) -> None:
     product_id = make_product(app, stock=5)
     client.get(PRODUCTS)
