@@ -177,15 +177,23 @@ def catalog_changed(
         changes.everything = True
 
 
+# Built once, run with the ids bound (``expanding``: one parameter per id at execution).
+_STATES_OF = sa.select(Product.id, Product.version, Product.stock, Product.updated_at).where(
+    Product.id.in_(sa.bindparam("ids", expanding=True))
+)
+
+
+def database_states(product_ids: Iterable[uuid.UUID], *, session: Session | None = None) -> dict[str, State]:
+    """The current state of each product, from the database (by id as text)."""
+    rows = (session or db.session()).execute(_STATES_OF, {"ids": sorted(product_ids)})
+    return {str(row.id): State.of(row.version, row.stock, row.updated_at) for row in rows}
+
+
 def _read_states(session: Session, changes: _Changes) -> None:
     changes.states = {key: state for key, state in changes.known.items() if uuid.UUID(key) in changes.stock_ids}
-    unknown = sorted(i for i in changes.stock_ids if str(i) not in changes.states)
-    if not unknown:
-        return
-    rows = session.execute(
-        sa.select(Product.id, Product.version, Product.stock, Product.updated_at).where(Product.id.in_(unknown))
-    )
-    changes.states.update({str(row.id): State.of(row.version, row.stock, row.updated_at) for row in rows})
+    unknown = [i for i in changes.stock_ids if str(i) not in changes.states]
+    if unknown:
+        changes.states.update(database_states(unknown, session=session))
 
 
 def _publish(changes: _Changes) -> None:
@@ -333,7 +341,7 @@ def _scripts() -> dict[str, Any]:
 
 
 def _run_script(name: str, *, keys: Sequence[str], args: Sequence[str | int | bytes]) -> Any:
-    """Run a script by SHA, loading it first if Redis lost it (a restart, ``SCRIPT
+    """Run a script by SHA, loading it again if Redis lost it (a restart, ``SCRIPT
     FLUSH``): what ``Script.__call__`` does, without its per-call steps (a tenth of a
     cached read's round trip)."""
     connection = redis_queues.connection

@@ -18,7 +18,6 @@ from app.db import db, escape_like
 from app.errors import ValidationFailed
 from app.pagination import Sortable, SortKey
 from app.permissions import Principal
-from app.products.cache import State
 from app.products.models import SEARCH_VECTOR, Category, Product, product_categories
 from app.products.permissions import sees_inactive
 from app.products.rendering import CategoryRef
@@ -178,9 +177,6 @@ _CATEGORIES_OF = (
     .where(product_categories.c.product_id.in_(sa.bindparam("ids", expanding=True)))
     .order_by(Category.name, Category.id)
 )
-_STATES_OF = sa.select(Product.id, Product.version, Product.stock, Product.updated_at).where(
-    Product.id.in_(sa.bindparam("ids", expanding=True))
-)
 
 
 def categories_of(product_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[CategoryRef]]:
@@ -191,9 +187,3 @@ def categories_of(product_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Cate
     for product_id, category_id, slug, name in db.session.execute(_CATEGORIES_OF, {"ids": list(product_ids)}):
         found.setdefault(product_id, []).append(CategoryRef(category_id, slug, name))
     return found
-
-
-def states_of(product_ids: Sequence[str]) -> dict[str, State]:
-    """The current state (version, stock, updated_at) of each product, from the database."""
-    rows = db.session.execute(_STATES_OF, {"ids": [uuid.UUID(i) for i in product_ids]})
-    return {str(row.id): State.of(row.version, row.stock, row.updated_at) for row in rows}

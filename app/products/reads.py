@@ -116,7 +116,7 @@ class Entry:
             return self.states
         missing = [i for i, state in zip(self.ids, stored, strict=True) if state is None]
         if missing:  # lost by Redis (eviction, expiry): the database has them
-            found = queries.states_of(missing)
+            found = cache.database_states(uuid.UUID(i) for i in missing)
             cache.store_states(found)
             stored = [state or found.get(i) for i, state in zip(self.ids, stored, strict=True)]
         return [newer(own, later) for own, later in zip(self.states, stored, strict=True)]
