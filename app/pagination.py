@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import urlencode
 
 import marshmallow as ma
@@ -212,12 +212,27 @@ def _order_columns(
     return columns
 
 
-# Counts the rows of a filtered select (no order): the ``total`` of a page-style list.
-Counter = Callable[[sa.Select[Any]], int]
+class Totals(Protocol):
+    """Where a page-style list's ``total`` may be known already (say, a cache): ``known``
+    is asked before the page is read; ``counted`` is told the total when it had to be
+    counted."""
+
+    def known(self) -> int | None: ...
+
+    def counted(self, total: int) -> None: ...
+
+
+# The column a page of rows carries its filtered select's count in (see ``paginate_rows``).
+TOTAL_COLUMN = "_total"
+
+
+def _count_of(stmt: sa.Select[Any]) -> sa.Select[tuple[int]]:
+    return sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())
 
 
 def count_all(stmt: sa.Select[Any]) -> int:
-    return db.session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    """The rows of a filtered select (no order): the ``total`` of a page-style list."""
+    return db.session.scalar(_count_of(stmt)) or 0
 
 
 def paginate(
@@ -230,7 +245,7 @@ def paginate(
 ) -> Page[M]:
     """Run ``stmt`` (filters applied, no order) as one page in the style ``args`` asked for."""
     page: Page[M] = _paginate(
-        stmt, args, sortable=sortable, default_sort=default_sort, tiebreak=tiebreak, rows=False, count=None
+        stmt, args, sortable=sortable, default_sort=default_sort, tiebreak=tiebreak, rows=False, totals=None
     )
     return page
 
@@ -242,15 +257,17 @@ def paginate_rows(
     sortable: Mapping[str, Sortable],
     default_sort: Sequence[SortKey],
     tiebreak: Sortable,
-    count: Counter | None = None,
+    totals: Totals | None = None,
 ) -> Page[sa.Row[Any]]:
     """``paginate`` for a select of columns (no ORM objects built): the items are its rows.
 
-    ``count`` gives the page style's ``total`` for the filtered select (say, from a
-    cache); by default a ``COUNT(*)`` runs.
+    A page-style ``total`` that ``totals`` does not know is counted by the page's own
+    statement (a scalar subquery PostgreSQL runs once: one round trip, and the count
+    and the page read one snapshot); each row then also carries it (``TOTAL_COLUMN``).
+    A page past the end has no rows to carry it: then a ``COUNT(*)`` of its own runs.
     """
     page: Page[sa.Row[Any]] = _paginate(
-        stmt, args, sortable=sortable, default_sort=default_sort, tiebreak=tiebreak, rows=True, count=count
+        stmt, args, sortable=sortable, default_sort=default_sort, tiebreak=tiebreak, rows=True, totals=totals
     )
     return page
 
@@ -263,7 +280,7 @@ def _paginate(
     default_sort: Sequence[SortKey],
     tiebreak: Sortable,
     rows: bool,
-    count: Counter | None,
+    totals: Totals | None,
 ) -> Page[Any]:
     sort: Sequence[SortKey] = args.get("sort") or default_sort
     columns = _order_columns(sort, sortable, tiebreak)
@@ -274,9 +291,21 @@ def _paginate(
 
     page = int(args.get("page") or 1)
     per_page = int(args.get("per_page") or DEFAULT_PER_PAGE)
-    total = (count or count_all)(stmt)
     page_stmt = stmt.order_by(*order_by).limit(per_page).offset((page - 1) * per_page)
-    items = list(db.session.execute(page_stmt)) if rows else list(db.session.scalars(page_stmt))
+    if not rows:
+        total = count_all(stmt)
+        items: list[Any] = list(db.session.scalars(page_stmt))
+    else:
+        known = totals.known() if totals is not None else None
+        if known is None:
+            page_stmt = page_stmt.add_columns(_count_of(stmt).scalar_subquery().label(TOTAL_COLUMN))
+        items = list(db.session.execute(page_stmt))
+        if known is not None:
+            total = known
+        else:
+            total = getattr(items[0], TOTAL_COLUMN) if items else count_all(stmt)
+            if totals is not None:
+                totals.counted(total)
     total_pages = max(1, math.ceil(total / per_page))
     links = {"first": {"page": "1", "per_page": str(per_page)}}
     if page > 1:

@@ -381,14 +381,25 @@ def _establish(key: str) -> bytes:
     return value
 
 
-def store(key: str, tag: bytes | None, payload: bytes, *, states: Mapping[str, State] | None = None) -> None:
+def store(
+    key: str,
+    tag: bytes | None,
+    payload: bytes,
+    *,
+    states: Mapping[str, State] | None = None,
+    entries: Mapping[str, bytes] | None = None,
+) -> None:
     """Keep ``payload`` at ``key`` under ``tag`` (from the ``lookup`` made before reading),
-    and the ``states`` it was built with unless Redis holds newer ones: one round trip."""
+    any other ``entries`` (key: payload) read under the same tag, and the ``states`` it was
+    built with unless Redis holds newer ones: one round trip."""
     if tag is None:
         return
 
     def queue(pipe: Pipeline) -> None:
-        pipe.set(ENTRY_PREFIX + key, tag + payload, ex=_ttl())
+        ttl = _ttl()
+        pipe.set(ENTRY_PREFIX + key, tag + payload, ex=ttl)
+        for other, other_payload in (entries or {}).items():
+            pipe.set(ENTRY_PREFIX + other, tag + other_payload, ex=ttl)
         if states:
             store_states(states, client=pipe)
 

@@ -30,7 +30,7 @@ from werkzeug.http import parse_etags
 
 from app.db import db
 from app.errors import NotFound
-from app.pagination import Page, SortKey, count_all, paginate_rows
+from app.pagination import Page, SortKey, Totals, paginate_rows
 from app.permissions import Principal
 from app.products import cache, queries, rendering
 from app.products.cache import State, newer
@@ -210,11 +210,18 @@ def list_products(
             rendered = _from_cache(found.payload, found.stored, item=False)
         else:
             count_key = _key("count", {k: v for k, v in args.items() if k not in _PAGING})
-            entry = _build_list(args, fields, viewer, count=_cached_count(count_key, stock_dependent, found.tag))
-            cache.store(key, found.tag, entry.dumps(), states=dict(zip(entry.ids, entry.states, strict=True)))
+            totals = _CachedTotals(count_key, stock_dependent, found.tag)
+            entry = _build_list(args, fields, viewer, totals=totals)
+            cache.store(
+                key,
+                found.tag,
+                entry.dumps(),
+                states=dict(zip(entry.ids, entry.states, strict=True)),
+                entries=totals.to_store(),
+            )
             rendered = _render(entry, entry.states, item=False)
     else:
-        entry = _build_list(args, fields, viewer, count=None)
+        entry = _build_list(args, fields, viewer, totals=None)
         rendered = _render(entry, entry.states, item=False)
     return _answer(rendered, public, if_none_match)
 
@@ -314,26 +321,36 @@ def _render_cached(payload: bytes, stored: tuple[bytes | None, ...], item: bool)
 _PAGING = frozenset({"page", "per_page", "cursor", "limit", "sort"})
 
 
-def _cached_count(key: str, stock_dependent: bool, tag: bytes | None) -> Any:
-    """The ``total`` of a filter set, shared by its pages and sort orders until a write."""
+@dataclass
+class _CachedTotals:
+    """The ``total`` of a filter set, shared by its pages and sort orders until a write:
+    looked up at ``key`` (under the page's tag); a total counted with the page is stored
+    with the page's entry (``to_store``), in the same round trip."""
 
-    def count(stmt: sa.Select[Any]) -> int:
-        found = cache.lookup(key, stock_dependent=stock_dependent)
-        if found.payload is not None and found.tag == tag:
-            return int(found.payload)
-        total = count_all(stmt)
-        cache.store(key, tag, str(total).encode())
-        return total
+    key: str
+    stock_dependent: bool
+    tag: bytes | None
+    found: int | None = None
 
-    return count
+    def known(self) -> int | None:
+        cached = cache.lookup(self.key, stock_dependent=self.stock_dependent)
+        if cached.payload is not None and cached.tag == self.tag:
+            return int(cached.payload)
+        return None
+
+    def counted(self, total: int) -> None:
+        self.found = total
+
+    def to_store(self) -> dict[str, bytes]:
+        return {} if self.found is None else {self.key: str(self.found).encode()}
 
 
 def _build_list(
-    args: Mapping[str, Any], fields: Sequence[str] | None, viewer: Principal | None, *, count: Any
+    args: Mapping[str, Any], fields: Sequence[str] | None, viewer: Principal | None, *, totals: Totals | None
 ) -> Entry:
     stmt = queries.filtered(queries.visible(viewer), args, viewer)
     sortable, default_sort = queries.sorting(args)
-    page = paginate_rows(stmt, args, sortable=sortable, default_sort=default_sort, tiebreak=Product.id, count=count)
+    page = paginate_rows(stmt, args, sortable=sortable, default_sort=default_sort, tiebreak=Product.id, totals=totals)
     entry = _entry(page.items, fields, template=lambda items: rendering.list_template(items, page.meta))
     entry.links = page.links
     return entry
