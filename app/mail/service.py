@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from app.db import db, utcnow
+from app.db import db, insert_new, new_id, utcnow
 from app.jobs import DEFAULT_RETRY_INTERVALS, PendingJob, enqueue_after_commit, enqueue_now, has_live_job
 from app.mail.models import OutboxMail
 from app.mail.sealing import seal
@@ -55,17 +55,32 @@ def render(template: str, context: Mapping[str, Any]) -> tuple[str, str, str]:
 def send(*, to: str, template: str, context: Mapping[str, Any], sensitive: bool = False) -> OutboxMail:
     """Write the mail to the outbox in the current transaction; deliver after commit.
 
+    The row is written at once (not by the session's next flush) and the returned object
+    is not in the session: load it by id to change it.
+
     ``sensitive``: the body carries a one-time token, so it is stored sealed and is
     redacted once delivered (``app.mail.sealing``).
     """
     subject, text, html = render(template, context)
     if sensitive:
         text, html = seal(text), seal(html)
+    now = utcnow()
     mail = OutboxMail(
-        to_address=to, template=template, subject=subject, text_body=text, html_body=html, sensitive=sensitive
+        id=new_id(),
+        to_address=to,
+        template=template,
+        subject=subject,
+        text_body=text,
+        html_body=html,
+        sensitive=sensitive,
+        attempts=0,
+        last_error=None,
+        sent_at=None,
+        failed_at=None,
+        created_at=now,
+        updated_at=now,
     )
-    db.session.add(mail)
-    db.session.flush()
+    insert_new(mail)
     enqueue_after_commit("mail", DELIVER, str(mail.id), job_id=job_id_for(mail.id), description=f"mail {template}")
     return mail
 

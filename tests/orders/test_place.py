@@ -331,3 +331,73 @@ def test_expired_keys_are_purged(app: Flask, place: Callable[..., Any]) -> None:
     assert "Purged 1 expired" in result.output
     with app.app_context():
         assert db.session.scalars(sa.select(IdempotencyKey.key)).all() == ["new"]
+
+
+def test_the_answer_is_the_order_as_stored(app: Flask, place: Callable[..., Any], client: FlaskClient) -> None:
+    """Placement answers with the order it built, not one read back: every field of the
+    answer (defaults included) must be what a later read of the stored order shows."""
+    customer = create_user(app)
+    a, b = make_product(app, price="3.50", stock=4), make_product(app, price="1.25", stock=4)
+    placed = created(place(customer, [(b, 3), (a, 1)], notes="Ring twice"))
+    stored = client.get(f"/api/v1/orders/{placed['id']}", headers=customer.headers)
+    assert stored.status_code == 200
+    assert json_of(stored)["data"] == placed
+    history = json_of(client.get(f"/api/v1/orders/{placed['id']}/events", headers=customer.headers))["data"]
+    assert [(e["from_status"], e["to_status"], e["actor_id"], e["at"]) for e in history] == [
+        (None, "pending", customer.id, placed["created_at"])
+    ]
+
+
+def test_a_placement_writes_one_insert_per_table(app: Flask, place: Callable[..., Any]) -> None:
+    """The lines go in one statement, whatever their number; nothing is written twice."""
+    customer = create_user(app)
+    products = [make_product(app) for _ in range(3)]
+    created(place(create_user(app), [(products[0], 1)]))  # SQLite's order-number counter row exists now
+    with app.app_context():
+        engine = db.engine
+    inserts: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT"):
+            inserts.append(statement.split()[2])
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        created(place(customer, [(p, 1) for p in products]))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert inserts == ["orders", "order_items", "order_events", "mail_outbox"]
+
+
+def test_a_failure_after_the_rows_are_written_leaves_none_of_them(
+    app: Flask,
+    place: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+    mailbox: Mailbox,
+    run_jobs: Callable[[], int],
+) -> None:
+    """The order, its lines and its event are written before the confirmation mail: when
+    the mail cannot be written the whole placement goes, stock included."""
+    from app.errors import ServiceUnavailable
+    from app.mail import service as mail_service
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise ServiceUnavailable("the outbox is unavailable")
+
+    customer = create_user(app)
+    product = make_product(app, stock=5)
+    monkeypatch.setattr(mail_service, "insert_new", refuse)
+    response = place(customer, [(product, 2)], key="key-fail")
+    assert response.status_code == 503
+    assert json_of(response)["error"]["code"] == "SERVICE_UNAVAILABLE"
+    assert order_count(app) == 0 and stock_of(app, product) == 5
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(IdempotencyKey)) == 0
+    run_jobs()
+    assert mailbox.to(customer.email) == []
+
+    monkeypatch.undo()
+    order = created(place(customer, [(product, 2)], key="key-fail"))
+    assert stock_of(app, product) == 3 and order_count(app) == 1
+    run_jobs()
+    assert [order["number"] in m["Subject"] for m in mailbox.to(customer.email)] == [True]
