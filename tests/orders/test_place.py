@@ -21,6 +21,7 @@ from tests.conftest import json_of
 from tests.factories import create_user
 from tests.orders.conftest import ADDRESS, created, make_product, stock_of
 from tests.support.mailbox import Mailbox
+from tests.support.sql import recorded_statements
 
 
 def order_count(app: Flask) -> int:
@@ -353,20 +354,9 @@ def test_a_placement_writes_one_insert_per_table(app: Flask, place: Callable[...
     customer = create_user(app)
     products = [make_product(app) for _ in range(3)]
     created(place(create_user(app), [(products[0], 1)]))  # SQLite's order-number counter row exists now
-    with app.app_context():
-        engine = db.engine
-    inserts: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT"):
-            inserts.append(statement.split()[2])
-
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements(app, "INSERT") as inserts:
         created(place(customer, [(p, 1) for p in products]))
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
-    assert inserts == ["orders", "order_items", "order_events", "mail_outbox"]
+    assert [statement.split()[2] for statement in inserts] == ["orders", "order_items", "order_events", "mail_outbox"]
 
 
 def test_a_failure_after_the_rows_are_written_leaves_none_of_them(
