@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
+from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, registry
 from uuid6 import uuid7
 
 # Constraint names are deterministic, so migrations can drop and alter them by name.
@@ -135,15 +136,25 @@ def insert_new(*objects: Base) -> None:
     so they are written exactly as built; the order given is the order of the INSERTs
     (parents first).
     """
-    batches: dict[tuple[sa.Table, tuple[str, ...]], list[dict[str, Any]]] = {}
+    batches: dict[tuple[sa.Insert, tuple[str, ...]], list[dict[str, Any]]] = {}
     for obj in objects:
         state = sa.inspect(obj)
+        insert, columns = _insert_of(state.mapper)
         loaded = state.dict
-        values = {prop.columns[0].key: loaded[prop.key] for prop in state.mapper.column_attrs if prop.key in loaded}
-        table = cast(sa.Table, state.mapper.local_table)
-        batches.setdefault((table, tuple(values)), []).append(values)
-    for (table, _), rows in batches.items():
-        db.session.execute(sa.insert(table), rows)
+        values = {column: loaded[attribute] for attribute, column in columns if attribute in loaded}
+        batches.setdefault((insert, tuple(values)), []).append(values)
+    for (insert, _), rows in batches.items():
+        db.session.execute(insert, rows)
+
+
+@functools.cache
+def _insert_of(mapper: Mapper[Any]) -> tuple[sa.Insert, tuple[tuple[str, str], ...]]:
+    """The INSERT of a mapper's one table (built once) and its (attribute, column) pairs."""
+    table = mapper.local_table
+    if mapper.inherits is not None or not isinstance(table, sa.Table):
+        raise TypeError(f"insert_new writes single-table models only, not {mapper.class_.__name__}")
+    columns = tuple((mapper.get_property_by_column(column).key, column.key) for column in table.columns)
+    return sa.insert(table), columns
 
 
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
