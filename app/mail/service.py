@@ -55,8 +55,8 @@ def render(template: str, context: Mapping[str, Any]) -> tuple[str, str, str]:
 def send(*, to: str, template: str, context: Mapping[str, Any], sensitive: bool = False) -> OutboxMail:
     """Write the mail to the outbox in the current transaction; deliver after commit.
 
-    The row is written at once (not by the session's next flush) and the returned object
-    is not in the session: load it by id to change it.
+    The row is written at once (not by the session's next flush), its other columns at
+    their defaults; the returned object is not in the session: load it by id to use it.
 
     ``sensitive``: the body carries a one-time token, so it is stored sealed and is
     redacted once delivered (``app.mail.sealing``).
@@ -64,7 +64,6 @@ def send(*, to: str, template: str, context: Mapping[str, Any], sensitive: bool 
     subject, text, html = render(template, context)
     if sensitive:
         text, html = seal(text), seal(html)
-    now = utcnow()
     mail = OutboxMail(
         id=new_id(),
         to_address=to,
@@ -73,12 +72,6 @@ def send(*, to: str, template: str, context: Mapping[str, Any], sensitive: bool 
         text_body=text,
         html_body=html,
         sensitive=sensitive,
-        attempts=0,
-        last_error=None,
-        sent_at=None,
-        failed_at=None,
-        created_at=now,
-        updated_at=now,
     )
     insert_new(mail)
     enqueue_after_commit("mail", DELIVER, str(mail.id), job_id=job_id_for(mail.id), description=f"mail {template}")

@@ -94,20 +94,13 @@ def place_order(*, user_id: uuid.UUID, data: Mapping[str, Any], idempotency_key:
         total=totals.total,
         shipping_address=dict(data["shipping_address"]),
         notes=data.get("notes"),
-        refunded_amount=None,
-        tracking_number=None,
-        paid_at=None,
-        shipped_at=None,
-        delivered_at=None,
-        cancelled_at=None,
         created_at=now,
         updated_at=now,
         items=items,
     )
-    event = OrderEvent(
-        id=new_id(), order_id=order_id, from_status=None, to_status=order.status, actor_id=user_id, reason=None, at=now
-    )
-    # Written as built, in three statements; the order (with its lines) is the answer.
+    event = OrderEvent(id=new_id(), order_id=order_id, to_status=order.status, actor_id=user_id, at=now)
+    # Written as built, in three statements; the order (with its lines) is the answer. What
+    # it leaves unset (paid_at, tracking_number, ...) is None here and NULL in its row.
     insert_new(order, *items, event)
 
     _mail_confirmation(order)
