@@ -126,6 +126,20 @@ def commit_keeping_loaded() -> None:
         session.expire_on_commit = True
 
 
+def read_outside_transaction() -> None:
+    """Run this read-only use case's statements outside a transaction (each on its own, as
+    ``AUTOCOMMIT``): no ``BEGIN`` and ``ROLLBACK`` round trips around them. Under READ
+    COMMITTED, the isolation the app runs at, a transaction gives separate statements no
+    common snapshot anyway, so a read whose every statement is consistent alone (a page
+    and its count are one statement) answers the same. Call it just before the first
+    statement (it procures the connection); where the session is in a transaction already
+    (a request that read the caller's account, say), the read joins it and this does nothing.
+    The pool resets the connection's isolation when it is returned."""
+    session = db.session()
+    if not session.in_transaction():
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 def insert_new(*objects: Base) -> None:
     """INSERT new objects now, one statement per table and set of columns (executemany),
     without the unit of work: for a hot path that answers with what it built and reads

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -22,23 +22,31 @@ from app.products.models import SEARCH_VECTOR, Category, Product, product_catego
 from app.products.permissions import sees_inactive
 from app.products.rendering import CategoryRef
 
+# Reads name the tables' columns, not the models' attributes: a statement naming an ORM
+# attribute anywhere is ORM-enabled, and the session runs it through the ORM (compile state,
+# result setup), which costs more than the statement itself; these return plain rows.
+_products = cast(sa.Table, Product.__table__)
+_categories = cast(sa.Table, Category.__table__)
+PRODUCT = _products.c
+_CATEGORY = _categories.c
+
 COLUMNS = (
-    Product.id,
-    Product.sku,
-    Product.slug,
-    Product.name,
-    Product.description,
-    Product.price,
-    Product.compare_at_price,
-    Product.stock,
-    Product.low_stock_threshold,
-    Product.is_active,
-    Product.image_upload_id,
-    Product.version,
-    Product.created_at,
-    Product.updated_at,
+    PRODUCT.id,
+    PRODUCT.sku,
+    PRODUCT.slug,
+    PRODUCT.name,
+    PRODUCT.description,
+    PRODUCT.price,
+    PRODUCT.compare_at_price,
+    PRODUCT.stock,
+    PRODUCT.low_stock_threshold,
+    PRODUCT.is_active,
+    PRODUCT.image_upload_id,
+    PRODUCT.version,
+    PRODUCT.created_at,
+    PRODUCT.updated_at,
 )
-SORTABLE: dict[str, Sortable] = {"name": Product.name, "price": Product.price, "created_at": Product.created_at}
+SORTABLE: dict[str, Sortable] = {"name": PRODUCT.name, "price": PRODUCT.price, "created_at": PRODUCT.created_at}
 DEFAULT_SORT = (SortKey("created_at", descending=True),)
 RELEVANCE = (SortKey("relevance", descending=True),)
 # ``?q=`` on PostgreSQL: the words in the weighted document (name A, SKU B, description
@@ -52,23 +60,32 @@ MAX_SEARCH_WORDS = 16
 
 
 def live() -> sa.ColumnElement[bool]:
-    return Product.deleted_at.is_(None)
+    return PRODUCT.deleted_at.is_(None)
 
 
 def visible(viewer: Principal | None) -> sa.Select[Any]:
     """Rows of the products ``viewer`` may see: live ones; only active ones unless staff."""
     stmt = sa.select(*COLUMNS).where(live())
     if not sees_inactive(viewer):
-        stmt = stmt.where(Product.is_active.is_(True))
+        stmt = stmt.where(PRODUCT.is_active.is_(True))
     return stmt
 
 
 def by_ref(stmt: sa.Select[Any], ref: str) -> sa.Select[Any]:
     """``{id_or_slug}``: anything that parses as a UUID is an id."""
     try:
-        return stmt.where(Product.id == uuid.UUID(ref))
+        return stmt.where(PRODUCT.id == uuid.UUID(ref))
     except ValueError:
-        return stmt.where(Product.slug == ref)
+        return stmt.where(PRODUCT.slug == ref)
+
+
+def in_category(slug: str) -> sa.ColumnElement[bool]:
+    """Products in the category ``slug``."""
+    return sa.exists().where(
+        product_categories.c.product_id == PRODUCT.id,
+        product_categories.c.category_id == _CATEGORY.id,
+        _CATEGORY.slug == slug,
+    )
 
 
 def check_filters(args: Mapping[str, Any], viewer: Principal | None) -> None:
@@ -86,17 +103,17 @@ def filtered(stmt: sa.Select[Any], args: Mapping[str, Any], viewer: Principal | 
 def apply_filters(stmt: sa.Select[Any], args: Mapping[str, Any]) -> sa.Select[Any]:
     """``stmt`` with the filters of ``args``, whoever asks (``filtered`` checks who may)."""
     if "is_active" in args:
-        stmt = stmt.where(Product.is_active.is_(bool(args["is_active"])))
+        stmt = stmt.where(PRODUCT.is_active.is_(bool(args["is_active"])))
     if args.get("q"):
         stmt = stmt.where(search_condition(args["q"]))
     if "category" in args:
-        stmt = stmt.where(Product.categories.any(Category.slug == args["category"]))
+        stmt = stmt.where(in_category(args["category"]))
     if args.get("min_price") is not None:
-        stmt = stmt.where(Product.price >= args["min_price"])
+        stmt = stmt.where(PRODUCT.price >= args["min_price"])
     if args.get("max_price") is not None:
-        stmt = stmt.where(Product.price <= args["max_price"])
+        stmt = stmt.where(PRODUCT.price <= args["max_price"])
     if "in_stock" in args:
-        stmt = stmt.where(Product.stock > 0 if args["in_stock"] else Product.stock == 0)
+        stmt = stmt.where(PRODUCT.stock > 0 if args["in_stock"] else PRODUCT.stock == 0)
     return stmt
 
 
@@ -139,9 +156,9 @@ def _tsquery(text: str) -> sa.ColumnElement[Any]:
 
 def search_condition(q: str) -> sa.ColumnElement[bool]:
     pattern = _pattern(q)
-    substring = sa.or_(Product.sku.ilike(pattern, escape="\\"), Product.name.ilike(pattern, escape="\\"))
+    substring = sa.or_(PRODUCT.sku.ilike(pattern, escape="\\"), PRODUCT.name.ilike(pattern, escape="\\"))
     if not _postgresql():
-        return sa.or_(substring, Product.description.ilike(pattern, escape="\\"))
+        return sa.or_(substring, PRODUCT.description.ilike(pattern, escape="\\"))
     words = _words_query(q)
     if words is None:
         return substring
@@ -152,10 +169,10 @@ def relevance(q: str) -> sa.ColumnElement[float]:
     """Higher is better: name above SKU above description; the query as typed in the SKU or
     the name adds a bonus. SQLite: the same order from the substring matches alone."""
     pattern = _pattern(q)
-    in_sku = sa.case((Product.sku.ilike(pattern, escape="\\"), SKU_BONUS), else_=0.0)
-    in_name = sa.case((Product.name.ilike(pattern, escape="\\"), NAME_BONUS), else_=0.0)
+    in_sku = sa.case((PRODUCT.sku.ilike(pattern, escape="\\"), SKU_BONUS), else_=0.0)
+    in_name = sa.case((PRODUCT.name.ilike(pattern, escape="\\"), NAME_BONUS), else_=0.0)
     if not _postgresql():
-        in_description = sa.case((Product.description.ilike(pattern, escape="\\"), 0.1), else_=0.0)
+        in_description = sa.case((PRODUCT.description.ilike(pattern, escape="\\"), 0.1), else_=0.0)
         return sa.type_coerce(in_sku + in_name + in_description, sa.Float())
     words = _words_query(q)
     rank: sa.ColumnElement[Any] = (
@@ -172,10 +189,10 @@ def relevance(q: str) -> sa.ColumnElement[float]:
 # Built once, run with the ids bound (``expanding``: one parameter per id at execution):
 # building a statement costs more than running this one (about 0.2 ms of 0.55 ms).
 _CATEGORIES_OF = (
-    sa.select(product_categories.c.product_id, Category.id, Category.slug, Category.name)
-    .join(Category, Category.id == product_categories.c.category_id)
+    sa.select(product_categories.c.product_id, _CATEGORY.id, _CATEGORY.slug, _CATEGORY.name)
+    .join(_categories, _CATEGORY.id == product_categories.c.category_id)
     .where(product_categories.c.product_id.in_(sa.bindparam("ids", expanding=True)))
-    .order_by(Category.name, Category.id)
+    .order_by(_CATEGORY.name, _CATEGORY.id)
 )
 
 

@@ -28,13 +28,13 @@ import sqlalchemy as sa
 from flask import Response, current_app, g, request
 from werkzeug.http import parse_etags
 
-from app.db import db
+from app.db import db, read_outside_transaction
 from app.errors import NotFound
 from app.pagination import Page, SortKey, Totals, paginate_rows
 from app.permissions import Principal
 from app.products import cache, queries, rendering
 from app.products.cache import State, newer
-from app.products.models import Category, Product
+from app.products.models import Category
 from app.products.permissions import sees_inactive
 from app.schema import utc_text
 from app.security import sends_credentials
@@ -348,9 +348,12 @@ class _CachedTotals:
 def _build_list(
     args: Mapping[str, Any], fields: Sequence[str] | None, viewer: Principal | None, *, totals: Totals | None
 ) -> Entry:
+    read_outside_transaction()
     stmt = queries.filtered(queries.visible(viewer), args, viewer)
     sortable, default_sort = queries.sorting(args)
-    page = paginate_rows(stmt, args, sortable=sortable, default_sort=default_sort, tiebreak=Product.id, totals=totals)
+    page = paginate_rows(
+        stmt, args, sortable=sortable, default_sort=default_sort, tiebreak=queries.PRODUCT.id, totals=totals
+    )
     entry = _entry(page.items, fields, template=lambda items: rendering.list_template(items, page.meta))
     entry.links = page.links
     return entry
@@ -394,6 +397,7 @@ def get_product(
 
 
 def _build_item(ref: str, fields: Sequence[str] | None, viewer: Principal | None) -> Entry:
+    read_outside_transaction()
     row = db.session.execute(queries.by_ref(queries.visible(viewer), ref)).first()
     if row is None:
         raise NotFound("Product not found")
@@ -467,6 +471,7 @@ def _category_dict(category: sa.Row[Any]) -> dict[str, Any]:
 
 
 def _category_page(args: Mapping[str, Any]) -> tuple[bytes, dict[str, dict[str, str]]]:
+    read_outside_transaction()
     page = paginate_rows(
         sa.select(*_CATEGORY_COLUMNS),
         args,
@@ -483,6 +488,7 @@ def _category(ref: str) -> tuple[bytes, dict[str, dict[str, str]]]:
         criterion = Category.id == uuid.UUID(ref)
     except ValueError:
         criterion = Category.slug == ref
+    read_outside_transaction()
     row = db.session.execute(sa.select(*_CATEGORY_COLUMNS).where(criterion)).first()
     if row is None:
         raise NotFound("Category not found")

@@ -76,35 +76,38 @@ def _dumps(value: Any) -> bytes:
     return text.encode()
 
 
-# A volatile field's key and the slot for its value: ``"stock":\x00``.
-_SLOTTED = {name: b'"' + name.encode() + b'":' + SLOT for name in VOLATILE}
+# While a body is dumped, each volatile value is this text; no text the app stores holds a
+# NUL (the parser refuses one: PostgreSQL cannot store it), so its JSON, ``"\u0000"``, is a
+# slot's place and nothing else.
+_PLACEHOLDER = "\x00"
+_DUMPED_PLACEHOLDER = b'"\\u0000"'
 
 
-def item_template(item: Mapping[str, Any]) -> bytes:
-    """``item`` as JSON with a slot for each volatile field it holds."""
-    parts: list[bytes] = []
-    run: dict[str, Any] = {}
-    for name, value in item.items():
-        slotted = _SLOTTED.get(name)
-        if slotted is None:
-            run[name] = value
-            continue
-        if run:
-            parts.append(_dumps(run)[1:-1])
-            run = {}
-        parts.append(slotted)
-    if run:
-        parts.append(_dumps(run)[1:-1])
-    return b"{" + b",".join(parts) + b"}"
+def _template(envelope: Mapping[str, Any], slots: int) -> bytes:
+    """``envelope`` as JSON (one dump, as Flask writes it) with its placeholders as slots."""
+    body = _dumps(envelope)
+    if body.count(_DUMPED_PLACEHOLDER) != slots:
+        raise ValueError("a stored text holds a NUL")
+    return body.replace(_DUMPED_PLACEHOLDER, SLOT) + b"\n"
+
+
+def _placeheld(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _PLACEHOLDER if name in VOLATILE else value for name, value in item.items()}
+
+
+def _slots(items: Sequence[Mapping[str, Any]]) -> int:
+    return sum(1 for item in items for name in item if name in VOLATILE)
 
 
 def list_template(items: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> bytes:
-    """The body of a list answer: ``{"data": [...], "meta": {...}}`` and a newline."""
-    return b'{"data":[' + b",".join(item_template(i) for i in items) + b'],"meta":' + _dumps(meta) + b"}\n"
+    """The body of a list answer, ``{"data": [...], "meta": {...}}`` and a newline, with a
+    slot for each volatile field of each item."""
+    return _template({"data": [_placeheld(i) for i in items], "meta": meta}, _slots(items))
 
 
 def one_template(item: Mapping[str, Any]) -> bytes:
-    return b'{"data":' + item_template(item) + b"}\n"
+    """The body of one product's answer, ``{"data": {...}}`` and a newline, with slots."""
+    return _template({"data": _placeheld(item)}, _slots([item]))
 
 
 def plain(value: Any) -> bytes:

@@ -7,12 +7,21 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
+from app.db import db
 from tests.conftest import json_of
 from tests.factories import AuthedUser
-from tests.products.builders import PRODUCTS, forget_cached_catalog, make_category, make_product, make_products
+from tests.products.builders import (
+    PRODUCTS,
+    forget_cached_catalog,
+    make_category,
+    make_product,
+    make_products,
+    product_body,
+)
 from tests.support.sql import count_selects
 
 
@@ -206,3 +215,35 @@ def test_statement_count_does_not_grow_with_page_size(
     assert counts[5] == counts[50]
     if not authenticated:
         assert counts[5] == (2, 2)  # page: the rows with their count, categories; cursor: rows, categories
+
+
+def test_an_uncached_read_runs_outside_a_transaction_and_leaves_none_behind(
+    app: Flask, client: FlaskClient, staff: AuthedUser
+) -> None:
+    """A catalog read sends its statements as they are (no BEGIN and ROLLBACK round trips
+    around them); the pooled connection is transactional again for the next request's
+    writes, which a failure still rolls back."""
+    make_products(app, 3)
+    with app.app_context():
+        engine = db.engine
+    levels: list[object] = []
+
+    def record(conn: Any, *args: Any) -> None:
+        levels.append(conn.get_execution_options().get("isolation_level"))
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        forget_cached_catalog(app)
+        assert client.get(f"{PRODUCTS}?per_page=2").status_code == 200
+        read = list(levels)
+        levels.clear()
+        response = client.post(PRODUCTS, json=product_body(sku="TX-1", price="-1"), headers=staff.headers)
+        assert response.status_code == 422
+        assert client.post(PRODUCTS, json=product_body(sku="TX-2"), headers=staff.headers).status_code == 201
+        written = list(levels)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert read and set(read) == {"AUTOCOMMIT"}
+    assert written and "AUTOCOMMIT" not in written
+    with app.app_context():
+        assert db.session.connection().get_isolation_level() != "AUTOCOMMIT"
