@@ -247,3 +247,34 @@ def test_an_uncached_read_runs_outside_a_transaction_and_leaves_none_behind(
     assert written and "AUTOCOMMIT" not in written
     with app.app_context():
         assert db.session.connection().get_isolation_level() != "AUTOCOMMIT"
+
+
+def test_each_product_lists_its_categories_by_name_in_every_read(
+    app: Flask, client: FlaskClient, staff: AuthedUser
+) -> None:
+    ids = [
+        make_category(app, "c-zebra", "Zebra"),
+        make_category(app, "a-mango", "mango"),
+        make_category(app, "b-apple", "Apple"),
+    ]
+    product = make_product(app, category_ids=ids)
+    make_product(app)  # none: an empty list, not null
+    expected = ["b-apple", "c-zebra", "a-mango"] if _binary_collation(app) else ["b-apple", "a-mango", "c-zebra"]
+    for path in (f"{PRODUCTS}?per_page=5", f"{PRODUCTS}?limit=5", f"{PRODUCTS}?q=Product"):
+        for headers in ({}, staff.headers):
+            data = json_of(client.get(path, headers=headers))["data"]
+            by_id = {p["id"]: p for p in data}
+            assert [c["slug"] for c in by_id[product]["categories"]] == expected, path
+            assert by_id[product]["categories"][0] == {"id": ids[2], "slug": "b-apple", "name": "Apple"}
+            assert [p["categories"] for p in data if p["id"] != product] == [[]]
+    item = json_of(client.get(f"{PRODUCTS}/{product}"))["data"]
+    assert [c["slug"] for c in item["categories"]] == expected
+
+
+def _binary_collation(app: Flask) -> bool:
+    """SQLite orders text by code point ("Zebra" before "mango"); PostgreSQL by the
+    database's collation, which may not."""
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            return True
+        return bool(db.session.scalar(sa.text("SELECT 'Zebra' < 'mango'")))
