@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
 
-from app.db import db, insert_new, new_id, utcnow
+from app.db import db, insert_new, new_id, table_of, utcnow
 from app.errors import Conflict, ErrorDetail, InsufficientStock, ValidationFailed
 from app.mail import service as mail
 from app.orders import idempotency, pricing
@@ -24,7 +24,7 @@ from app.users.models import User
 
 NOT_FOR_SALE = "This product does not exist or is not for sale."
 # What an order line keeps of its product, and what the catalog cache needs of its stock.
-_products = cast(sa.Table, Product.__table__)
+_products = table_of(Product)
 SNAPSHOT = tuple(_products.c[name] for name in ("id", "sku", "name", "price", "version", "stock", "updated_at"))
 
 
@@ -136,10 +136,10 @@ _TAKE_STOCK = (
     )
     .returning(*SNAPSHOT)
 )
-_users = cast(sa.Table, User.__table__)
+_users = table_of(User)
 _LOCK_CUSTOMER = sa.update(_users).where(_users.c.id == sa.bindparam("user_id")).values(updated_at=_users.c.updated_at)
 
-_orders = cast(sa.Table, Order.__table__)
+_orders = table_of(Order)
 _PENDING_UP_TO = sa.select(sa.func.count()).select_from(
     sa.select(sa.literal(1))
     .select_from(_orders)

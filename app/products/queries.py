@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from app.db import db, escape_like
+from app.db import db, escape_like, table_of
 from app.errors import ValidationFailed
 from app.pagination import Sortable, SortKey
 from app.permissions import Principal
@@ -22,13 +22,11 @@ from app.products.models import SEARCH_VECTOR, Category, Product, product_catego
 from app.products.permissions import sees_inactive
 from app.products.rendering import CategoryRef
 
-# Reads name the tables' columns, not the models' attributes: a statement naming an ORM
-# attribute anywhere is ORM-enabled, and the session runs it through the ORM (compile state,
-# result setup), which costs more than the statement itself; these return plain rows.
-_products = cast(sa.Table, Product.__table__)
-_categories = cast(sa.Table, Category.__table__)
-PRODUCT = _products.c
-_CATEGORY = _categories.c
+# Reads name the tables' columns, not the models' attributes (see ``app.db.table_of``):
+# they return plain rows.
+_categories = table_of(Category)
+PRODUCT = table_of(Product).c
+CATEGORY = _categories.c
 
 COLUMNS = (
     PRODUCT.id,
@@ -83,8 +81,8 @@ def in_category(slug: str) -> sa.ColumnElement[bool]:
     """Products in the category ``slug``."""
     return sa.exists().where(
         product_categories.c.product_id == PRODUCT.id,
-        product_categories.c.category_id == _CATEGORY.id,
-        _CATEGORY.slug == slug,
+        product_categories.c.category_id == CATEGORY.id,
+        CATEGORY.slug == slug,
     )
 
 
@@ -189,10 +187,10 @@ def relevance(q: str) -> sa.ColumnElement[float]:
 # Built once, run with the ids bound (``expanding``: one parameter per id at execution):
 # building a statement costs more than running this one (about 0.2 ms of 0.55 ms).
 _CATEGORIES_OF = (
-    sa.select(product_categories.c.product_id, _CATEGORY.id, _CATEGORY.slug, _CATEGORY.name)
-    .join(_categories, _CATEGORY.id == product_categories.c.category_id)
+    sa.select(product_categories.c.product_id, CATEGORY.id, CATEGORY.slug, CATEGORY.name)
+    .join(_categories, CATEGORY.id == product_categories.c.category_id)
     .where(product_categories.c.product_id.in_(sa.bindparam("ids", expanding=True)))
-    .order_by(_CATEGORY.name, _CATEGORY.id)
+    .order_by(CATEGORY.name, CATEGORY.id)
 )
 
 

@@ -34,14 +34,13 @@ from app.pagination import Page, SortKey, Totals, paginate_rows
 from app.permissions import Principal
 from app.products import cache, queries, rendering
 from app.products.cache import State, newer
-from app.products.models import Category
 from app.products.permissions import sees_inactive
 from app.schema import utc_text
 from app.security import sends_credentials
 
 PUBLIC = "public, max-age=0, must-revalidate"
 PRIVATE = "private, no-store"
-CATEGORY_SORTABLE = {"name": Category.name, "created_at": Category.created_at}
+CATEGORY_SORTABLE = {"name": queries.CATEGORY.name, "created_at": queries.CATEGORY.created_at}
 CATEGORY_DEFAULT_SORT = (SortKey("name"),)
 
 
@@ -448,13 +447,8 @@ def _plain(body: bytes, links: str, if_none_match: str | None) -> Answer:
     return Answer(body, headers)
 
 
-_CATEGORY_COLUMNS = (
-    Category.id,
-    Category.name,
-    Category.slug,
-    Category.description,
-    Category.created_at,
-    Category.updated_at,
+_CATEGORY_COLUMNS = tuple(
+    queries.CATEGORY[name] for name in ("id", "name", "slug", "description", "created_at", "updated_at")
 )
 
 
@@ -477,7 +471,7 @@ def _category_page(args: Mapping[str, Any]) -> tuple[bytes, dict[str, dict[str, 
         args,
         sortable=CATEGORY_SORTABLE,
         default_sort=CATEGORY_DEFAULT_SORT,
-        tiebreak=Category.id,
+        tiebreak=queries.CATEGORY.id,
     )
     body = rendering.plain({"data": [_category_dict(c) for c in page.items], "meta": page.meta})
     return body, page.links
@@ -485,9 +479,9 @@ def _category_page(args: Mapping[str, Any]) -> tuple[bytes, dict[str, dict[str, 
 
 def _category(ref: str) -> tuple[bytes, dict[str, dict[str, str]]]:
     try:
-        criterion = Category.id == uuid.UUID(ref)
+        criterion = queries.CATEGORY.id == uuid.UUID(ref)
     except ValueError:
-        criterion = Category.slug == ref
+        criterion = queries.CATEGORY.slug == ref
     read_outside_transaction()
     row = db.session.execute(sa.select(*_CATEGORY_COLUMNS).where(criterion)).first()
     if row is None:

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from app.db import db
 from tests.conftest import json_of
@@ -278,3 +279,31 @@ def _binary_collation(app: Flask) -> bool:
         if db.engine.dialect.name == "sqlite":
             return True
         return bool(db.session.scalar(sa.text("SELECT 'Zebra' < 'mango'")))
+
+
+def test_catalog_reads_send_core_statements_not_orm_ones(app: Flask, client: FlaskClient) -> None:
+    """Catalog reads name the tables' columns: the session runs them as plain SQL, without
+    the ORM's compile state and result setup (ARCHITECTURE.md, rule 3)."""
+    category = make_category(app, "mugs", "Mugs")
+    product = make_product(app, name="Blue mug", category_ids=[category])
+    kinds: list[bool] = []
+
+    def record(state: ORMExecuteState) -> None:
+        kinds.append(state.is_orm_statement)
+
+    paths = (
+        f"{PRODUCTS}?per_page=5",
+        f"{PRODUCTS}?limit=5&sort=-price",
+        f"{PRODUCTS}?q=mug&category=mugs&min_price=0.5&in_stock=true",
+        f"{PRODUCTS}/{product}",
+        "/api/v1/categories",
+        "/api/v1/categories/mugs",
+    )
+    sa.event.listen(Session, "do_orm_execute", record)
+    try:
+        for path in paths:
+            forget_cached_catalog(app)
+            assert client.get(path).status_code == 200, path
+    finally:
+        sa.event.remove(Session, "do_orm_execute", record)
+    assert len(kinds) >= len(paths) and not any(kinds)
