@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
 import uuid
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -155,27 +157,125 @@ def insert_new(*objects: Base) -> None:
     Each object must carry the values it needs, its id included: only columns it left
     unset get their column defaults. The objects stay transient (never in the session),
     so they are written exactly as built; the order given is the order of the INSERTs
-    (parents first).
+    (parents first). Inside ``inserted_together()`` they are written at the block's end.
     """
-    batches: dict[tuple[sa.Insert, tuple[str, ...]], list[dict[str, Any]]] = {}
+    pending: list[Base] | None = db.session().info.get(_PENDING_INSERTS)
+    if pending is not None:
+        pending.extend(objects)
+    else:
+        _write_new(objects)
+
+
+_PENDING_INSERTS = "storefront.pending_inserts"
+# PostgreSQL takes at most 65,535 parameters per statement; a use case writing more than
+# this many values at once is written one statement per table instead.
+_MAX_COMBINED_PARAMETERS = 10_000
+
+
+@contextlib.contextmanager
+def inserted_together() -> Iterator[None]:
+    """Write every object given to ``insert_new`` in the block when the block ends, as one
+    statement on PostgreSQL: each table's rows in a data-modifying ``WITH`` of one
+    ``INSERT`` (foreign keys are checked at the end of the statement, so parents and
+    children may share it). One round trip for a use case that writes several tables, where
+    ``insert_new`` alone sends one per table. SQLite has no such statement: there the rows
+    go one statement per table, as without the block.
+
+    Nothing in the block may need the rows in the database before it ends (no read of
+    them, no flush that refers to them). If the block raises, nothing is written; the
+    caller's transaction is rolled back as usual. A block inside another one adds to it.
+    """
+    info = db.session().info
+    if _PENDING_INSERTS in info:
+        yield
+        return
+    pending: list[Base] = []
+    info[_PENDING_INSERTS] = pending
+    try:
+        yield
+    finally:
+        info.pop(_PENDING_INSERTS, None)
+    _write_new(pending)
+
+
+def _write_new(objects: Sequence[Base]) -> None:
+    batches: dict[tuple[sa.Table, tuple[str, ...]], list[dict[str, Any]]] = {}
     for obj in objects:
         state = sa.inspect(obj)
-        insert, columns = _insert_of(state.mapper)
+        table, columns = _columns_of(state.mapper)
         loaded = state.dict
-        values = {column: loaded[attribute] for attribute, column in columns if attribute in loaded}
-        batches.setdefault((insert, tuple(values)), []).append(values)
-    for (insert, _), rows in batches.items():
-        db.session.execute(insert, rows)
+        values: dict[str, Any] = {}
+        for attribute, column, default in columns:
+            if attribute in loaded:
+                values[column] = loaded[attribute]
+            elif default is not None:
+                values[column] = default()
+        batches.setdefault((table, tuple(values)), []).append(values)
+    session = db.session()
+    if (
+        len(objects) > 1
+        and session.get_bind().dialect.name == "postgresql"
+        and sum(len(columns) * len(rows) for (_, columns), rows in batches.items()) <= _MAX_COMBINED_PARAMETERS
+    ):
+        rows_in_order = [(table, columns, values) for (table, columns), rows in batches.items() for values in rows]
+        parameters = {
+            f"p{number}_{column}": value
+            for number, (_, _, values) in enumerate(rows_in_order)
+            for column, value in values.items()
+        }
+        session.execute(_combined_insert(tuple((table, columns) for table, columns, _ in rows_in_order)), parameters)
+        return
+    for (table, _), rows in batches.items():
+        session.execute(_insert_into(table), rows)
 
 
 @functools.cache
-def _insert_of(mapper: Mapper[Any]) -> tuple[sa.Insert, tuple[tuple[str, str], ...]]:
-    """The INSERT of a mapper's one table (built once) and its (attribute, column) pairs."""
+def _columns_of(mapper: Mapper[Any]) -> tuple[sa.Table, tuple[tuple[str, str, Callable[[], Any] | None], ...]]:
+    """A mapper's one table and, per column, its attribute, its key and what fills it when
+    the object left it unset: its Python-side default (None: NULL, or the database's own
+    default). The values are computed here, not by the INSERT, so that every statement,
+    combined or not, writes the same rows."""
     table = mapper.local_table
     if mapper.inherits is not None or not isinstance(table, sa.Table):
         raise TypeError(f"insert_new writes single-table models only, not {mapper.class_.__name__}")
-    columns = tuple((mapper.get_property_by_column(column).key, column.key) for column in table.columns)
-    return sa.insert(table), columns
+    return table, tuple(
+        (mapper.get_property_by_column(column).key, column.key, _default_of(column)) for column in table.columns
+    )
+
+
+def _default_of(column: sa.Column[Any]) -> Callable[[], Any] | None:
+    default = column.default
+    if default is None:
+        return None
+    if isinstance(default, sa.ColumnDefault) and default.is_scalar:
+        value = default.arg
+        return lambda: value
+    if isinstance(default, sa.ColumnDefault) and default.is_callable:
+        function = default.arg
+        return lambda: function(None)  # SQLAlchemy wraps the callable to take a context
+    raise TypeError(f"insert_new cannot compute the default of {column} ({type(default).__name__})")
+
+
+@functools.cache
+def _insert_into(table: sa.Table) -> sa.Insert:
+    return sa.insert(table)
+
+
+@functools.lru_cache(maxsize=512)
+def _combined_insert(shape: tuple[tuple[sa.Table, tuple[str, ...]], ...]) -> sa.Insert:
+    """One single-row INSERT per (table, columns) of ``shape``, all but the last in a
+    ``WITH``, in that order; parameters named ``p<row>_<column>``. Built once per shape:
+    building and keying a statement costs about as much as running it. One INSERT per row,
+    not one per table: SQLAlchemy caches no multi-row ``VALUES``, and compiling this
+    statement anew would cost more than the round trips it saves."""
+    inserts = [
+        sa.insert(table).values(
+            {column: sa.bindparam(f"p{row}_{column}", type_=table.c[column].type) for column in columns}
+        )
+        for row, (table, columns) in enumerate(shape)
+    ]
+    *first, last = inserts
+    return last.add_cte(*(insert.cte(f"insert_{row}") for row, insert in enumerate(first)))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:

@@ -10,13 +10,15 @@ queue executes it. Exceptions propagate so that RQ retries and records failures.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from functools import partial, wraps
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import sqlalchemy as sa
 from flask import current_app
+from redis import Redis
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 from rq import Retry, get_current_job
 from rq.exceptions import NoSuchJobError
@@ -80,31 +82,144 @@ def enqueue_now(job: PendingJob) -> bool:
     Work that must not be lost is also recorded in the database (the mail outbox, an
     import row), and a relay re-enqueues it once Redis is back.
     """
+    return _send_to_redis([job], ())
+
+
+class RedisWrites(Protocol):
+    """Redis commands a commit leaves to send besides its jobs (the catalog cache's
+    changes): they go in the same round trip as the jobs (``send_after_commit``)."""
+
+    def queue(self, pipe: Pipeline) -> None:
+        """Add the commands to ``pipe``."""
+
+    def answered(self, results: list[Any]) -> None:
+        """What Redis answered to each command: a value, or the error it raised."""
+
+    def refused(self, error: RedisError) -> None:
+        """Redis could not be reached: nothing was sent."""
+
+
+# Per session: what each registered collector has to send after a commit.
+_collectors: list[Callable[[Session], RedisWrites | None]] = []
+
+
+def send_after_commit(collect: Callable[[Session], RedisWrites | None]) -> None:
+    """After every commit, send what ``collect`` returns (None: nothing) together with the
+    commit's jobs, in one round trip."""
+    if collect not in _collectors:
+        _collectors.append(collect)
+
+
+def _send_to_redis(jobs: list[PendingJob], writes: Sequence[RedisWrites]) -> bool:
+    """Enqueue ``jobs`` and send ``writes`` in one round trip to Redis (one transaction
+    for RQ's commands and theirs); False (and a log line) when a job could not be
+    enqueued. In-process, each job runs as it is enqueued (and no writes exist: the
+    catalog cache needs a real Redis)."""
+    if redis_queues.in_process:
+        results = [_enqueue_alone(job) for job in jobs]  # every one, even after a failure
+        return all(results)
+    # The queues share the app's connection: one pipeline, unless one was given its own.
+    pipelines: dict[int, _Round] = {}
+
+    def round_on(connection: Redis) -> _Round:
+        if id(connection) not in pipelines:
+            pipe = connection.pipeline()
+            pipe.multi()  # before any command: RQ would call it otherwise, after some
+            pipelines[id(connection)] = _Round(pipe)
+        return pipelines[id(connection)]
+
+    enqueued = True
+    for write in writes:
+        round_on(redis_queues.connection).add(write.queue, write)
+    for job in jobs:
+        try:
+            round_on(redis_queues.queue(job.queue).connection).add(partial(_send, job), job)
+        except RedisError:  # RQ asks its connection for Redis' version once, before the pipeline
+            _log_unsent([job])
+            enqueued = False
+    for round_ in pipelines.values():
+        enqueued = round_.send() and enqueued
+    return enqueued
+
+
+@dataclass
+class _Round:
+    """One pipeline and whose commands are where in it."""
+
+    pipe: Pipeline
+    spans: list[tuple[RedisWrites | PendingJob, int, int]] = field(default_factory=list)
+
+    def add(self, queue: Callable[[Pipeline], None], owner: RedisWrites | PendingJob) -> None:
+        start = len(self.pipe.command_stack)
+        try:
+            queue(self.pipe)
+        except BaseException:
+            del self.pipe.command_stack[start:]  # none of a failed owner's commands go
+            raise
+        self.spans.append((owner, start, len(self.pipe.command_stack)))
+
+    def send(self) -> bool:
+        """Whether every job's commands were taken."""
+        try:
+            results = self.pipe.execute(raise_on_error=False)
+        except RedisError as error:
+            for owner, _, _ in self.spans:
+                if isinstance(owner, PendingJob):
+                    _log_unsent([owner])
+                else:
+                    owner.refused(error)
+            return False
+        finally:
+            self.pipe.reset()
+        enqueued = True
+        for owner, start, end in self.spans:
+            answers = list(results[start:end])
+            if not isinstance(owner, PendingJob):
+                owner.answered(answers)
+            elif any(isinstance(answer, Exception) for answer in answers):
+                _log_unsent([owner])
+                enqueued = False
+        return enqueued
+
+
+def _enqueue_alone(job: PendingJob) -> bool:
+    try:
+        _send(job, pipeline=None)
+    except RedisError:
+        _log_unsent([job])
+        return False
+    return True
+
+
+def _log_unsent(jobs: list[PendingJob]) -> None:
+    for job in jobs:
+        log.warning("could not enqueue %s on %r; it will be relayed later", job.job_id or job.func, job.queue)
+
+
+def _send(job: PendingJob, pipeline: Pipeline | None) -> None:
     retry = Retry(max=job.retries, interval=DEFAULT_RETRY_INTERVALS[: max(job.retries, 1)]) if job.retries else None
     options: dict[str, Any] = {
         "job_id": job.job_id,
         "retry": retry,
         "description": job.description,
         "failure_ttl": 30 * 24 * 3600,  # failed jobs stay visible for a month
+        "pipeline": pipeline,
     }
     if job.timeout is not None:
         options["job_timeout"] = job.timeout
     queue = redis_queues.queue(job.queue)
-    try:
-        if isinstance(job.func, str):
-            queue.enqueue(job.func, *job.args, **options)
-        else:
-            queue.enqueue(job.func, *job.args, **options)
-    except RedisError:
-        log.warning("could not enqueue %s on %r; it will be relayed later", job.job_id or job.func, job.queue)
-        return False
-    return True
+    # Two calls for the type checker: RQ types a job's function as one or the other.
+    if isinstance(job.func, str):
+        queue.enqueue(job.func, *job.args, **options)
+    else:
+        queue.enqueue(job.func, *job.args, **options)
 
 
 def _enqueue_pending(session: Session) -> None:
     pending: list[PendingJob] = session.info.pop(PENDING_KEY, [])
-    for job in pending:
-        enqueue_now(job)
+    writes = [write for write in (collect(session) for collect in _collectors) if write is not None]
+    if pending or writes:
+        _send_to_redis(pending, writes)
 
 
 def _drop_pending(session: Session, previous_transaction: SessionTransaction) -> None:

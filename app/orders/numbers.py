@@ -10,16 +10,31 @@ from app.db import db
 from app.orders.models import OrderNumberCounter, order_number_seq
 
 COUNTER = "orders"
+# PostgreSQL draws from a sequence: nextval() never blocks and is not rolled back, so
+# concurrent orders never wait on it. A use case may select this beside what it reads
+# anyway (placement does, with its count of unpaid orders): one round trip fewer.
+DRAW_FROM_SEQUENCE = order_number_seq.next_value()
 
 
-def next_number(now: datetime) -> str:
-    return f"ORD-{now.year}-{_next_value():06d}"
+def format_number(now: datetime, value: int) -> str:
+    return f"ORD-{now.year}-{value:06d}"
+
+
+def next_number(now: datetime, *, drawn: int | None = None) -> str:
+    """The next order number; ``drawn``: a value already taken from the sequence."""
+    return format_number(now, drawn if drawn is not None else _next_value())
+
+
+def draws_from_sequence() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+_NEXT_FROM_SEQUENCE = sa.select(DRAW_FROM_SEQUENCE)
 
 
 def _next_value() -> int:
-    if db.session.get_bind().dialect.name == "postgresql":
-        # nextval() never blocks and is not rolled back: concurrent orders never wait here.
-        return int(db.session.execute(order_number_seq.next_value()).scalar_one())
+    if draws_from_sequence():
+        return int(db.session.execute(_NEXT_FROM_SEQUENCE).scalar_one())
     # SQLite serialises writers, so a counter row is safe; create it on first use.
     updated = db.session.execute(
         sa.update(OrderNumberCounter)

@@ -10,13 +10,12 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from app.db import db, insert_new, new_id, table_of, utcnow
+from app.db import db, insert_new, inserted_together, new_id, table_of, utcnow
 from app.errors import Conflict, ErrorDetail, InsufficientStock, ValidationFailed
 from app.mail import service as mail
-from app.orders import idempotency, pricing
+from app.orders import idempotency, numbers, pricing
 from app.orders.idempotency import StoredResponse
 from app.orders.models import Order, OrderEvent, OrderItem, OrderStatus
-from app.orders.numbers import next_number
 from app.orders.schemas import OrderSchema
 from app.products.cache import State, catalog_changed
 from app.products.models import Product
@@ -50,7 +49,7 @@ def place_order(*, user_id: uuid.UUID, data: Mapping[str, Any], idempotency_key:
 
     lines: Sequence[Mapping[str, Any]] = data["items"]
     products = _take_stock(lines)
-    _check_unpaid_cap(user_id)
+    drawn_number = _check_unpaid_cap(user_id)
     catalog_changed(
         products,
         stock_only=True,
@@ -84,7 +83,7 @@ def place_order(*, user_id: uuid.UUID, data: Mapping[str, Any], idempotency_key:
     )
     order = Order(
         id=order_id,
-        number=next_number(now),
+        number=numbers.next_number(now, drawn=drawn_number),
         user_id=user_id,
         status=OrderStatus.PENDING.value,
         currency=config["CURRENCY"],
@@ -99,11 +98,12 @@ def place_order(*, user_id: uuid.UUID, data: Mapping[str, Any], idempotency_key:
         items=items,
     )
     event = OrderEvent(id=new_id(), order_id=order_id, to_status=order.status, actor_id=user_id, at=now)
-    # Written as built, in three statements; the order (with its lines) is the answer. What
-    # it leaves unset (paid_at, tracking_number, ...) is None here and NULL in its row.
-    insert_new(order, *items, event)
-
-    _mail_confirmation(order)
+    # Written as built, with the confirmation mail, in one statement on PostgreSQL; the
+    # order (with its lines) is the answer. What it leaves unset (paid_at,
+    # tracking_number, ...) is None here and NULL in its row.
+    with inserted_together():
+        insert_new(order, *items, event)
+        _mail_confirmation(order)
     if key_row is not None:
         idempotency.record(
             key_row,
@@ -140,32 +140,49 @@ _users = table_of(User)
 _LOCK_CUSTOMER = sa.update(_users).where(_users.c.id == sa.bindparam("user_id")).values(updated_at=_users.c.updated_at)
 
 _orders = table_of(Order)
-_PENDING_UP_TO = sa.select(sa.func.count()).select_from(
-    sa.select(sa.literal(1))
-    .select_from(_orders)
-    .where(_orders.c.user_id == sa.bindparam("user_id"), _orders.c.status == OrderStatus.PENDING.value)
-    .limit(sa.bindparam("cap"))
-    .subquery()
+_PENDING_UP_TO = (
+    sa.select(sa.func.count())
+    .select_from(
+        sa.select(sa.literal(1))
+        .select_from(_orders)
+        .where(_orders.c.user_id == sa.bindparam("user_id"), _orders.c.status == OrderStatus.PENDING.value)
+        .limit(sa.bindparam("cap"))
+        .subquery()
+    )
+    .scalar_subquery()
 )
+_PENDING = sa.select(_PENDING_UP_TO)
+_PENDING_AND_NUMBER = sa.select(_PENDING_UP_TO, numbers.DRAW_FROM_SEQUENCE)
 
 
-def _check_unpaid_cap(user_id: uuid.UUID) -> None:
+def _check_unpaid_cap(user_id: uuid.UUID) -> int | None:
     """At most ``ORDER_MAX_PENDING`` unpaid orders per customer (each holds stock).
 
     A write on the customer's row comes first: it locks that row (PostgreSQL) or the
     database (SQLite) until this transaction ends, so two placements by one customer count
-    one after the other and cannot both slip under the cap.
+    one after the other and cannot both slip under the cap. The count is a statement of its
+    own, after the lock: under READ COMMITTED it then sees the other placement's order.
+
+    Where order numbers come from a sequence (PostgreSQL), the same statement draws this
+    order's number, which is returned (None elsewhere): a refusal leaves a gap, as any
+    failed placement may.
     """
     db.session.execute(_LOCK_CUSTOMER, {"user_id": user_id})
     limit = int(current_app.config["ORDER_MAX_PENDING"])
+    parameters = {"user_id": user_id, "cap": limit}
     # Counted up to the cap only: whether there are 3 or 300, the answer is the same.
-    pending = db.session.scalar(_PENDING_UP_TO, {"user_id": user_id, "cap": limit})
+    drawn: int | None = None
+    if numbers.draws_from_sequence():
+        pending, drawn = db.session.execute(_PENDING_AND_NUMBER, parameters).one()
+    else:
+        pending = db.session.scalar(_PENDING, parameters)
     if (pending or 0) >= limit:
         db.session.rollback()
         raise Conflict(
             f"You have {pending} unpaid orders: pay or cancel one before placing another (at most {limit})",
             details=[{"field": None, "message": f"At most {limit} unpaid orders at once."}],
         )
+    return drawn
 
 
 def _take_stock(lines: Sequence[Mapping[str, Any]]) -> dict[uuid.UUID, sa.Row[Any]]:

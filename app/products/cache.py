@@ -47,6 +47,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from app.db import db
 from app.extensions import redis_queues
+from app.jobs import send_after_commit
 from app.products.models import Category, Product
 from app.schema import utc_text
 
@@ -140,6 +141,15 @@ class _Changes:
     # States the writer already had (from its UPDATE … RETURNING): not read again.
     known: dict[str, State] = field(default_factory=dict)
 
+    def queue(self, pipe: Pipeline) -> None:
+        """The commands that publish these changes (``_read_states`` has run)."""
+        if self.states:
+            store_states(self.states, client=pipe)
+        if self.stock_ids:
+            pipe.set(STOCK_GENERATION_KEY, _new_token())
+        if self.everything:
+            pipe.set(GENERATION_KEY, _new_token())
+
 
 def catalog_changed(
     product_ids: Iterable[uuid.UUID] | None = None,
@@ -197,19 +207,37 @@ def _read_states(session: Session, changes: _Changes) -> None:
 
 
 def _publish(changes: _Changes) -> None:
-    def queue(pipe: Pipeline) -> None:
-        if changes.states:
-            store_states(changes.states, client=pipe)
-        if changes.stock_ids:
-            pipe.set(STOCK_GENERATION_KEY, _new_token())
-        if changes.everything:
-            pipe.set(GENERATION_KEY, _new_token())
-
     try:
-        _run_pipeline(queue)
-    except RedisError:
-        # Entries expire after CATALOG_CACHE_TTL; until then readers may see the past.
-        log.exception("catalog change not published to the cache (everything=%s)", changes.everything)
+        _run_pipeline(changes.queue)
+    except RedisError as error:
+        _not_published(changes, error)
+
+
+def _not_published(changes: _Changes, error: BaseException) -> None:
+    # Entries expire after CATALOG_CACHE_TTL; until then readers may see the past.
+    log.error("catalog change not published to the cache (everything=%s)", changes.everything, exc_info=error)
+
+
+@dataclass
+class _Publication:
+    """A commit's catalog changes, sent with the commit's jobs (``jobs.send_after_commit``)."""
+
+    changes: _Changes
+
+    def queue(self, pipe: Pipeline) -> None:
+        self.changes.queue(pipe)
+
+    def answered(self, results: list[Any]) -> None:
+        errors = [result for result in results if isinstance(result, Exception)]
+        if any(isinstance(error, NoScriptError) for error in errors):
+            # Redis lost the scripts (a restart, SCRIPT FLUSH): load them, send it all again
+            # (a state stored twice is stored once; a new generation twice is one change).
+            _publish(self.changes)
+        elif errors:
+            _not_published(self.changes, errors[0])
+
+    def refused(self, error: RedisError) -> None:
+        _not_published(self.changes, error)
 
 
 def _before_commit(session: Session) -> None:
@@ -218,10 +246,9 @@ def _before_commit(session: Session) -> None:
         _read_states(session, changes)
 
 
-def _after_commit(session: Session) -> None:
+def _after_commit(session: Session) -> _Publication | None:
     changes: _Changes | None = session.info.pop(PENDING_KEY, None)
-    if changes is not None:
-        _publish(changes)
+    return _Publication(changes) if changes is not None else None
 
 
 def _after_soft_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
@@ -242,9 +269,9 @@ def _after_flush(session: Session, flush_context: Any) -> None:
 
 
 def register_session_hooks() -> None:
+    send_after_commit(_after_commit)
     for name, hook in (
         ("before_commit", _before_commit),
-        ("after_commit", _after_commit),
         ("after_soft_rollback", _after_soft_rollback),
         ("after_flush", _after_flush),
     ):

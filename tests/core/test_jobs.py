@@ -54,6 +54,26 @@ def test_failed_request_enqueues_nothing(app: Flask, client: FlaskClient, run_jo
     assert recorded(app) == {"Dup"}
 
 
+def test_every_job_of_one_commit_is_enqueued_with_its_own_queue_and_options(
+    app: Flask, run_jobs: Callable[[], int]
+) -> None:
+    """A commit's jobs go to Redis together (one round trip): each keeps its queue, id,
+    retries and description, and each runs."""
+    with app.app_context():
+        enqueue_after_commit("mail", record_widget, "First", job_id="first-of-two", retries=1)
+        enqueue_after_commit(
+            "imports", record_widget, "Second", job_id="second-of-two", retries=3, description="the second"
+        )
+        db.session.commit()
+        first = redis_queues.queue("mail").fetch_job("first-of-two")
+        second = redis_queues.queue("imports").fetch_job("second-of-two")
+        assert first is not None and second is not None
+        assert (first.origin, first.retries_left) == ("mail", 1)
+        assert (second.origin, second.retries_left, second.description) == ("imports", 3, "the second")
+    run_jobs()
+    assert recorded(app) == {"First", "Second"}
+
+
 def test_failing_job_is_retried_and_visible(app: Flask, run_jobs: Callable[[], int]) -> None:
     with app.app_context():
         enqueue_after_commit("mail", fail_always, "bad", job_id="always-fails", retries=2)

@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.db import db, utcnow
-from app.orders.models import IdempotencyKey, Order
+from app.orders.models import IdempotencyKey, Order, OrderItem
 from app.products.models import Product
 from tests.conftest import json_of
 from tests.factories import create_user
@@ -349,14 +349,55 @@ def test_the_answer_is_the_order_as_stored(app: Flask, place: Callable[..., Any]
     ]
 
 
-def test_a_placement_writes_one_insert_per_table(app: Flask, place: Callable[..., Any]) -> None:
-    """The lines go in one statement, whatever their number; nothing is written twice."""
+def test_a_placement_writes_each_row_once_and_on_postgresql_in_one_statement(
+    app: Flask, place: Callable[..., Any]
+) -> None:
+    """Nothing is written twice. On PostgreSQL the order, its lines, its event and its
+    confirmation mail are one statement (one round trip, whatever the number of lines);
+    SQLite, which has no INSERT inside a WITH, writes one statement per table."""
     customer = create_user(app)
     products = [make_product(app) for _ in range(3)]
     created(place(create_user(app), [(products[0], 1)]))  # SQLite's order-number counter row exists now
-    with recorded_statements(app, "INSERT") as inserts:
-        created(place(customer, [(p, 1) for p in products]))
-    assert [statement.split()[2] for statement in inserts] == ["orders", "order_items", "order_events", "mail_outbox"]
+    with recorded_statements(app, "INSERT", "WITH") as writes:
+        order = created(place(customer, [(p, 1) for p in products]))
+    tables = [re.findall(r"INSERT INTO (\w+)", statement) for statement in writes]
+    with app.app_context():
+        postgresql = db.engine.dialect.name == "postgresql"
+    if postgresql:
+        assert tables == [["orders", "order_items", "order_items", "order_items", "order_events", "mail_outbox"]]
+    else:
+        assert tables == [["orders"], ["order_items"], ["order_events"], ["mail_outbox"]]
+    with app.app_context():
+        stored = db.session.execute(
+            sa.select(OrderItem.product_id)
+            .where(OrderItem.order_id == uuid.UUID(order["id"]))
+            .order_by(OrderItem.position)
+        ).scalars()
+        assert [str(product_id) for product_id in stored] == [line["product_id"] for line in order["items"]]
+
+
+@pytest.mark.services
+def test_a_placement_sends_its_job_and_its_catalog_change_to_redis_in_one_round_trip(
+    app: Flask, place: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the commit, the confirmation mail's job and the new stock of the catalog's
+    cache go to Redis together: one pipeline, sent once."""
+    from redis.client import Pipeline
+
+    customer = create_user(app)
+    product = make_product(app, stock=5)
+    sent: list[list[str]] = []
+    execute = Pipeline.execute
+
+    def recording(self: Pipeline, raise_on_error: bool = True) -> Any:
+        sent.append([str(args[0]).upper() for args, _ in self.command_stack])
+        return execute(self, raise_on_error)
+
+    monkeypatch.setattr(Pipeline, "execute", recording)
+    created(place(customer, [(product, 2)]))
+    monkeypatch.undo()
+    [commands] = [names for names in sent if "EVALSHA" in names or "RPUSH" in names]
+    assert {"EVALSHA", "HSET", "RPUSH"} <= set(commands)  # the stock stored, the job saved and queued
 
 
 def test_a_failure_after_the_rows_are_written_leaves_none_of_them(
