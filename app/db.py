@@ -128,6 +128,11 @@ def commit_keeping_loaded() -> None:
         session.expire_on_commit = True
 
 
+def on_postgresql() -> bool:
+    """Whether the app's database is PostgreSQL (elsewhere: SQLite, the embedded default)."""
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
 def table_of(model: type[Base]) -> sa.Table:
     """``model``'s table, for Core statements on a hot path: a statement that names a
     model's attributes anywhere is ORM-enabled, and the session runs it through the ORM
@@ -214,7 +219,7 @@ def _write_new(objects: Sequence[Base]) -> None:
     session = db.session()
     if (
         len(objects) > 1
-        and session.get_bind().dialect.name == "postgresql"
+        and on_postgresql()
         and sum(len(columns) * len(rows) for (_, columns), rows in batches.items()) <= _MAX_COMBINED_PARAMETERS
     ):
         rows_in_order = [(table, columns, values) for (table, columns), rows in batches.items() for values in rows]

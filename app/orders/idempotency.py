@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from app.db import db, utcnow
+from app.db import db, on_postgresql, utcnow
 from app.errors import IdempotencyConflict, IdempotencyKeyReused
 from app.orders.models import IdempotencyKey
 
@@ -62,7 +62,7 @@ def claim(*, user_id: uuid.UUID, key: str, request_hash: str) -> IdempotencyKey 
         expires_at=now + timedelta(hours=hours),
     )
     db.session.add(row)
-    postgres = db.session.get_bind().dialect.name == "postgresql"
+    postgres = on_postgresql()
     try:
         if postgres:
             db.session.execute(sa.text(f"SET LOCAL lock_timeout = {LOCK_WAIT_MS}"))

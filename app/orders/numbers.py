@@ -6,7 +6,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from app.db import db
+from app.db import db, on_postgresql
 from app.orders.models import OrderNumberCounter, order_number_seq
 
 COUNTER = "orders"
@@ -26,7 +26,7 @@ def next_number(now: datetime, *, drawn: int | None = None) -> str:
 
 
 def draws_from_sequence() -> bool:
-    return db.session.get_bind().dialect.name == "postgresql"
+    return on_postgresql()
 
 
 _NEXT_FROM_SEQUENCE = sa.select(DRAW_FROM_SEQUENCE)

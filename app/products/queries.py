@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from app.db import db, escape_like, table_of
+from app.db import db, escape_like, on_postgresql, table_of
 from app.errors import ValidationFailed
 from app.pagination import Sortable, SortKey
 from app.permissions import Principal
@@ -125,10 +125,6 @@ def sorting(args: Mapping[str, Any]) -> tuple[dict[str, Sortable], Sequence[Sort
 # --- search ---------------------------------------------------------------------------------
 
 
-def _postgresql() -> bool:
-    return db.engine.dialect.name == "postgresql"
-
-
 def _pattern(q: str) -> str:
     return f"%{escape_like(q)}%"
 
@@ -155,7 +151,7 @@ def _tsquery(text: str) -> sa.ColumnElement[Any]:
 def search_condition(q: str) -> sa.ColumnElement[bool]:
     pattern = _pattern(q)
     substring = sa.or_(PRODUCT.sku.ilike(pattern, escape="\\"), PRODUCT.name.ilike(pattern, escape="\\"))
-    if not _postgresql():
+    if not on_postgresql():
         return sa.or_(substring, PRODUCT.description.ilike(pattern, escape="\\"))
     words = _words_query(q)
     if words is None:
@@ -169,7 +165,7 @@ def relevance(q: str) -> sa.ColumnElement[float]:
     pattern = _pattern(q)
     in_sku = sa.case((PRODUCT.sku.ilike(pattern, escape="\\"), SKU_BONUS), else_=0.0)
     in_name = sa.case((PRODUCT.name.ilike(pattern, escape="\\"), NAME_BONUS), else_=0.0)
-    if not _postgresql():
+    if not on_postgresql():
         in_description = sa.case((PRODUCT.description.ilike(pattern, escape="\\"), 0.1), else_=0.0)
         return sa.type_coerce(in_sku + in_name + in_description, sa.Float())
     words = _words_query(q)

@@ -130,7 +130,10 @@ def test_a_product_withdrawn_while_the_order_is_placed_is_not_sold(app: Flask, p
     done: list[bool] = []
 
     def withdraw_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.startswith("UPDATE products") and not done:
+        # The placement's first statement on the products: their lock (PostgreSQL, several
+        # lines) or the first stock UPDATE.
+        first = statement.startswith("UPDATE products") or statement.rstrip().endswith("FOR NO KEY UPDATE")
+        if first and not done:
             done.append(True)
             with db.engine.connect() as other:  # another request, committed in between
                 other.execute(sa.update(Product).where(Product.id == uuid.UUID(withdrawn)).values(is_active=False))
@@ -374,6 +377,25 @@ def test_a_placement_writes_each_row_once_and_on_postgresql_in_one_statement(
             .order_by(OrderItem.position)
         ).scalars()
         assert [str(product_id) for product_id in stored] == [line["product_id"] for line in order["items"]]
+
+
+def test_the_statements_of_a_placement_do_not_grow_with_its_lines_on_postgresql(
+    app: Flask, place: Callable[..., Any]
+) -> None:
+    """PostgreSQL: the products locked in one statement and their stock taken in one more,
+    for two lines as for six. SQLite, which serialises writers, takes one line at a time."""
+    customer = create_user(app)
+    products = [make_product(app, stock=10) for _ in range(6)]
+    created(place(create_user(app), [(products[0], 1)]))  # SQLite's order-number counter row exists now
+    sent = []
+    for count in (2, 6):
+        with recorded_statements(app, "SELECT", "UPDATE", "INSERT", "WITH") as statements:
+            created(place(customer, [(product, 1) for product in products[:count]]))
+        sent.append(len(statements))
+    with app.app_context():
+        postgresql = db.engine.dialect.name == "postgresql"
+    assert sent[1] - sent[0] == (0 if postgresql else 4)
+    assert [stock_of(app, product) for product in products] == [7, 8, 9, 9, 9, 9]
 
 
 @pytest.mark.services

@@ -36,7 +36,7 @@ from flask import current_app
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
-from app.db import db, utcnow
+from app.db import db, on_postgresql, utcnow
 from app.jobs import final_attempt
 from app.mail import service as mail
 from app.products.cache import catalog_changed
@@ -344,7 +344,7 @@ def _mail_summary(run_row: ProductImport) -> None:
 
 def _analyze() -> None:
     """Fresh planner statistics after a large import (PostgreSQL; autovacuum lags behind)."""
-    if db.session.get_bind().dialect.name == "postgresql":
+    if on_postgresql():
         db.session.execute(sa.text("ANALYZE products"))
         db.session.commit()
 
@@ -356,7 +356,7 @@ def _exclusive(import_id: uuid.UUID) -> Iterator[bool]:
     A session-level lock on a connection of its own: it outlives the run's transactions and
     goes with the connection if the process dies.
     """
-    if db.engine.dialect.name != "postgresql":
+    if not on_postgresql():
         yield True
         return
     key = int.from_bytes(import_id.bytes[:8], "big", signed=True)

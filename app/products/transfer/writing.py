@@ -40,7 +40,7 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from app.db import db, new_id, utcnow
+from app.db import db, new_id, on_postgresql, utcnow
 from app.products.models import DEFAULT_LOW_STOCK_THRESHOLD, Category, Product
 from app.products.slugs import SLUG_ATTEMPTS, slugify
 from app.products.transfer.rows import ROW_FIELD, BatchOutcome, Mode, RowError, ValidRow
@@ -87,7 +87,7 @@ def write_batch(rows: Sequence[ValidRow], *, mode: Mode, dry_run: bool) -> Batch
     """
     if not rows:
         return BatchOutcome()
-    if db.session.connection().dialect.name == "postgresql":
+    if on_postgresql():
         outcome = _write_postgresql(rows, mode=mode, dry_run=dry_run)
     else:
         outcome = _write_portable(rows, mode=mode, dry_run=dry_run)
@@ -206,7 +206,7 @@ def _assign_slugs(bases: Sequence[str], taken: set[str], checked: set[str]) -> t
 def _live_slugs_among(candidates: set[str]) -> set[str]:
     if not candidates:
         return set()
-    if db.session.connection().dialect.name == "postgresql":
+    if on_postgresql():
         return set(db.session.scalars(_LIVE_SLUGS, {"slugs": sorted(candidates)}))
     found: set[str] = set()
     for chunk in _chunks(sorted(candidates)):
