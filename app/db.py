@@ -180,9 +180,9 @@ _MAX_COMBINED_PARAMETERS = 10_000
 @contextlib.contextmanager
 def inserted_together() -> Iterator[None]:
     """Write every object given to ``insert_new`` in the block when the block ends, as one
-    statement on PostgreSQL: each table's rows in a data-modifying ``WITH`` of one
-    ``INSERT`` (foreign keys are checked at the end of the statement, so parents and
-    children may share it). One round trip for a use case that writes several tables, where
+    statement on PostgreSQL: each row an ``INSERT`` inside one data-modifying ``WITH``
+    (foreign keys are checked at the end of the statement, so parents and children may
+    share it). One round trip for a use case that writes several tables, where
     ``insert_new`` alone sends one per table. SQLite has no such statement: there the rows
     go one statement per table, as without the block.
 

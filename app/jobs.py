@@ -99,7 +99,7 @@ class RedisWrites(Protocol):
         """Redis could not be reached: nothing was sent."""
 
 
-# Per session: what each registered collector has to send after a commit.
+# Each returns, after a commit, what it has to send to Redis then (``send_after_commit``).
 _collectors: list[Callable[[Session], RedisWrites | None]] = []
 
 
@@ -130,7 +130,10 @@ def _send_to_redis(jobs: list[PendingJob], writes: Sequence[RedisWrites]) -> boo
 
     enqueued = True
     for write in writes:
-        round_on(redis_queues.connection).add(write.queue, write)
+        try:
+            round_on(redis_queues.connection).add(write.queue, write)
+        except RedisError as error:
+            write.refused(error)
     for job in jobs:
         try:
             round_on(redis_queues.queue(job.queue).connection).add(partial(_send, job), job)

@@ -213,6 +213,30 @@ def test_a_sale_is_seen_after_redis_lost_the_caches_scripts(
         assert redis_queues.connection.get(cache.STATE_PREFIX + product_id).startswith(b"2|3|")
 
 
+def test_a_sale_while_redis_is_down_is_committed_and_its_unsent_changes_are_logged(
+    app: Flask, client: FlaskClient, customer: AuthedUser, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis unreachable after the commit: the order stands (201, stock taken), the mail
+    waits in the outbox for the relay, and the log says the cache was not told."""
+    import redis
+    from rq import Queue
+
+    product_id = make_product(app, name="Mug", stock=4)
+    state = app.extensions[redis_queues.key]
+    saved = state.connection, state.queues
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    state.connection, state.queues = dead, {name: Queue(name, connection=dead) for name in saved[1]}
+    try:
+        _order(client, customer, product_id, 1)
+    finally:
+        state.connection, state.queues = saved
+    with app.app_context():
+        product = db.session.get(Product, uuid.UUID(product_id))
+        assert product is not None and product.stock == 3
+    assert "catalog change not published to the cache" in caplog.text
+    assert "it will be relayed later" in caplog.text
+
+
 def test_a_cached_read_after_redis_lost_the_caches_scripts_is_still_served_from_the_cache(
     app: Flask, client: FlaskClient
 ) -> None:
