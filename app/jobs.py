@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial, wraps
+from functools import wraps
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 import sqlalchemy as sa
@@ -95,8 +95,8 @@ class RedisWrites(Protocol):
     def answered(self, results: list[Any]) -> None:
         """What Redis answered to each command: a value, or the error it raised."""
 
-    def refused(self, error: RedisError) -> None:
-        """Redis could not be reached: nothing was sent."""
+    def refused(self, error: RedisError | None) -> None:
+        """Redis could not be reached (or refused the commands): nothing was sent."""
 
 
 # Each returns, after a commit, what it has to send to Redis then (``send_after_commit``).
@@ -115,88 +115,84 @@ def _send_to_redis(jobs: list[PendingJob], writes: Sequence[RedisWrites]) -> boo
     for RQ's commands and theirs); False (and a log line) when a job could not be
     enqueued. In-process, each job runs as it is enqueued (and no writes exist: the
     catalog cache needs a real Redis)."""
+    enqueues = [_Enqueue(job) for job in jobs]
     if redis_queues.in_process:
-        results = [_enqueue_alone(job) for job in jobs]  # every one, even after a failure
-        return all(results)
+        for enqueue in enqueues:
+            enqueue.alone()
+        return all(enqueue.taken for enqueue in enqueues)
     # The queues share the app's connection: one pipeline, unless one was given its own.
-    pipelines: dict[int, _Round] = {}
-
-    def round_on(connection: Redis) -> _Round:
-        if id(connection) not in pipelines:
-            pipe = connection.pipeline()
-            pipe.multi()  # before any command: RQ would call it otherwise, after some
-            pipelines[id(connection)] = _Round(pipe)
-        return pipelines[id(connection)]
-
-    enqueued = True
-    for write in writes:
+    rounds: dict[int, _Round] = {}
+    owners: list[tuple[Redis, RedisWrites]] = [(redis_queues.connection, write) for write in writes]
+    owners += [(redis_queues.queue(enqueue.job.queue).connection, enqueue) for enqueue in enqueues]
+    for connection, owner in owners:
+        if id(connection) not in rounds:
+            rounds[id(connection)] = _Round(connection.pipeline())
         try:
-            round_on(redis_queues.connection).add(write.queue, write)
+            rounds[id(connection)].add(owner)
+        except RedisError as error:  # RQ asks its connection for Redis' version once
+            owner.refused(error)
+    for round_ in rounds.values():
+        round_.send()
+    return all(enqueue.taken for enqueue in enqueues)
+
+
+@dataclass
+class _Enqueue:
+    """A job as one owner of commands in a pipeline (see ``RedisWrites``)."""
+
+    job: PendingJob
+    taken: bool = True
+
+    def queue(self, pipe: Pipeline) -> None:
+        _send(self.job, pipe)
+
+    def answered(self, results: list[Any]) -> None:
+        if any(isinstance(result, Exception) for result in results):
+            self.refused(None)
+
+    def refused(self, error: RedisError | None) -> None:
+        log.warning(
+            "could not enqueue %s on %r; it will be relayed later", self.job.job_id or self.job.func, self.job.queue
+        )
+        self.taken = False
+
+    def alone(self) -> None:
+        try:
+            _send(self.job, None)
         except RedisError as error:
-            write.refused(error)
-    for job in jobs:
-        try:
-            round_on(redis_queues.queue(job.queue).connection).add(partial(_send, job), job)
-        except RedisError:  # RQ asks its connection for Redis' version once, before the pipeline
-            _log_unsent([job])
-            enqueued = False
-    for round_ in pipelines.values():
-        enqueued = round_.send() and enqueued
-    return enqueued
+            self.refused(error)
 
 
 @dataclass
 class _Round:
-    """One pipeline and whose commands are where in it."""
+    """One pipeline (one ``MULTI``) and whose commands are where in it."""
 
     pipe: Pipeline
-    spans: list[tuple[RedisWrites | PendingJob, int, int]] = field(default_factory=list)
+    spans: list[tuple[RedisWrites, int, int]] = field(default_factory=list)
 
-    def add(self, queue: Callable[[Pipeline], None], owner: RedisWrites | PendingJob) -> None:
+    def __post_init__(self) -> None:
+        self.pipe.multi()  # before any command: RQ would call it otherwise, after some
+
+    def add(self, owner: RedisWrites) -> None:
         start = len(self.pipe.command_stack)
         try:
-            queue(self.pipe)
+            owner.queue(self.pipe)
         except BaseException:
             del self.pipe.command_stack[start:]  # none of a failed owner's commands go
             raise
         self.spans.append((owner, start, len(self.pipe.command_stack)))
 
-    def send(self) -> bool:
-        """Whether every job's commands were taken."""
+    def send(self) -> None:
         try:
             results = self.pipe.execute(raise_on_error=False)
         except RedisError as error:
             for owner, _, _ in self.spans:
-                if isinstance(owner, PendingJob):
-                    _log_unsent([owner])
-                else:
-                    owner.refused(error)
-            return False
+                owner.refused(error)
+            return
         finally:
             self.pipe.reset()
-        enqueued = True
         for owner, start, end in self.spans:
-            answers = list(results[start:end])
-            if not isinstance(owner, PendingJob):
-                owner.answered(answers)
-            elif any(isinstance(answer, Exception) for answer in answers):
-                _log_unsent([owner])
-                enqueued = False
-        return enqueued
-
-
-def _enqueue_alone(job: PendingJob) -> bool:
-    try:
-        _send(job, pipeline=None)
-    except RedisError:
-        _log_unsent([job])
-        return False
-    return True
-
-
-def _log_unsent(jobs: list[PendingJob]) -> None:
-    for job in jobs:
-        log.warning("could not enqueue %s on %r; it will be relayed later", job.job_id or job.func, job.queue)
+            owner.answered(list(results[start:end]))
 
 
 def _send(job: PendingJob, pipeline: Pipeline | None) -> None:

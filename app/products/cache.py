@@ -213,7 +213,7 @@ def _publish(changes: _Changes) -> None:
         _not_published(changes, error)
 
 
-def _not_published(changes: _Changes, error: BaseException) -> None:
+def _not_published(changes: _Changes, error: BaseException | None) -> None:
     # Entries expire after CATALOG_CACHE_TTL; until then readers may see the past.
     log.error("catalog change not published to the cache (everything=%s)", changes.everything, exc_info=error)
 
@@ -236,7 +236,7 @@ class _Publication:
         elif errors:
             _not_published(self.changes, errors[0])
 
-    def refused(self, error: RedisError) -> None:
+    def refused(self, error: RedisError | None) -> None:
         _not_published(self.changes, error)
 
 
