@@ -123,20 +123,22 @@ def _for_sale() -> tuple[sa.ColumnElement[bool], ...]:
 # The statements of every placement, built once (building and keying one costs about as
 # much as running it). Core statements on the tables, not ORM-enabled ones: nothing here
 # touches objects in the session, and the ORM's bulk-update path costs more than the SQL.
-_TAKE_STOCK = (
-    sa.update(_products)
-    .where(
-        _products.c.id == sa.bindparam("product_id"),
-        _products.c.stock >= sa.bindparam("quantity"),
-        *_for_sale(),
+def _take(product_id: sa.ColumnElement[Any], quantity: sa.ColumnElement[Any]) -> sa.Update:
+    """``quantity`` units of ``product_id`` taken if it is for sale and has them; the
+    product's snapshot returned."""
+    return (
+        sa.update(_products)
+        .where(_products.c.id == product_id, _products.c.stock >= quantity, *_for_sale())
+        .values(
+            stock=_products.c.stock - quantity,
+            version=_products.c.version + 1,
+            updated_at=sa.bindparam("now", type_=_products.c.updated_at.type),
+        )
+        .returning(*SNAPSHOT)
     )
-    .values(
-        stock=_products.c.stock - sa.bindparam("quantity"),
-        version=_products.c.version + 1,
-        updated_at=sa.bindparam("now", type_=_products.c.updated_at.type),
-    )
-    .returning(*SNAPSHOT)
-)
+
+
+_TAKE_STOCK = _take(sa.bindparam("product_id"), sa.bindparam("quantity"))
 _IDS = sa.bindparam("product_ids", type_=postgresql.ARRAY(sa.Uuid()))
 # FOR NO KEY UPDATE, the lock the UPDATE takes anyway: it does not block other orders'
 # lines, whose foreign key takes KEY SHARE on the product.
@@ -151,16 +153,7 @@ _LINES = (
     .table_valued(sa.column("product_id", sa.Uuid()), sa.column("quantity", sa.Integer()), name="line")
     .render_derived()
 )
-_TAKE_ALL_STOCK = (
-    sa.update(_products)
-    .where(_products.c.id == _LINES.c.product_id, _products.c.stock >= _LINES.c.quantity, *_for_sale())
-    .values(
-        stock=_products.c.stock - _LINES.c.quantity,
-        version=_products.c.version + 1,
-        updated_at=sa.bindparam("now", type_=_products.c.updated_at.type),
-    )
-    .returning(*SNAPSHOT)
-)
+_TAKE_ALL_STOCK = _take(_LINES.c.product_id, _LINES.c.quantity)
 _users = table_of(User)
 _LOCK_CUSTOMER = sa.update(_users).where(_users.c.id == sa.bindparam("user_id")).values(updated_at=_users.c.updated_at)
 

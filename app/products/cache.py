@@ -135,6 +135,9 @@ def _bytes(value: object) -> bytes | None:
 
 @dataclass
 class _Changes:
+    """What a transaction changed in the catalog; published after its commit, with the
+    commit's jobs (``jobs.send_after_commit``: ``queue``, then ``answered`` or ``refused``)."""
+
     everything: bool = False
     stock_ids: set[uuid.UUID] = field(default_factory=set)
     states: dict[str, State] = field(default_factory=dict)
@@ -149,6 +152,18 @@ class _Changes:
             pipe.set(STOCK_GENERATION_KEY, _new_token())
         if self.everything:
             pipe.set(GENERATION_KEY, _new_token())
+
+    def answered(self, results: list[Any]) -> None:
+        errors = [result for result in results if isinstance(result, Exception)]
+        if any(isinstance(error, NoScriptError) for error in errors):
+            # Redis lost the scripts (a restart, SCRIPT FLUSH): load them, send it all again
+            # (a state stored twice is stored once; a new generation twice is one change).
+            _publish(self)
+        elif errors:
+            _not_published(self, errors[0])
+
+    def refused(self, error: RedisError | None) -> None:
+        _not_published(self, error)
 
 
 def catalog_changed(
@@ -218,37 +233,15 @@ def _not_published(changes: _Changes, error: BaseException | None) -> None:
     log.error("catalog change not published to the cache (everything=%s)", changes.everything, exc_info=error)
 
 
-@dataclass
-class _Publication:
-    """A commit's catalog changes, sent with the commit's jobs (``jobs.send_after_commit``)."""
-
-    changes: _Changes
-
-    def queue(self, pipe: Pipeline) -> None:
-        self.changes.queue(pipe)
-
-    def answered(self, results: list[Any]) -> None:
-        errors = [result for result in results if isinstance(result, Exception)]
-        if any(isinstance(error, NoScriptError) for error in errors):
-            # Redis lost the scripts (a restart, SCRIPT FLUSH): load them, send it all again
-            # (a state stored twice is stored once; a new generation twice is one change).
-            _publish(self.changes)
-        elif errors:
-            _not_published(self.changes, errors[0])
-
-    def refused(self, error: RedisError | None) -> None:
-        _not_published(self.changes, error)
-
-
 def _before_commit(session: Session) -> None:
     changes: _Changes | None = session.info.get(PENDING_KEY)
     if changes is not None:
         _read_states(session, changes)
 
 
-def _after_commit(session: Session) -> _Publication | None:
+def _after_commit(session: Session) -> _Changes | None:
     changes: _Changes | None = session.info.pop(PENDING_KEY, None)
-    return _Publication(changes) if changes is not None else None
+    return changes
 
 
 def _after_soft_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
