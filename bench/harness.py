@@ -121,6 +121,9 @@ class WrkResult:
     worker_split: tuple[int, ...] = ()
     # Measurements discarded because the load landed on too few workers (see ``wrk``).
     lopsided: int = 0
+    # The CPU the workers used per request measured (ms): the app's own cost, beside a
+    # rate that also moves with whatever else the machine is doing.
+    cpu_ms_per_request: float | None = None
 
 
 # --- wrk ---------------------------------------------------------------------------------
@@ -208,7 +211,18 @@ def wrk(url: str, *, label: str, requests: Path | None = None, warmup_requests: 
     result = parse_wrk(done.stdout)
     result.worker_split = split
     result.lopsided = lopsided
+    result.cpu_ms_per_request = _cpu_ms_per_request(before, after, result.requests)
     return result
+
+
+_MS_PER_TICK = 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_ms_per_request(before: dict[int, int], after: dict[int, int], requests: int) -> float | None:
+    used = sum(after[pid] - before.get(pid, 0) for pid in after)
+    if not requests or used <= 0:
+        return None
+    return used * _MS_PER_TICK / requests
 
 
 def _cpu_ticks(pids: set[int]) -> dict[int, int]:
@@ -254,6 +268,8 @@ def split_note(result: WrkResult) -> str:
     if not result.worker_split:
         return ""
     note = f"workers' CPU {'/'.join(str(n) for n in result.worker_split)} %"
+    if result.cpu_ms_per_request is not None:
+        note += f", {result.cpu_ms_per_request:.1f} ms a request"
     if result.lopsided:
         note += f", measured again {result.lopsided}x: the load had landed on too few workers"
     return note

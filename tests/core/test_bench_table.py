@@ -75,3 +75,13 @@ def test_a_measurement_that_landed_on_too_few_workers_is_lopsided_and_the_row_sa
     )
     result.lopsided = 0
     assert harness.split_note(result) == "workers' CPU 55/45 %"
+
+
+def test_a_row_says_how_much_cpu_the_workers_used_per_request(monkeypatch: Any) -> None:
+    monkeypatch.setattr(harness, "_MS_PER_TICK", 10.0)
+    # Two workers, 300 and 200 ticks (5 s of CPU) for 1,250 requests: 4 ms a request.
+    assert harness._cpu_ms_per_request({1: 100, 2: 50}, {1: 400, 2: 250}, 1250) == 4.0
+    assert harness._cpu_ms_per_request({1: 100}, {1: 100}, 1250) is None  # no reading
+    assert harness._cpu_ms_per_request({}, {}, 0) is None
+    result = harness.WrkResult(1.0, 1.0, 1.0, 10, 0, output="", worker_split=(52, 48), cpu_ms_per_request=4.04)
+    assert harness.split_note(result) == "workers' CPU 52/48 %, 4.0 ms a request"
