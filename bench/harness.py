@@ -219,7 +219,7 @@ _MS_PER_TICK = 1000 / os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_ms_per_request(before: dict[int, int], after: dict[int, int], requests: int) -> float | None:
-    used = sum(after[pid] - before.get(pid, 0) for pid in after)
+    used = sum(_used(before, after).values())
     if not requests or used <= 0:
         return None
     return used * _MS_PER_TICK / requests
@@ -235,6 +235,11 @@ def _cpu_ticks(pids: set[int]) -> dict[int, int]:
     return ticks
 
 
+def _used(before: dict[int, int], after: dict[int, int]) -> dict[int, int]:
+    """Each process's CPU ticks between two readings."""
+    return {pid: after[pid] - before.get(pid, 0) for pid in after}
+
+
 def _split(before: dict[int, int], after: dict[int, int]) -> tuple[int, ...]:
     """Each worker's share of the CPU the workers used between two readings, largest first.
 
@@ -242,7 +247,7 @@ def _split(before: dict[int, int], after: dict[int, int]) -> tuple[int, ...]:
     awake to accept: wrk's 32 keep-alive connections may land unevenly, and a worker left
     with few of them leaves CPU unused. The table shows the split; ``wrk`` measures again
     when it is lopsided."""
-    used = {pid: after[pid] - before.get(pid, 0) for pid in after}
+    used = _used(before, after)
     total = sum(used.values())
     if total <= 0:
         return ()
