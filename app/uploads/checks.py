@@ -13,6 +13,7 @@ import codecs
 import csv
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import ijson
 import magic
@@ -23,6 +24,10 @@ from app.uploads.models import Purpose
 
 SNIFF_BYTES = 8 * 1024
 READ_SIZE = 64 * 1024
+# An import file is an array of flat objects (categories an array in them): 3 levels.
+MAX_JSON_DEPTH = 16
+_OPENING = frozenset({"start_map", "start_array"})
+_CLOSING = frozenset({"end_map", "end_array"})
 CSV = "text/csv"
 JSON = "application/json"
 
@@ -109,33 +114,33 @@ class Utf8Reader:
         A line ends at ``\\n``, ``\\r\\n`` or ``\\r`` only, as ``csv`` counts lines:
         ``str.splitlines`` would also split at form feeds and Unicode separators, which
         would split an unquoted cell into two records and skew every later line number.
+        Each read's text is searched once, so a line of any length costs time in
+        proportion to its length (a line that spans reads is kept in pieces until it ends).
         """
         decoder = codecs.getincrementaldecoder("utf-8")("strict")
-        pending = ""
-        while data := self.read(READ_SIZE):
-            pending += decoder.decode(data)
+        unfinished: list[str] = []  # the pieces of a line whose end has not been read yet
+        held = ""  # a final "\r", whose "\n" may come with the next read
+        while True:
+            data = self.read(READ_SIZE)
+            text = held + decoder.decode(data, final=not data)
+            held = ""
+            if data and text.endswith("\r"):
+                text, held = text[:-1], "\r"
             start = 0
-            for end in _line_ends(pending):
-                if end == len(pending) and pending.endswith("\r"):
-                    break  # its "\n" may come with the next read
-                yield pending[start:end]
-                start = end
-            pending = pending[start:]
-        pending += decoder.decode(b"", final=True)
-        start = 0
-        for end in _line_ends(pending):
-            yield pending[start:end]
-            start = end
-        if pending[start:]:
-            yield pending[start:]
+            for match in _LINE_END.finditer(text):
+                unfinished.append(text[start : match.end()])
+                yield "".join(unfinished)
+                unfinished.clear()
+                start = match.end()
+            if start < len(text):
+                unfinished.append(text[start:])
+            if not data:
+                break
+        if unfinished:
+            yield "".join(unfinished)
 
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
-
-
-def _line_ends(text: str) -> Iterator[int]:
-    """Where each line of ``text`` ends (just after its line end)."""
-    return (match.end() for match in _LINE_END.finditer(text))
 
 
 def check_import(source: Readable, *, head: bytes) -> str:
@@ -155,11 +160,30 @@ def check_import(source: Readable, *, head: bytes) -> str:
 
 def _check_json_array(reader: Utf8Reader) -> None:
     try:
-        for _prefix, _event, _value in ijson.parse(reader, buf_size=READ_SIZE):
+        for _event in json_events(reader):
             pass
     except ijson.JSONError as exc:
         # The first line only: the rest quotes the file.
         raise unreadable(f"Not valid JSON: {str(exc).splitlines()[0][:200]}") from exc
+
+
+def json_events(reader: Readable) -> Iterator[tuple[int, str, Any]]:
+    """ijson's events of the JSON text ``reader`` gives, each with the depth it leaves
+    (how many arrays and objects are open after it); refused past ``MAX_JSON_DEPTH``.
+
+    ``ijson.basic_parse``, not ``ijson.parse`` or ``ijson.items``: those build a path
+    (``item.item.item…``) for every event, which for a file nested N deep costs memory
+    and time in proportion to N squared (80 KB of ``[`` took gigabytes).
+    """
+    depth = 0
+    for event, value in ijson.basic_parse(reader, buf_size=READ_SIZE, use_float=False):
+        if event in _OPENING:
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise unreadable(f"Not valid JSON for an import: nested more than {MAX_JSON_DEPTH} levels deep.")
+        elif event in _CLOSING:
+            depth -= 1
+        yield depth, event, value
 
 
 def _check_csv(reader: Utf8Reader) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import io
 import itertools
+import re
 import tracemalloc
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -14,7 +15,8 @@ import pytest
 from app.products.transfer.reading import FileRejected, read_rows
 from app.products.transfer.rows import COLUMNS, ROW_FIELD, RawRow, RowError, RowSource
 from app.products.transfer.validation import validate
-from app.uploads.checks import CSV, JSON
+from app.uploads import checks
+from app.uploads.checks import CSV, JSON, Utf8Reader
 from tests.imports.files import Generated, csv_rows, generated_csv, generated_json, json_rows
 
 ALL_COLUMNS = ", ".join(COLUMNS)
@@ -117,6 +119,36 @@ def test_a_crlf_split_between_two_reads_is_one_line_end() -> None:
     text = "sku,name,price\r\n" + "".join(f"S-{i},N{i},1.00\r\n" for i in range(2, 50))
     rows = csv_rows(text, step=1)
     assert [r.number for r in rows] == list(range(2, 50))
+
+
+def test_a_long_line_is_searched_for_its_end_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Searching the whole unfinished line again after each 64 KB read made a one-line
+    # file of N bytes cost N squared: minutes of a web worker for a 50 MB upload.
+    searched: list[int] = []
+    line_end = checks._LINE_END
+
+    class Counting:
+        def finditer(self, text: str) -> Iterator[re.Match[str]]:
+            searched.append(len(text))
+            return line_end.finditer(text)
+
+    monkeypatch.setattr(checks, "_LINE_END", Counting())
+    long_line = "x" * (2 * 1024 * 1024) + "\r\n"
+    content = ("sku,name\r\n" + long_line + "A-1,Mug\r").encode()
+    assert list(Utf8Reader(io.BytesIO(content)).lines()) == ["sku,name\r\n", long_line, "A-1,Mug\r"]
+    assert sum(searched) <= len(content) + len(searched)  # each read once (a held "\r" twice)
+
+
+def test_json_nested_deeper_than_a_row_rejects_the_file_without_building_it() -> None:
+    assert rejection(b"[" * 10_000 + b"]" * 10_000, JSON) == (
+        "Not valid JSON for an import: nested more than 16 levels deep."
+    )
+    rows = json_rows('[{"sku": "A-1", "categories": [["a"], {"b": [1]}]}, [[]], 2]')
+    assert [r.values.get("categories") for r in rows] == [[["a"], {"b": [1]}], None, None]
+    assert [r.problem for r in rows[1:]] == [
+        "Expected an object, found an array.",
+        "Expected an object, found a number.",
+    ]
 
 
 def test_a_ragged_row_is_read_with_a_problem_that_becomes_a_row_error() -> None:

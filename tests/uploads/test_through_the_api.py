@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import tracemalloc
 from collections.abc import Callable
 
 import pytest
@@ -106,6 +107,7 @@ SPOOFED: list[tuple[str, str, Callable[[], bytes], int]] = [
     ("product_image", "empty.png", lambda: b"", 422),
     ("import", "products.json", lambda: b'{"sku": "A-1"}', 422),  # JSON, but not an array
     ("import", "products.json", lambda: b'[{"sku": "A-1"}', 422),  # JSON cut short
+    ("import", "deep.json", lambda: b'[{"sku": ' + b"[" * 17 + b"]" * 17 + b"}]", 422),  # nested deeper than a row
     ("import", "products.csv", lambda: b"   \n\n", 422),  # no header row
     ("import", "big.csv", lambda: b"sku,name\n" + b"A" * (IMPORT_LIMIT - 8), 413),  # one byte over the limit
     ("product_image", "big.png", lambda: png(2, 2) + b"\0" * (IMAGE_LIMIT - len(png(2, 2)) + 1), 413),  # one byte over
@@ -306,3 +308,23 @@ def test_rate_limited_per_client(
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
     assert json_of(refused)["error"]["code"] == "RATE_LIMITED"
     assert post_upload(client, other_staff, CSV, "c.csv", "import").status_code == 201
+
+
+def test_a_deeply_nested_json_file_is_refused_in_a_few_megabytes(
+    app: Flask, client: FlaskClient, storage: Storage, staff: AuthedUser, small_limits: None
+) -> None:
+    # 20 KB of brackets: a parser that builds a path per event (ijson.parse) needed
+    # hundreds of MB for it, and gigabytes for the same file four times as deep.
+    content = b"[" * 10_000 + b"]" * 10_000
+    tracemalloc.start()
+    try:
+        response = post_upload(client, staff, content, "deep.json", "import")
+        _size, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert json_of(response)["error"]["details"] == [
+        {"field": "file", "message": "Not valid JSON for an import: nested more than 16 levels deep."}
+    ]
+    assert peak < 16 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+    nothing_kept(app, storage)

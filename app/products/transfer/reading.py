@@ -28,11 +28,12 @@ from decimal import Decimal
 from typing import Any
 
 import ijson
+from ijson.common import ObjectBuilder
 
 from app.errors import DomainError
 from app.products.transfer.rows import COLUMNS, REQUIRED_COLUMNS, RawRow, RowSource
 from app.storage import Readable
-from app.uploads.checks import CSV, JSON, READ_SIZE, Utf8Reader
+from app.uploads.checks import CSV, JSON, READ_SIZE, Utf8Reader, json_events
 
 CONTENT_TYPES = (CSV, JSON)
 # How many unknown names a message lists before it says "and N more".
@@ -146,12 +147,27 @@ def _json_rows(reader: Utf8Reader) -> Iterator[RawRow]:
     if not head.lstrip().startswith(b"["):
         raise FileRejected("A JSON import must be an array of objects.")
     try:
-        elements = ijson.items(_Replayed(head, reader), "item", use_float=False)
-        for number, element in enumerate(elements, start=1):
+        for number, element in enumerate(_json_elements(_Replayed(head, reader)), start=1):
             yield _json_row(number, element)
     except ijson.JSONError as exc:
         # The first line only: the rest quotes the file.
         raise FileRejected(f"Not valid JSON: {str(exc).splitlines()[0][:200]}") from exc
+
+
+def _json_elements(stream: Readable) -> Iterator[Any]:
+    """The elements of the array ``stream`` holds, one at a time, each built whole (an
+    element is one row: small). Built from ``json_events``, which refuses a file nested
+    deeper than any row is (``ijson.items`` would cost the square of that depth)."""
+    builder: ObjectBuilder | None = None
+    for depth, event, value in json_events(stream):
+        if depth == 0 or (depth == 1 and builder is None and event == "start_array"):
+            continue  # the array itself opening or closing
+        if builder is None:
+            builder = ObjectBuilder()
+        builder.event(event, value)
+        if depth == 1:  # back at the array's level: the element is whole
+            yield builder.value
+            builder = None
 
 
 def _json_row(number: int, element: Any) -> RawRow:
