@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
@@ -37,12 +38,7 @@ def _digest(token: str) -> str:
 def _issue_token(user: User, purpose: TokenPurpose, ttl_seconds: int) -> str:
     """A 32-byte random token; only its SHA-256 is stored. Older unused ones of the same
     purpose are retired, so only the latest link works."""
-    db.session.execute(
-        sa.update(AccountToken)
-        .where(AccountToken.user_id == user.id, AccountToken.purpose == purpose, AccountToken.used_at.is_(None))
-        .values(used_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
+    _retire_tokens(user.id, purpose)
     token = secrets.token_urlsafe(32)
     db.session.add(
         AccountToken(
@@ -53,6 +49,25 @@ def _issue_token(user: User, purpose: TokenPurpose, ttl_seconds: int) -> str:
         )
     )
     return token
+
+
+def _retire_tokens(user_id: uuid.UUID, purpose: TokenPurpose) -> None:
+    """The user's unused tokens of ``purpose`` stop working (in the caller's transaction)."""
+    db.session.execute(
+        sa.update(AccountToken)
+        .where(AccountToken.user_id == user_id, AccountToken.purpose == purpose, AccountToken.used_at.is_(None))
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _on_sessions_invalidated(user: User, **kwargs: Any) -> None:
+    # A password change (or a deactivation, a deletion) ends a reset link sent before it
+    # as it ends sessions: a link mailed before the change must not undo it.
+    _retire_tokens(user.id, TokenPurpose.PASSWORD_RESET)
+
+
+users_service.sessions_invalidated.connect(_on_sessions_invalidated)
 
 
 def _spend_token(token: str, purpose: TokenPurpose) -> User:

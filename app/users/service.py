@@ -19,7 +19,8 @@ from app.users.passwords import hash_password, policy_problems, verify_password
 
 _signals = Namespace()
 # Sent (inside the caller's transaction) when a user's existing sessions must end:
-# deactivation, deletion, a password change. The auth domain revokes them.
+# deactivation, deletion, a password change. The auth domain revokes them, and retires
+# the password-reset links sent before.
 sessions_invalidated = _signals.signal("users.sessions-invalidated")
 
 SORTABLE = {"created_at": User.created_at, "email": User.email}

@@ -104,6 +104,39 @@ def test_only_the_latest_reset_link_works(app: Flask, client: FlaskClient, reque
     assert client.post(RESET, json={"token": second, "password": NEW_PASSWORD}).status_code == 204
 
 
+def test_a_password_change_ends_the_reset_links_sent_before_it(
+    app: Flask, client: FlaskClient, request_reset: Callable[[str], str]
+) -> None:
+    # Whoever changes their password after a scare must not be undone by a link that a
+    # thief of their mailbox (or their old password) asked for before.
+    user = create_user(app)
+    token = request_reset(user.email)
+    change = {"current_password": user.password, "password": NEW_PASSWORD}
+    assert client.patch("/api/v1/users/me", json=change, headers=user.headers).status_code == 200
+
+    refused = client.post(RESET, json={"token": token, "password": "Another-Secret-99"})
+    assert refused.status_code == 422
+    assert json_of(refused)["error"]["details"][0]["field"] == "token"
+    login = client.post("/api/v1/auth/login", json={"email": user.email, "password": NEW_PASSWORD})
+    assert login.status_code == 200
+    # A link asked for after the change works.
+    assert (
+        client.post(RESET, json={"token": request_reset(user.email), "password": "Third-Secret-77"}).status_code == 204
+    )
+
+
+def test_deactivation_ends_the_reset_links_sent_before_it(
+    app: Flask, client: FlaskClient, request_reset: Callable[[str], str]
+) -> None:
+    admin = create_user(app, role="admin")
+    user = create_user(app)
+    token = request_reset(user.email)
+    for active in (False, True):
+        response = client.patch(f"/api/v1/users/{user.id}", json={"is_active": active}, headers=admin.headers)
+        assert response.status_code == 200, response.get_data(as_text=True)
+    assert client.post(RESET, json={"token": token, "password": NEW_PASSWORD}).status_code == 422
+
+
 def test_tokens_are_stored_hashed(app: Flask, client: FlaskClient, request_reset: Callable[[str], str]) -> None:
     user = create_user(app)
     token = request_reset(user.email)
