@@ -32,20 +32,24 @@ DASHBOARD_PERMISSION = "jobs:dashboard"
 def authenticate(*, email: str, password: str) -> User:
     """The account behind ``email`` and ``password``, for every way of signing in.
 
-    The same answer and the same hashing work for an unknown email and a wrong password;
-    a wrong password counts toward the lockout. On success the failure count is cleared
+    The same answer and the same hashing work for an unknown email and a wrong password,
+    and the same lockout: a wrong password counts toward it, and so does any password for
+    an email without an account that can sign in. On success the failure count is cleared
     (in the session: the caller commits).
     """
     user = users_service.find_by_email(email)
+    if user is not None and not user.can_authenticate:
+        user = None  # a deactivated account is answered as an unknown email
     locked = user is not None and lockout.is_locked(user)
     ok = verify_password(user.password_hash if user is not None else None, password)
 
-    if user is not None and locked:
+    if user is None:
+        db.session.rollback()
+        lockout.record_failure_without_account(email)  # 423 as for an account, or nothing
+        raise Unauthorized(INVALID_CREDENTIALS)
+    if locked:
         db.session.commit()
         raise lockout.locked_error(user)
-    if user is None or not user.can_authenticate:
-        db.session.rollback()
-        raise Unauthorized(INVALID_CREDENTIALS)
     if not ok:
         lockout.record_failure(user)
         raise Unauthorized(INVALID_CREDENTIALS)

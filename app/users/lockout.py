@@ -3,18 +3,27 @@
 
 ``LOGIN_MAX_FAILURES`` in a row lock the account for ``LOGIN_LOCKOUT_SECONDS``: while
 locked, even the right password is answered with 423, so the lock is no oracle.
+
+An email with no account that can sign in (none, or a deactivated one) is locked the
+same way, its failures counted in Redis: if only accounts locked, five wrong passwords
+would tell anyone whether an email is registered. Its count is kept for a day after its
+last failure (an account's is kept until a success or a lock); without Redis it is not
+kept, and the email is answered as a wrong password every time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import current_app
+from redis.exceptions import RedisError
 
 from app.db import db, utcnow
 from app.errors import AccountLocked
+from app.extensions import redis_queues
 from app.users.models import User
 
 log = logging.getLogger(__name__)
@@ -30,7 +39,11 @@ def is_locked(user: User) -> bool:
 
 def locked_error(user: User) -> AccountLocked:
     assert user.locked_until is not None
-    retry_after = max(1, int((user.locked_until - utcnow()).total_seconds()))
+    return _locked_for(int((user.locked_until - utcnow()).total_seconds()))
+
+
+def _locked_for(seconds: int) -> AccountLocked:
+    retry_after = max(1, seconds)
     return AccountLocked(
         f"Too many failed logins: try again in {retry_after // 60 + 1} minute(s)",
         headers={"Retry-After": str(retry_after)},
@@ -62,3 +75,42 @@ def record_failure(user: User) -> None:
 def clear_failures(user: User) -> None:
     user.failed_login_count = 0
     user.locked_until = None
+
+
+# --- emails without an account ---------------------------------------------------------------
+
+NO_ACCOUNT_PREFIX = "auth:lockout:"
+NO_ACCOUNT_COUNT_SECONDS = 24 * 60 * 60
+
+
+def _no_account_keys(email: str) -> tuple[str, str]:
+    digest = hashlib.blake2b(email.strip().lower().encode(), digest_size=16).hexdigest()
+    return f"{NO_ACCOUNT_PREFIX}{digest}:failures", f"{NO_ACCOUNT_PREFIX}{digest}:locked"
+
+
+def record_failure_without_account(email: str) -> None:
+    """A sign-in to ``email``, which has no account that can sign in: raise 423 while it
+    is locked, or when this failure locks it, as ``record_failure`` does for an account."""
+    failures_key, locked_key = _no_account_keys(email)
+    limit = int(current_app.config["LOGIN_MAX_FAILURES"])
+    lockout_seconds = int(current_app.config["LOGIN_LOCKOUT_SECONDS"])
+    connection = redis_queues.connection
+    try:
+        locked_ms = int(connection.pttl(locked_key))
+        if locked_ms > 0:
+            raise _locked_for(locked_ms // 1000)  # whole seconds left, as an account's lock counts them
+        with connection.pipeline() as pipe:
+            pipe.incr(failures_key)
+            pipe.expire(failures_key, NO_ACCOUNT_COUNT_SECONDS)
+            count = int(pipe.execute()[0])
+        if count < limit:
+            return
+        with connection.pipeline() as pipe:
+            pipe.set(locked_key, "1", ex=lockout_seconds)
+            pipe.delete(failures_key)  # the lock's end starts a new count, as an account's does
+            pipe.execute()
+    except RedisError:
+        log.warning("Redis unavailable: failed sign-ins to emails without an account are not counted")
+        return
+    log.warning("sign-ins locked for an email without an account after %d failures", count)
+    raise _locked_for(lockout_seconds - 1)  # as an account's, whose lock began a moment ago

@@ -8,6 +8,7 @@ import math
 import time
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import jwt as pyjwt
 import pytest
@@ -22,6 +23,7 @@ from app.auth.models import AuthSession
 from app.auth.tokens import BLOCKLIST_PREFIX, claims_of
 from app.db import db, utcnow
 from app.extensions import limiter, redis_queues
+from app.users import lockout
 from app.users.models import User
 from tests.conftest import json_of
 from tests.factories import DEFAULT_PASSWORD, AuthedUser, bearer, create_user
@@ -215,10 +217,34 @@ def test_lockout_after_five_failures_and_unlock(app: Flask, client: FlaskClient)
     assert login(client, user).status_code == 200
 
 
-def test_unknown_emails_never_lock(client: FlaskClient) -> None:
-    for _ in range(7):
-        response = client.post(LOGIN, json={"email": "ghost@example.com", "password": DEFAULT_PASSWORD})
-        assert response.status_code == 401
+def test_an_email_without_an_account_locks_as_an_account_does(app: Flask, client: FlaskClient) -> None:
+    # Were only accounts locked, five wrong passwords would tell anyone whether an email
+    # is registered: a deactivated account and an unknown email lock as an account does.
+    user, deactivated = create_user(app), create_user(app)
+    with app.app_context():
+        db.session.get(User, uuid.UUID(deactivated.id)).is_active = False
+        db.session.commit()
+    answers: dict[str, list[tuple[int, dict[str, Any], int]]] = {}
+    for email in (user.email, deactivated.email, "ghost@example.com"):
+        responses = [client.post(LOGIN, json={"email": email, "password": "Wrong-Password-99"}) for _ in range(6)]
+        answers[email] = [
+            (r.status_code, json_of(r)["error"] | {"request_id": None}, int(r.headers.get("Retry-After", 0)))
+            for r in responses
+        ]
+    assert [status for status, _, _ in answers["ghost@example.com"]] == [401] * 4 + [423] * 2
+    without_seconds = {email: [a[:2] for a in seen] for email, seen in answers.items()}
+    assert without_seconds[user.email] == without_seconds[deactivated.email] == without_seconds["ghost@example.com"]
+    seconds = [[a[2] for a in seen] for seen in answers.values()]
+    assert all(abs(a - b) <= 1 for other in seconds for a, b in zip(seconds[0], other, strict=True))
+
+    # The lock ends after LOGIN_LOCKOUT_SECONDS, and a new count begins.
+    with app.app_context():
+        for key in redis_queues.connection.scan_iter(f"{lockout.NO_ACCOUNT_PREFIX}*"):
+            assert redis_queues.connection.pttl(key) <= 900_000
+            redis_queues.connection.delete(key)
+        limiter.reset()
+    attempt = {"email": "Ghost@Example.COM", "password": DEFAULT_PASSWORD}  # the same email
+    assert [client.post(LOGIN, json=attempt).status_code for _ in range(5)] == [401] * 4 + [423]
 
 
 def test_password_is_rehashed_when_the_cost_changes(app: Flask, client: FlaskClient) -> None:
@@ -319,8 +345,10 @@ def test_logout_blocklists_the_access_token_for_its_remaining_life(app: Flask, c
     assert_401(client.get(ME, headers=user.headers), "TOKEN_REVOKED")
 
 
-def test_login_is_rate_limited_per_email_across_many_ips(app: Flask, client: FlaskClient) -> None:
-    # An unknown email, so that the account lockout (423) cannot answer first.
+def test_login_is_rate_limited_per_email_across_many_ips(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(app.config, "LOGIN_MAX_FAILURES", 1000)  # so that the lockout (423) cannot answer first
     limit = min(item.amount for item in parse_many(app.config["RATELIMIT_AUTH_EMAIL"]))
     attempt = {"email": "ghost@example.com", "password": "Wrong-Password-99"}
     for i in range(limit):
