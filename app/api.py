@@ -57,11 +57,10 @@ class RequestParser(FlaskParser):
         data = super()._load_location_data(schema=schema, req=req, location=location)
         if location not in NUL_CHECKED_LOCATIONS:
             return data
-        # PostgreSQL text cannot hold NUL, and no legitimate value carries one: refuse it
-        # here, naming the field, rather than as a database error later.
-        details: list[ErrorDetail] = [
-            {"field": name, "message": "Must not contain NUL characters."} for name in _nul_fields(data)
-        ]
+        # PostgreSQL text cannot hold NUL, and no text holds an unpaired surrogate (JSON's
+        # "\ud800" escape decodes to one, which no database or UTF-8 encoder takes): refuse
+        # them here, naming the field, rather than as a database error later.
+        details: list[ErrorDetail] = [{"field": name, "message": message} for name, message in _bad_text_fields(data)]
         if details:
             raise ValidationFailed(details=details)
         return data
@@ -85,23 +84,36 @@ class RequestParser(FlaskParser):
         return data
 
 
-def _nul_fields(data: Any, prefix: str = "") -> Iterator[str]:
-    """Dotted names of the values in a parsed body or query string that hold a NUL."""
+def _bad_text_fields(data: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """Dotted names of the values (or keys) in a parsed body or query string that are not
+    text a database can store, each with what is wrong."""
     if isinstance(data, MultiDictProxy):
         data = data.data
     if isinstance(data, MultiDict | Mapping):
         items = data.items(multi=True) if isinstance(data, MultiDict) else data.items()
         for key, value in items:
             name = f"{prefix}.{key}" if prefix else str(key)
-            if "\x00" in str(key):
-                yield name
+            problem = _text_problem(str(key))
+            if problem is not None:
+                yield name, problem
             else:
-                yield from _nul_fields(value, name)
+                yield from _bad_text_fields(value, name)
     elif isinstance(data, list):
         for index, value in enumerate(data):
-            yield from _nul_fields(value, f"{prefix}.{index}" if prefix else str(index))
-    elif isinstance(data, str) and "\x00" in data:
-        yield prefix
+            yield from _bad_text_fields(value, f"{prefix}.{index}" if prefix else str(index))
+    elif isinstance(data, str) and (problem := _text_problem(data)) is not None:
+        yield prefix, problem
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "Must not contain NUL characters."
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return "Must be Unicode text: holds an unpaired surrogate (a lone \\ud800-\\udfff escape)."
+    return None
 
 
 def _reject_nul_in_path() -> None:

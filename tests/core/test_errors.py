@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
@@ -91,6 +92,31 @@ def test_nul_bytes_are_422_naming_the_field_or_404_in_a_path(client: FlaskClient
     assert [d["field"] for d in error["details"]] == ["sort"]
     assert_envelope(client.get("/api/v1/products/a%00b"), 404, "NOT_FOUND")
     assert_envelope(client.get("/api/v1/products?q=a%00b"), 422, "VALIDATION_ERROR")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        (WIDGETS, '{"name": "pw\\ud800x", "price": "1.00"}', "name"),
+        (WIDGETS, '{"name": "x", "price": "1.00", "tags": ["ok", "\\udfff"]}', "tags.1"),
+        (WIDGETS, '{"\\udc80": 1}', "\udc80"),
+        ("/api/v1/auth/login", '{"email": "someone@example.com", "password": "pw\\ud800xxxxxxxxxxx"}', "password"),
+        ("/api/v1/auth/register", '{"email": "a@example.com", "password": "\\ud800", "full_name": "A"}', "password"),
+    ],
+)
+def test_an_unpaired_surrogate_escape_is_422_naming_the_field(
+    client: FlaskClient, path: str, body: str, field: str
+) -> None:
+    # JSON's "\ud800" decodes to a lone surrogate, which no UTF-8 encoder (argon2's, the
+    # database driver's) takes: refused up front, never a 500.
+    error = assert_envelope(client.post(path, data=body, content_type="application/json"), 422, "VALIDATION_ERROR")
+    assert [d["field"] for d in error["details"]] == [field]
+    assert "unpaired surrogate" in error["details"][0]["message"]
+    # A pair of escapes is one character, and fine.
+    pair = client.post(
+        WIDGETS, data='{"name": "smile \\ud83d\\ude00", "price": "1.00"}', content_type="application/json"
+    )
+    assert pair.status_code == 201, pair.get_data(as_text=True)
 
 
 def test_value_the_database_refuses_is_422_without_sql(client: FlaskClient) -> None:
