@@ -82,6 +82,12 @@ def place_order(*, user_id: uuid.UUID, data: Mapping[str, Any], idempotency_key:
         shipping_flat=config["SHIPPING_FLAT"],
         free_shipping_over=config["FREE_SHIPPING_OVER"],
     )
+    if totals.total > pricing.MAX_AMOUNT:  # (the largest amount: no line or subtotal is larger)
+        db.session.rollback()  # the stock taken goes back
+        raise ValidationFailed(
+            "The order's total is too large",
+            details=[{"field": "items", "message": f"The order would come to more than {pricing.MAX_AMOUNT}."}],
+        )
     order = Order(
         id=order_id,
         number=numbers.next_number(now, drawn=drawn_number),

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 CENT = Decimal("0.01")
+# The largest amount stored (``app.db.Money``: NUMERIC(12, 2)) and written (API.md: up to
+# ten digits before the point).
+MAX_AMOUNT = Decimal("9999999999.99")
 
 
 def to_cents(amount: Decimal) -> Decimal:

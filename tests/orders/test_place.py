@@ -188,6 +188,27 @@ def test_insufficient_stock_lists_each_short_line_and_writes_nothing(app: Flask,
     assert order_count(app) == 0
 
 
+def test_an_order_whose_total_an_amount_cannot_hold_is_refused_and_writes_nothing(
+    app: Flask, place: Callable[..., Any], pricing: Callable[..., None]
+) -> None:
+    # Amounts have at most ten digits before the point (NUMERIC(12, 2)): a dearest product
+    # times a hundred, or a total pushed over by tax, is a 422, not a database error.
+    customer = create_user(app)
+    pricing(tax="0.10")
+    dearest, tenth = make_product(app, price="9999999999.99", stock=200), make_product(app, price="0.10")
+    for lines in ([(dearest, 100)], [(dearest, 1)], [(tenth, 1), (dearest, 1)]):
+        response = place(customer, lines)
+        assert response.status_code == 422, response.get_data(as_text=True)
+        assert json_of(response)["error"]["details"] == [
+            {"field": "items", "message": "The order would come to more than 9999999999.99."}
+        ]
+    assert (stock_of(app, dearest), stock_of(app, tenth)) == (200, 10)
+    assert order_count(app) == 0
+    pricing(tax="0")
+    order = created(place(customer, [(dearest, 1)]))  # exactly the largest amount
+    assert order["total"] == order["subtotal"] == "9999999999.99"
+
+
 @pytest.fixture
 def pricing(app: Flask) -> Iterator[Callable[..., None]]:
     saved = {k: app.config[k] for k in ("TAX_RATE", "SHIPPING_FLAT", "FREE_SHIPPING_OVER")}
