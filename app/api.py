@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import flask_smorest
 import marshmallow as ma
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from webargs import core as webargs_core
 from webargs.flaskparser import FlaskParser, is_json_request
 from webargs.multidictproxy import MultiDictProxy
@@ -116,6 +116,44 @@ def _text_problem(text: str) -> str | None:
     return None
 
 
+_QUERY_LOCATIONS = frozenset({"query", "querystring"})
+_BODY_LOCATIONS = frozenset({"json", "form", "files"})
+_NO_FIELDS = ma.Schema()
+
+
+def _refuse_undeclared_input() -> None:
+    """API.md: unknown query parameters and body fields are a 422. An operation that
+    declares a query string or a body refuses what its schema does not name (webargs);
+    for one that declares neither, this refuses any query parameter, and any body but
+    nothing or ``{}`` (a body that is not a JSON object is a 400, as everywhere)."""
+    doc = _operation_doc()
+    if doc is None:
+        return
+    declared = {parameter["in"] for parameter in doc.get("arguments", {}).get("parameters", [])}
+    if request.args and not declared & _QUERY_LOCATIONS:
+        raise ValidationFailed(details=[{"field": name, "message": "Unknown field."} for name in request.args])
+    if declared & _BODY_LOCATIONS or "requestBody" in doc.get("manual_doc", {}):
+        return
+    if request.get_data(cache=True):
+        unknown = Blueprint.ARGUMENTS_PARSER.load_json(request, _NO_FIELDS)
+        if unknown:
+            raise ValidationFailed(details=[{"field": str(name), "message": "Unknown field."} for name in unknown])
+
+
+def _operation_doc() -> dict[str, Any] | None:
+    """What flask-smorest documents of the operation this request is for (its view's
+    ``_apidoc``), or None outside /api/v1's documented operations."""
+    if not request.path.startswith("/api/v1/"):
+        return None
+    view = current_app.view_functions.get(request.endpoint or "")
+    view_class = getattr(view, "view_class", None)
+    if view_class is not None:
+        method = "get" if request.method == "HEAD" else request.method.lower()
+        view = getattr(view_class, method, None)
+    doc = getattr(view, "_apidoc", None)
+    return doc if isinstance(doc, dict) else None
+
+
 def _reject_nul_in_path() -> None:
     """No resource is named with a NUL byte (``/products/a%00b``): a 404, not a DB error."""
     if "\x00" in request.path:
@@ -132,11 +170,19 @@ def _retry_after_only_when_refused(response: Response) -> Response:
     return response
 
 
+def _no_content_type_without_content(response: Response) -> Response:
+    if response.status_code == 204:  # nothing to type (Flask would say text/html)
+        response.headers.pop("Content-Type", None)
+    return response
+
+
 def init_request_conventions(app: Flask) -> None:
     """Request hooks every endpoint shares. Call before ``limiter.init_app``: Flask runs
     after-request hooks in reverse order, so this one sees the limiter's headers."""
     app.before_request(_reject_nul_in_path)
+    app.before_request(_refuse_undeclared_input)
     app.after_request(_retry_after_only_when_refused)
+    app.after_request(_no_content_type_without_content)
 
 
 class Api(flask_smorest.Api):

@@ -305,11 +305,17 @@ class ContractPlugin(BasePlugin):
         for method, operation in (operations or {}).items():
             self._check_operation_id(f"{method.upper()} {path}", operation)
             if (path or "").startswith("/api/v1/"):
-                # Every /api/v1 operation is rate limited; a body beyond MAX_JSON_BYTES is a 413.
+                # Every /api/v1 operation is rate limited, and refuses an undeclared query
+                # parameter or body field (422); a body beyond MAX_JSON_BYTES is a 413, and
+                # one that is not what its Content-Type says a 400; an unknown id a 404.
                 responses = operation.setdefault("responses", {})
                 responses.setdefault("429", "TOO_MANY_REQUESTS")
+                responses.setdefault("422", "UNPROCESSABLE_ENTITY")
                 if "requestBody" in operation:
+                    responses.setdefault("400", "BAD_REQUEST")
                     responses.setdefault("413", "REQUEST_ENTITY_TOO_LARGE")
+                if "{" in (path or ""):
+                    responses.setdefault("404", "NOT_FOUND")
             query = {p.get("name") for p in operation.get("parameters", []) if p.get("in") == "query"}
             style = (
                 ListStyle.PAGE_OR_CURSOR

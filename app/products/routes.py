@@ -105,6 +105,7 @@ class Products(MethodView):
     @can_write
     @blp.arguments(ProductCreateSchema)
     @blp.response(201, ProductSchema, headers=ETAG_HEADER)
+    @blp.alt_response(409, response="CONFLICT")
     @blp.doc(operationId="create_product")
     def post(self, data: dict[str, Any]) -> tuple[Product, int, dict[str, str]]:
         """Create a product (409 on a duplicate SKU or slug)."""
@@ -134,6 +135,7 @@ class ProductItem(MethodView):
     @blp.arguments(ProductCreateSchema)
     @blp.response(200, ProductSchema, headers=ETAG_HEADER)
     @blp.alt_response(412, response="PRECONDITION_FAILED")
+    @blp.alt_response(409, response="CONFLICT")
     @blp.doc(operationId="replace_product")
     def put(self, headers: dict[str, str], data: dict[str, Any], id_or_slug: str) -> ViewResult:
         """Replace a product's writable fields (If-Match honoured)."""
@@ -145,6 +147,7 @@ class ProductItem(MethodView):
     @blp.arguments(ProductUpdateSchema, required=False)
     @blp.response(200, ProductSchema, headers=ETAG_HEADER)
     @blp.alt_response(412, response="PRECONDITION_FAILED")
+    @blp.alt_response(409, response="CONFLICT")
     @blp.doc(operationId="update_product")
     def patch(self, headers: dict[str, str], data: dict[str, Any], id_or_slug: str) -> ViewResult:
         """Change some of a product's fields (If-Match honoured)."""
@@ -175,6 +178,7 @@ class Categories(MethodView):
     @can_write
     @blp.arguments(CategoryCreateSchema)
     @blp.response(201, CategorySchema)
+    @blp.alt_response(409, response="CONFLICT")
     @blp.doc(operationId="create_category")
     def post(self, data: dict[str, Any]) -> tuple[Category, int, dict[str, str]]:
         """Create a category (409 on a duplicate slug)."""

@@ -62,6 +62,7 @@ class UserItem(MethodView):
     @can_manage_users
     @blp.arguments(UserAdminUpdateSchema, required=False)
     @blp.response(200, UserSchema)
+    @blp.alt_response(409, response="CONFLICT")
     @blp.doc(operationId="update_user")
     def patch(self, data: dict[str, Any], user_id: uuid.UUID) -> User:
         """Change an account's role, activation or name (admin)."""
@@ -69,6 +70,7 @@ class UserItem(MethodView):
 
     @can_manage_users
     @blp.response(204)
+    @blp.alt_response(409, response="CONFLICT")
     @blp.doc(operationId="delete_user")
     def delete(self, user_id: uuid.UUID) -> None:
         """Soft-delete an account and end its sessions (admin)."""

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from tests.conftest import json_of
+from tests.factories import create_user
 
 WIDGETS = "/api/v1/_test/widgets"
 
@@ -186,3 +188,29 @@ def test_domain_not_found_is_404(client: FlaskClient) -> None:
 
 def test_malformed_uuid_in_path_is_404(client: FlaskClient) -> None:
     assert_envelope(client.get(f"{WIDGETS}/not-a-uuid"), 404, "NOT_FOUND")
+
+
+def test_an_operation_without_query_parameters_or_body_refuses_any(app: Flask, client: FlaskClient) -> None:
+    # API.md: unknown parameters and fields are a 422, on operations that declare none too.
+    user = create_user(app)
+    error = assert_envelope(
+        client.get("/api/v1/users/me?page=2&bogus=1", headers=user.headers), 422, "VALIDATION_ERROR"
+    )
+    assert error["details"] == [
+        {"field": "page", "message": "Unknown field."},
+        {"field": "bogus", "message": "Unknown field."},
+    ]
+    assert client.get("/api/v1/users/me", headers=user.headers).status_code == 200
+    sessions = f"/api/v1/auth/sessions/{user.session_id}"
+    error = assert_envelope(
+        client.delete(sessions, json={"card": "4111"}, headers=user.headers), 422, "VALIDATION_ERROR"
+    )
+    assert error["details"] == [{"field": "card", "message": "Unknown field."}]
+    for body, content_type in ((b"garbage", "application/json"), (b"[1]", "application/json"), (b"x=1", "text/plain")):
+        response = client.delete(sessions, data=body, content_type=content_type, headers=user.headers)
+        assert_envelope(response, 400, "BAD_REQUEST")
+    # Nothing, or an empty object, is what a client sends for no body: both are fine.
+    emptied = client.post("/api/v1/auth/logout-all", json={}, headers=user.headers)
+    assert emptied.status_code == 204 and "Content-Type" not in emptied.headers and emptied.data == b""
+    again = create_user(app)
+    assert client.post("/api/v1/auth/logout-all", headers=again.headers).status_code == 204

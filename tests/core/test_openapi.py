@@ -58,7 +58,7 @@ def test_every_reference_resolves(client: FlaskClient) -> None:
 
 # API.md's endpoints (auth, users, catalog, orders) and the statuses each must document.
 CONTRACT = {
-    ("post", "/api/v1/auth/register"): {"201", "422", "429"},
+    ("post", "/api/v1/auth/register"): {"201", "400", "422", "429"},
     ("post", "/api/v1/auth/login"): {"200", "401", "422", "423", "429"},
     ("post", "/api/v1/auth/refresh"): {"200", "401", "429"},
     ("post", "/api/v1/auth/logout"): {"204", "401"},
@@ -66,22 +66,22 @@ CONTRACT = {
     ("post", "/api/v1/auth/password/forgot"): {"202", "422", "429"},
     ("post", "/api/v1/auth/password/reset"): {"204", "422", "429"},
     ("get", "/api/v1/auth/sessions"): {"200", "401"},
-    ("delete", "/api/v1/auth/sessions/{session_id}"): {"204", "401"},
+    ("delete", "/api/v1/auth/sessions/{session_id}"): {"204", "401", "404"},
     ("post", "/api/v1/auth/logout-all"): {"204", "401"},
     ("get", "/api/v1/users/me"): {"200", "401"},
     ("patch", "/api/v1/users/me"): {"200", "401", "422"},
     ("get", "/api/v1/users"): {"200", "401", "403"},
-    ("get", "/api/v1/users/{user_id}"): {"200", "401", "403"},
-    ("patch", "/api/v1/users/{user_id}"): {"200", "401", "403", "422"},
-    ("delete", "/api/v1/users/{user_id}"): {"204", "401", "403"},
+    ("get", "/api/v1/users/{user_id}"): {"200", "401", "403", "404"},
+    ("patch", "/api/v1/users/{user_id}"): {"200", "401", "403", "404", "409", "422"},
+    ("delete", "/api/v1/users/{user_id}"): {"204", "401", "403", "404", "409"},
     ("get", "/api/v1/products"): {"200", "422"},
-    ("post", "/api/v1/products"): {"201", "401", "403", "422"},
+    ("post", "/api/v1/products"): {"201", "400", "401", "403", "409", "422"},
     ("get", "/api/v1/products/{id_or_slug}"): {"200", "304", "404"},
-    ("put", "/api/v1/products/{id_or_slug}"): {"200", "401", "403", "412", "422"},
-    ("patch", "/api/v1/products/{id_or_slug}"): {"200", "401", "403", "412", "422"},
-    ("delete", "/api/v1/products/{id_or_slug}"): {"204", "401", "403", "412"},
+    ("put", "/api/v1/products/{id_or_slug}"): {"200", "401", "403", "404", "409", "412", "422"},
+    ("patch", "/api/v1/products/{id_or_slug}"): {"200", "401", "403", "404", "409", "412", "422"},
+    ("delete", "/api/v1/products/{id_or_slug}"): {"204", "401", "403", "404", "412"},
     ("get", "/api/v1/categories"): {"200"},
-    ("post", "/api/v1/categories"): {"201", "401", "403", "422"},
+    ("post", "/api/v1/categories"): {"201", "401", "403", "409", "422"},
     ("post", "/api/v1/orders"): {"201", "401", "403", "409", "422"},
     ("get", "/api/v1/orders"): {"200", "401"},
     ("get", "/api/v1/orders/{order_id}"): {"200", "401", "404"},
@@ -89,7 +89,13 @@ CONTRACT = {
     ("post", "/api/v1/orders/{order_id}/cancel"): {"200", "401", "404", "409"},
     ("post", "/api/v1/orders/{order_id}/ship"): {"200", "401", "403", "404", "409"},
     ("post", "/api/v1/orders/{order_id}/deliver"): {"200", "401", "403", "404", "409"},
-    ("get", "/api/v1/orders/{order_id}/events"): {"200", "401", "404"},
+    ("get", "/api/v1/orders/{order_id}/events"): {"200", "401", "404", "422"},
+    ("get", "/api/v1/products/imports"): {"200", "401", "403", "422"},
+    ("post", "/api/v1/products/imports"): {"202", "400", "401", "403", "422"},
+    ("get", "/api/v1/products/imports/{import_id}"): {"200", "401", "403", "404"},
+    ("get", "/api/v1/products/imports/{import_id}/errors.csv"): {"200", "401", "403", "404"},
+    ("post", "/api/v1/products/exports"): {"202", "401", "403", "422"},
+    ("get", "/api/v1/products/exports/{export_id}"): {"200", "401", "403", "404"},
 }
 
 
@@ -110,3 +116,23 @@ def test_the_document_describes_the_contract(client: FlaskClient) -> None:
     place = spec["paths"]["/api/v1/orders"]["post"]
     assert "Idempotency-Key" in {p["name"] for p in place["parameters"] if p["in"] == "header"}
     assert "Idempotent-Replayed" in place["responses"]["201"]["headers"]
+
+
+def test_every_operation_documents_what_any_request_to_it_may_get(client: FlaskClient) -> None:
+    """An unknown query parameter or body field (422), a rate limit (429); with a body, one
+    that is not JSON (400) or too large (413); with an id in its path, an unknown id (404)."""
+    spec = json_of(client.get("/api/v1/openapi.json"))
+    missing = []
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if method == "parameters":  # (the path's own, shared by its operations)
+                continue
+            expected = {"422", "429"}
+            if "requestBody" in operation:
+                expected |= {"400", "413"}
+            if "{" in path:
+                expected.add("404")
+            absent = expected - set(operation["responses"])
+            if absent:
+                missing.append(f"{method.upper()} {path}: {sorted(absent)}")
+    assert missing == []

@@ -42,8 +42,7 @@ def register(blp: Blueprint) -> None:
 
     @blp.route("/products/imports")
     class Imports(MethodView):
-        decorators = [can_import]
-
+        @can_import
         @blp.arguments(ImportQueryArgsSchema, location="query")
         @blp.response(200, ProductImportSummarySchema(many=True))
         @blp.doc(operationId="list_product_imports")
@@ -51,6 +50,7 @@ def register(blp: Blueprint) -> None:
             """List imports, newest first."""
             return service.list_imports(args=args)
 
+        @can_import
         @blp.arguments(ImportCreateSchema)
         @blp.response(202, ProductImportSchema, headers=ACCEPTED)
         @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
@@ -62,8 +62,7 @@ def register(blp: Blueprint) -> None:
 
     @blp.route("/products/imports/<uuid:import_id>")
     class ImportItem(MethodView):
-        decorators = [can_import]
-
+        @can_import
         @blp.response(200, ProductImportSchema)
         @blp.alt_response(404, response="NOT_FOUND")
         @blp.doc(operationId="get_product_import")
