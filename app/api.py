@@ -57,6 +57,8 @@ class RequestParser(FlaskParser):
         data = super()._load_location_data(schema=schema, req=req, location=location)
         if location not in NUL_CHECKED_LOCATIONS:
             return data
+        if location in ("query", "querystring"):
+            _refuse_repeated_parameters(schema, req.args)
         # PostgreSQL text cannot hold NUL, and no text holds an unpaired surrogate (JSON's
         # "\ud800" escape decodes to one, which no database or UTF-8 encoder takes): refuse
         # them here, naming the field, rather than as a database error later.
@@ -82,6 +84,22 @@ class RequestParser(FlaskParser):
         if not isinstance(data, dict):
             raise BadRequest("Request body must be a JSON object")
         return data
+
+
+def _refuse_repeated_parameters(schema: ma.Schema, args: MultiDict[str, str]) -> None:
+    """A parameter that takes one value, given twice (``page=1&page=2``): a 422, not the
+    first value silently."""
+    repeated = [name for name, values in args.lists() if len(values) > 1]
+    if not repeated:
+        return
+    by_name = {field.data_key or name: field for name, field in schema.fields.items()}
+    details: list[ErrorDetail] = [
+        {"field": name, "message": "Give this parameter once."}
+        for name in repeated
+        if name in by_name and not isinstance(by_name[name], ma.fields.List | ma.fields.Tuple)
+    ]
+    if details:
+        raise ValidationFailed(details=details)
 
 
 def _bad_text_fields(data: Any, prefix: str = "") -> Iterator[tuple[str, str]]:

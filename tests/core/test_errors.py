@@ -214,3 +214,9 @@ def test_an_operation_without_query_parameters_or_body_refuses_any(app: Flask, c
     assert emptied.status_code == 204 and "Content-Type" not in emptied.headers and emptied.data == b""
     again = create_user(app)
     assert client.post("/api/v1/auth/logout-all", headers=again.headers).status_code == 204
+
+
+def test_a_parameter_given_twice_is_422_not_its_first_value(client: FlaskClient) -> None:
+    error = assert_envelope(client.get(f"{WIDGETS}?page=1&page=2&per_page=5"), 422, "VALIDATION_ERROR")
+    assert error["details"] == [{"field": "page", "message": "Give this parameter once."}]
+    assert client.get(f"{WIDGETS}?page=1&per_page=5").status_code == 200
