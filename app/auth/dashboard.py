@@ -14,13 +14,15 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import rq_dashboard
-from flask import Flask, Request, Response, redirect, request
+from flask import Flask, Request, Response, jsonify, redirect, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_jwt_extended import verify_jwt_in_request
+from rq import Queue
 from werkzeug.wrappers import Response as BaseResponse
 
 from app.auth import admin
 from app.errors import error_response
+from app.extensions import redis_queues
 from app.permissions import current_principal, has_permission
 from app.security import csp_nonce
 
@@ -43,6 +45,11 @@ def _is_action() -> bool:
 def _guard() -> Response | BaseResponse | None:
     if request.blueprint != "rq_dashboard":
         return None
+    return _refusal() or _nothing_to_compact()
+
+
+def _refusal() -> Response | BaseResponse | None:
+    """Why this request may not use the dashboard, or None."""
     if _is_action() and request.method != "POST":
         return error_response(405, "METHOD_NOT_ALLOWED", "Dashboard actions are POST only", headers={"Allow": "POST"})
     if request.headers.get("Authorization", "").startswith("Bearer "):
@@ -57,6 +64,17 @@ def _guard() -> Response | BaseResponse | None:
     if _is_action() and not admin.csrf_ok():
         return error_response(403, "FORBIDDEN", "CSRF check failed: reload the dashboard and try again")
     return None
+
+
+def _nothing_to_compact() -> Response | None:
+    """Compacting an empty queue: done (RQ's ``Queue.compact`` renames the queue's list,
+    which Redis refuses when it does not exist, and the dashboard answered 503)."""
+    if request.endpoint != "rq_dashboard.compact_queue" or request.view_args is None:
+        return None
+    queue = Queue(str(request.view_args["queue_name"]), connection=redis_queues.connection)
+    if queue.connection.exists(queue.key):
+        return None
+    return jsonify(status="OK")  # what the dashboard answers for a compacted queue
 
 
 def _page_headers(response: Response) -> Response:
