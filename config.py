@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from urllib.parse import urlsplit
 
 BASE_DIR = Path(__file__).resolve().parent
 
@@ -59,6 +60,7 @@ def _url(env: Mapping[str, str], name: str) -> str | None:
 
 
 STORAGE_SCHEMES = ("file://", "s3://")
+MAIL_SCHEMES = frozenset({"console", "smtp", "smtps"})
 
 
 def normalize_database_url(url: str) -> str:
@@ -86,6 +88,16 @@ class Config:
         database_url = env.get("DATABASE_URL") or self.default_database_url()
         self.SQLALCHEMY_DATABASE_URI = normalize_database_url(database_url)
         self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, object] = {"pool_pre_ping": True}
+        # A database that accepts connections and never answers: a 503 after this many
+        # seconds, not a request thread held for libpq's default (over two minutes), which
+        # gunicorn's gthread workers do not time out (their heartbeat keeps going).
+        self.DATABASE_CONNECT_TIMEOUT = _int(env, "DATABASE_CONNECT_TIMEOUT", 5)
+        if self.DATABASE_CONNECT_TIMEOUT < 1:
+            raise ConfigError(
+                f"DATABASE_CONNECT_TIMEOUT must be at least 1 (seconds), got {self.DATABASE_CONNECT_TIMEOUT}"
+            )
+        if self.SQLALCHEMY_DATABASE_URI.startswith("postgresql"):
+            self.SQLALCHEMY_ENGINE_OPTIONS["connect_args"] = {"connect_timeout": self.DATABASE_CONNECT_TIMEOUT}
         self.SQLALCHEMY_RECORD_QUERIES = False
 
         # None means the embedded default: an in-process Redis stand-in, jobs run in-process.
@@ -108,6 +120,9 @@ class Config:
         self.RATELIMIT_UPLOADS = env.get("RATELIMIT_UPLOADS") or "30 per minute; 500 per day"
 
         self.MAIL_URL = env.get("MAIL_URL") or "console"
+        if self.MAIL_URL != "console" and urlsplit(self.MAIL_URL).scheme not in MAIL_SCHEMES:
+            # Found at start, not by every mail job failing later.
+            raise ConfigError(f"MAIL_URL must be console or smtp://… or smtps://…, got {self.MAIL_URL!r}")
         self.MAIL_FROM = env.get("MAIL_FROM") or "Storefront <no-reply@storefront.local>"
         self.STORAGE_URL = env.get("STORAGE_URL") or f"file://{BASE_DIR / 'instance' / 'uploads'}"
         if not self.STORAGE_URL.startswith(STORAGE_SCHEMES):

@@ -87,3 +87,20 @@ def test_production_process_refuses_to_start_and_names_missing_secrets() -> None
     )
     assert proc.returncode != 0
     assert "SECRET_KEY, JWT_SECRET_KEY, DATABASE_URL, REDIS_URL, MAIL_URL, PUBLIC_BASE_URL" in proc.stderr
+
+
+def test_a_mail_url_no_backend_reads_is_refused_at_start() -> None:
+    for url in ("blah", "http://mail.example", "smpt://mail.example:25"):
+        with pytest.raises(ConfigError, match="MAIL_URL must be console or smtp"):
+            get_config(environ={**PRODUCTION_ENV, "MAIL_URL": url})
+    for url in ("console", "smtp://mail.example:25", "smtps://u:p@mail.example"):
+        assert url == get_config(environ={**PRODUCTION_ENV, "MAIL_URL": url}).MAIL_URL
+
+
+def test_postgresql_connections_give_up_after_the_connect_timeout() -> None:
+    config = get_config(environ={**PRODUCTION_ENV, "DATABASE_CONNECT_TIMEOUT": "3"})
+    assert config.SQLALCHEMY_ENGINE_OPTIONS["connect_args"] == {"connect_timeout": 3}
+    assert get_config(environ=PRODUCTION_ENV).SQLALCHEMY_ENGINE_OPTIONS["connect_args"] == {"connect_timeout": 5}
+    with pytest.raises(ConfigError, match="DATABASE_CONNECT_TIMEOUT"):
+        get_config(environ={**PRODUCTION_ENV, "DATABASE_CONNECT_TIMEOUT": "0"})
+    assert "connect_args" not in DevelopmentConfig({}).SQLALCHEMY_ENGINE_OPTIONS  # SQLite: a file, no timeout

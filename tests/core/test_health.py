@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from pathlib import Path
 
 from flask.testing import FlaskClient
 
+from app import create_app
+from config import DevelopmentConfig
 from tests.conftest import SERVICES, _service_environ, json_of
 from tests.support.processes import run_probe
 
@@ -98,3 +102,24 @@ def test_metrics_series_stay_bounded_whatever_method_a_client_sends(client: Flas
     for method in ("BREW", "PROPFIND", "X" * 40):
         assert client.open("/health/live", method=method).status_code == 405
     assert _other_405(client) == before + 3
+
+
+def test_a_database_that_never_answers_is_a_503_within_the_connect_timeout() -> None:
+    # A listening socket nobody accepts from: the kernel completes the connection, and the
+    # database's greeting never comes (a hung server, a black-holing proxy). libpq's own
+    # default would hold each request thread for over two minutes.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        config = DevelopmentConfig(
+            {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/shop", "DATABASE_CONNECT_TIMEOUT": "2"}
+        )
+        client = create_app(config).test_client()
+        started = time.monotonic()
+        ready = client.get("/health/ready")
+        products = client.get("/api/v1/products")
+        elapsed = time.monotonic() - started
+    assert ready.status_code == 503, ready.get_data(as_text=True)
+    assert products.status_code == 503 and json_of(products)["error"]["code"] == "SERVICE_UNAVAILABLE"
+    assert elapsed < 30, f"{elapsed:.0f} s"
