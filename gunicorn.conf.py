@@ -38,6 +38,13 @@ _created_multiproc_dir: str | None = None
 def on_starting(server):  # type: ignore[no-untyped-def]
     """Before the first worker forks (and before the app is imported anywhere)."""
     global _created_multiproc_dir
+    from config import ConfigError, get_config
+
+    try:
+        get_config()
+    except ConfigError as exc:  # one line, once: not a traceback per worker, then "failed to boot"
+        server.log.error("storefront: %s", exc)
+        raise SystemExit(1) from None
     configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if configured:
         folder = Path(configured)

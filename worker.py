@@ -11,16 +11,26 @@ jobs of ``app.schedule`` (the mail relay, the uploads upkeep) for the workers to
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import sys
+import time
 
-from rq import Worker
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue, Worker
+from rq.exceptions import StopRequested
 
 from app import create_app
 from app.extensions import db, redis_queues
 from app.schedule import build_scheduler
+from config import ConfigError
 
 log = logging.getLogger("storefront.worker")
+
+MAINTENANCE_SECONDS = 60
+REDIS_RETRY_FIRST_SECONDS = 2
+REDIS_RETRY_MAX_SECONDS = 30
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cron", action="store_true", help="run the periodic-job clock instead of a worker")
     args = parser.parse_args(argv)
 
-    app = create_app()
+    try:
+        app = create_app()
+    except ConfigError as exc:  # its message says it all: no traceback around it
+        print(f"storefront: {exc}", file=sys.stderr)
+        return 1
     with app.app_context():
         if redis_queues.in_process:
             print(
@@ -38,18 +52,61 @@ def main(argv: list[str] | None = None) -> int:
                 "so there is nothing for a worker to do. Set REDIS_URL to use real workers."
             )
             return 0
+        wait_for_redis(redis_queues.connection)
         if args.cron:
-            log.info("clock starting")
-            scheduler = build_scheduler(redis_queues.connection, logging_level=app.config["LOG_LEVEL"])
-            scheduler.start()  # type: ignore[no-untyped-call]  # rq.cron leaves start() unannotated
-            return 0
+            return run_clock(redis_queues.connection, logging_level=app.config["LOG_LEVEL"])
         # Work horses are forked from here: they must not share the parent's sockets.
         db.engine.dispose()
-        queues = redis_queues.all_queues()
-        worker = Worker(queues, connection=redis_queues.connection, name=args.name)
-        log.info("worker starting", extra={"queues": [q.name for q in queues], "burst": args.burst})
+        worker = build_worker(redis_queues.all_queues(), redis_queues.connection, name=args.name)
+        log.info("worker starting", extra={"queues": worker.queue_names(), "burst": args.burst})
         worker.work(burst=args.burst, with_scheduler=True, logging_level=app.config["LOG_LEVEL"])
     return 0
+
+
+def build_worker(queues: list[Queue], connection: Redis, *, name: str | None = None) -> Worker:
+    """An RQ worker that looks after itself every ``MAINTENANCE_SECONDS``: RQ restarts its
+    scheduler process (which a Redis outage kills, and which retries with backoff need) and
+    finds the jobs of dead workers only in its maintenance, which by default comes every 10
+    minutes and waits for a dequeue that blocks up to 405 s."""
+    return Worker(
+        queues,
+        connection=connection,
+        name=name,
+        maintenance_interval=MAINTENANCE_SECONDS,
+        worker_ttl=MAINTENANCE_SECONDS + 15,  # its blocking dequeue returns within MAINTENANCE_SECONDS
+    )
+
+
+def wait_for_redis(connection: Redis) -> None:
+    """Return once Redis answers: a platform starts processes in any order, and Redis may
+    be failing over. One log line per try, not a traceback and an exit."""
+    for attempt in itertools.count():
+        try:
+            connection.ping()
+            return
+        except RedisError as exc:
+            delay = min(REDIS_RETRY_MAX_SECONDS, 2**attempt)
+            log.warning("Redis unavailable (%s): trying again in %d s", exc, delay)
+            time.sleep(delay)
+
+
+def run_clock(connection: Redis, *, logging_level: str) -> int:
+    """The periodic-job clock, until SIGTERM: through Redis outages (RQ's scheduler stops
+    at the first error it meets; it starts again, with its timings, once Redis answers)."""
+    log.info("clock starting")
+    scheduler = build_scheduler(connection, logging_level=logging_level)
+    try:
+        while True:
+            try:
+                scheduler.start()  # type: ignore[no-untyped-call]  # rq.cron leaves start() unannotated
+                return 0
+            except RedisError as exc:
+                log.warning("clock: Redis unavailable (%s): it goes on when Redis answers", exc)
+            time.sleep(REDIS_RETRY_FIRST_SECONDS)
+            wait_for_redis(connection)
+    except StopRequested:  # SIGTERM while waiting (start() installed the handler)
+        log.info("clock stopped")
+        return 0
 
 
 if __name__ == "__main__":
