@@ -7,6 +7,7 @@ import sys
 from datetime import timedelta
 
 import click
+import marshmallow as ma
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
@@ -17,7 +18,9 @@ from app.orders import expiry, idempotency
 from app.permissions import Role
 from app.products.seed import seed_catalog
 from app.products.transfer import cli as transfer_cli
+from app.schema import Schema
 from app.users import service as users_service
+from app.users.schemas import EmailAddress, full_name_field
 
 
 @click.command("create-admin")
@@ -34,7 +37,14 @@ def create_admin(email: str, full_name: str, promote: bool) -> None:
 
     The password is prompted for, or read from standard input when that is not a terminal.
     """
-    email = email.strip().lower()
+    try:
+        # An email and a name the API would take: an account no one can sign in to, or a
+        # greeting with a link in every mail, helps no one.
+        identity = _AdminIdentitySchema().load({"email": email.strip(), "full_name": full_name})
+    except ma.ValidationError as exc:
+        problems = [f"{field}: {' '.join(messages)}" for field, messages in sorted(exc.messages_dict.items())]
+        raise click.ClickException("; ".join(problems)) from exc
+    email, full_name = identity["email"], identity["full_name"]
     user = users_service.find_by_email(email)
     if user is not None and user.deleted_at is not None:
         raise click.ClickException(f"{email} belongs to a deleted account; restore it or use another email.")
@@ -56,6 +66,11 @@ def create_admin(email: str, full_name: str, promote: bool) -> None:
         click.echo(f"Created admin {email}.")
     else:
         click.echo(f"Promoted {email} to admin: its password was replaced and its sessions ended.")
+
+
+class _AdminIdentitySchema(Schema):
+    email = EmailAddress(required=True)
+    full_name = full_name_field(required=True)
 
 
 def _read_password() -> str:

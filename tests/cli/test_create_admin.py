@@ -7,9 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
+from app.db import db
+from app.users.models import User
 from tests.conftest import _service_environ, json_of
 from tests.factories import create_user
 
@@ -62,3 +66,25 @@ def test_create_admin_reads_a_piped_password_in_a_real_process(app: Flask) -> No
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Created admin piped@example.com" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("email", "full_name", "problem"),
+    [
+        ("not-an-email", "Administrator", "email: Not a valid email address"),
+        ("a b@example.com", "Administrator", "email: Not a valid email address"),
+        ("", "Administrator", "email: Not a valid email address"),
+        ("boss@example.com", "Evil\nhttp://evil.example", "full_name: Must be one line"),
+        ("boss@example.com", "See https://evil.example", "full_name: Must not contain a web address"),
+    ],
+)
+def test_create_admin_takes_only_what_the_api_would(app: Flask, email: str, full_name: str, problem: str) -> None:
+    # An account no one can sign in to (the API refuses its email), or a name that puts a
+    # link in every mail's greeting: refused before the password is even asked for.
+    result = app.test_cli_runner().invoke(
+        args=["create-admin", email, "--full-name", full_name], input="Admin-Passphrase-1\n"
+    )
+    assert result.exit_code == 1, result.output
+    assert problem in result.output
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 0
