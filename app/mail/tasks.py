@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import smtplib
 import uuid
 from datetime import timedelta
 
@@ -40,7 +39,7 @@ def deliver(outbox_id: str) -> None:
             html_body=html_body,
         )
         backend_for(current_app.config["MAIL_URL"]).send(message)
-    except (smtplib.SMTPException, OSError, InvalidToken) as exc:
+    except Exception as exc:  # whatever it is (SMTP, network, a bug): recorded on the row, then retried
         _record_failure(mail, exc, final=isinstance(exc, InvalidToken) or mail.attempts >= service.MAX_ATTEMPTS)
         raise
     mail.sent_at = utcnow()

@@ -16,6 +16,7 @@ from rq import Queue
 from app.db import db
 from app.extensions import redis_queues
 from app.mail import service as mail_service
+from app.mail import tasks as mail_tasks
 from app.mail.backends import ConsoleBackend, Mail, SMTPBackend, backend_for
 from app.mail.models import OutboxMail
 from app.mail.tasks import deliver
@@ -147,6 +148,28 @@ def test_smtp_failure_is_recorded_and_retried(app: Flask, client: FlaskClient, r
     assert row.sent_at is None
     assert row.attempts == 1
     assert "ConnectionRefusedError" in (row.last_error or "")
+
+
+def test_any_failure_of_a_delivery_is_recorded_not_only_smtp_ones(
+    app: Flask, client: FlaskClient, run_jobs: Callable[[], int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A failure nobody foresaw (here: a backend that cannot be built) is still counted and
+    # recorded, so the row ends failed after its attempts instead of being relayed forever.
+    def broken(url: str) -> None:
+        raise ValueError(f"no backend for {url}")
+
+    monkeypatch.setattr(mail_tasks, "backend_for", broken)
+    client.post("/api/v1/auth/register", json={"email": "v@example.com", "password": PASSWORD, "full_name": "V"})
+    run_jobs()
+    [row] = outbox(app)
+    assert (row.attempts, row.sent_at) == (1, None)
+    assert "ValueError: no backend for" in (row.last_error or "")
+    with app.app_context():
+        while row.attempts < mail_service.MAX_ATTEMPTS:
+            with pytest.raises(ValueError, match="no backend for"):
+                mail_tasks.deliver(str(row.id))
+            [row] = outbox(app)
+    assert row.failed_at is not None
 
 
 def test_mail_url_parsing() -> None:
