@@ -7,6 +7,7 @@ once, here; the OpenAPI document's conventions live in ``app.openapi``.
 
 from __future__ import annotations
 
+import functools
 import http
 from collections.abc import Callable, Iterator, Mapping
 from functools import wraps
@@ -144,32 +145,35 @@ def _refuse_undeclared_input() -> None:
     declares a query string or a body refuses what its schema does not name (webargs);
     for one that declares neither, this refuses any query parameter, and any body but
     nothing or ``{}`` (a body that is not a JSON object is a 400, as everywhere)."""
-    doc = _operation_doc()
-    if doc is None:
+    if not request.path.startswith("/api/v1/"):
         return
-    declared = {parameter["in"] for parameter in doc.get("arguments", {}).get("parameters", [])}
-    if request.args and not declared & _QUERY_LOCATIONS:
+    view = current_app.view_functions.get(request.endpoint or "")
+    declared = _declared_input(view, "get" if request.method == "HEAD" else request.method.lower())
+    if declared is None:
+        return
+    takes_query, takes_body = declared
+    if request.args and not takes_query:
         raise ValidationFailed(details=[{"field": name, "message": "Unknown field."} for name in request.args])
-    if declared & _BODY_LOCATIONS or "requestBody" in doc.get("manual_doc", {}):
-        return
-    if request.get_data(cache=True):
+    if not takes_body and request.get_data(cache=True):
         unknown = Blueprint.ARGUMENTS_PARSER.load_json(request, _NO_FIELDS)
         if unknown:
             raise ValidationFailed(details=[{"field": str(name), "message": "Unknown field."} for name in unknown])
 
 
-def _operation_doc() -> dict[str, Any] | None:
-    """What flask-smorest documents of the operation this request is for (its view's
-    ``_apidoc``), or None outside /api/v1's documented operations."""
-    if not request.path.startswith("/api/v1/"):
-        return None
-    view = current_app.view_functions.get(request.endpoint or "")
+@functools.lru_cache(maxsize=1024)
+def _declared_input(view: Callable[..., Any] | None, method: str) -> tuple[bool, bool] | None:
+    """Whether the operation of ``view`` and ``method`` declares a query string, and a body,
+    as flask-smorest documents it (the view's ``_apidoc``); None for a view it does not
+    document. (Views live as long as their app: worked out once, not per request.)"""
     view_class = getattr(view, "view_class", None)
     if view_class is not None:
-        method = "get" if request.method == "HEAD" else request.method.lower()
         view = getattr(view_class, method, None)
     doc = getattr(view, "_apidoc", None)
-    return doc if isinstance(doc, dict) else None
+    if not isinstance(doc, dict):
+        return None
+    declared = {parameter["in"] for parameter in doc.get("arguments", {}).get("parameters", [])}
+    takes_body = bool(declared & _BODY_LOCATIONS) or "requestBody" in doc.get("manual_doc", {})
+    return bool(declared & _QUERY_LOCATIONS), takes_body
 
 
 def _reject_nul_in_path() -> None:
