@@ -328,8 +328,8 @@ def lookup(key: str, *, stock_dependent: bool = False) -> Lookup:
             generation = _establish(GENERATION_KEY)
         if stock_dependent and stock_generation is None:
             stock_generation = _establish(STOCK_GENERATION_KEY)
-    except RedisError:
-        log.warning("catalog cache unavailable; reading the database", exc_info=True)
+    except RedisError as exc:  # one line: an outage would write a traceback per read
+        log.warning("catalog cache unavailable (%s); reading the database", exc)
         return Lookup(payload=None, tag=None)
     tag = generation + (b"/" + stock_generation if stock_generation is not None and stock_dependent else b"") + b"\n"
     if raw is not None and raw.startswith(tag):
@@ -425,8 +425,8 @@ def store(
 
     try:
         _run_pipeline(queue)
-    except RedisError:
-        log.warning("catalog cache unavailable; entry not stored", exc_info=True)
+    except RedisError as exc:  # one line: an outage would write a traceback per read
+        log.warning("catalog cache unavailable (%s); entry not stored", exc)
 
 
 def states(ids: Sequence[str]) -> list[State | None]:
@@ -435,8 +435,8 @@ def states(ids: Sequence[str]) -> list[State | None]:
         return []
     try:
         raw = redis_queues.connection.mget([STATE_PREFIX + i for i in ids])
-    except RedisError:
-        log.warning("catalog cache unavailable; reading the database", exc_info=True)
+    except RedisError as exc:  # one line: an outage would write a traceback per read
+        log.warning("catalog cache unavailable (%s); reading the database", exc)
         return [None] * len(ids)
     return [parse_state(_bytes(value)) for value in raw]
 
@@ -456,5 +456,5 @@ def store_states(found: Mapping[str, State], *, client: Any = None) -> None:
         return
     try:
         _run_script("store_if_newer", keys=keys, args=args)
-    except RedisError:
-        log.warning("catalog cache unavailable; states not stored", exc_info=True)
+    except RedisError as exc:  # one line: an outage would write a traceback per read
+        log.warning("catalog cache unavailable (%s); states not stored", exc)

@@ -37,7 +37,7 @@ def import_products(path: Path, mode: str, dry_run: bool, reject_all: bool) -> N
             content_type = checks.check_import(handle, head=head)
     except DomainError as exc:
         details = "; ".join(str(d.get("message")) for d in exc.details) if exc.details else ""
-        raise click.ClickException(f"{path}: {exc.message} {details}".strip()) from exc
+        raise click.ClickException(f"{path}: {exc.message}" + (f": {details}" if details else "")) from exc
     run = ProductImport(
         filename=path.name[:255],
         content_type=content_type,
