@@ -7,10 +7,9 @@ once, here; the OpenAPI document's conventions live in ``app.openapi``.
 
 from __future__ import annotations
 
-import functools
 import http
 from collections.abc import Callable, Iterator, Mapping
-from functools import wraps
+from functools import lru_cache, wraps
 from typing import Any, TypeVar
 
 import flask_smorest
@@ -58,7 +57,7 @@ class RequestParser(FlaskParser):
         data = super()._load_location_data(schema=schema, req=req, location=location)
         if location not in NUL_CHECKED_LOCATIONS:
             return data
-        if location in ("query", "querystring"):
+        if location in _QUERY_LOCATIONS:
             _refuse_repeated_parameters(schema, req.args)
         # PostgreSQL text cannot hold NUL, and no text holds an unpaired surrogate (JSON's
         # "\ud800" escape decodes to one, which no database or UTF-8 encoder takes): refuse
@@ -160,7 +159,7 @@ def _refuse_undeclared_input() -> None:
             raise ValidationFailed(details=[{"field": str(name), "message": "Unknown field."} for name in unknown])
 
 
-@functools.lru_cache(maxsize=1024)
+@lru_cache(maxsize=1024)
 def _declared_input(view: Callable[..., Any] | None, method: str) -> tuple[bool, bool] | None:
     """Whether the operation of ``view`` and ``method`` declares a query string, and a body,
     as flask-smorest documents it (the view's ``_apidoc``); None for a view it does not

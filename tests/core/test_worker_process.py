@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import fakeredis
 import pytest
 import redis
 from rq import Queue
@@ -92,7 +93,7 @@ def test_a_worker_looks_after_itself_every_minute() -> None:
     # RQ restarts a worker's scheduler process (which a Redis outage kills, and which
     # retries need) only in its maintenance: every 10 minutes by default, once a blocking
     # dequeue of up to 405 s returns.
-    connection = redis.Redis()
+    connection = fakeredis.FakeRedis()  # nothing is sent: the worker is only built
     worker = build_worker([Queue("mail", connection=connection)], connection)
     assert worker.maintenance_interval == MAINTENANCE_SECONDS <= 60
     assert worker.dequeue_timeout <= MAINTENANCE_SECONDS
