@@ -144,16 +144,21 @@ def _refuse_undeclared_input() -> None:
     declares a query string or a body refuses what its schema does not name (webargs);
     for one that declares neither, this refuses any query parameter, and any body but
     nothing or ``{}`` (a body that is not a JSON object is a 400, as everywhere)."""
-    if not request.path.startswith("/api/v1/"):
+    # Read from the WSGI environ: every request pays for this check (a cached catalog
+    # answer is about 0.4 ms), and the query string and body are seldom there.
+    environ = request.environ
+    if not environ.get("PATH_INFO", "").startswith("/api/v1/"):
         return
+    method = environ["REQUEST_METHOD"]
     view = current_app.view_functions.get(request.endpoint or "")
-    declared = _declared_input(view, "get" if request.method == "HEAD" else request.method.lower())
+    declared = _declared_input(view, "get" if method == "HEAD" else method.lower())
     if declared is None:
         return
     takes_query, takes_body = declared
-    if request.args and not takes_query:
+    if not takes_query and environ.get("QUERY_STRING") and request.args:
         raise ValidationFailed(details=[{"field": name, "message": "Unknown field."} for name in request.args])
-    if not takes_body and request.get_data(cache=True):
+    sends_body = environ.get("CONTENT_LENGTH", "") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in environ
+    if not takes_body and sends_body and request.get_data(cache=True):
         unknown = Blueprint.ARGUMENTS_PARSER.load_json(request, _NO_FIELDS)
         if unknown:
             raise ValidationFailed(details=[{"field": str(name), "message": "Unknown field."} for name in unknown])
@@ -185,14 +190,11 @@ def _reject_nul_in_path() -> None:
 RETRY_AFTER_STATUSES = frozenset({423, 429, 503})
 
 
-def _retry_after_only_when_refused(response: Response) -> Response:
-    if response.status_code not in RETRY_AFTER_STATUSES:
+def _tidy_headers(response: Response) -> Response:
+    status = response.status_code
+    if status not in RETRY_AFTER_STATUSES:
         response.headers.pop("Retry-After", None)
-    return response
-
-
-def _no_content_type_without_content(response: Response) -> Response:
-    if response.status_code == 204:  # nothing to type (Flask would say text/html)
+    if status == 204:  # nothing to type (Flask would say text/html)
         response.headers.pop("Content-Type", None)
     return response
 
@@ -202,8 +204,7 @@ def init_request_conventions(app: Flask) -> None:
     after-request hooks in reverse order, so this one sees the limiter's headers."""
     app.before_request(_reject_nul_in_path)
     app.before_request(_refuse_undeclared_input)
-    app.after_request(_retry_after_only_when_refused)
-    app.after_request(_no_content_type_without_content)
+    app.after_request(_tidy_headers)
 
 
 class Api(flask_smorest.Api):
