@@ -8,12 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.products.transfer.errors_csv import error_lines, neutralise
+from app.products.transfer.errors_csv import error_lines, neutralise, restore_neutralised
 from app.products.transfer.rows import RowError
 
 # OWASP's list: = + - @, tab (0x09), carriage return (0x0D), line feed (0x0A).
 DANGEROUS = ["=1+2", "+1", "-1", "@SUM(A1:A9)", "\t=1+2", "\r=1+2", "\n=1+2", "=", "-"]
-SAFE = ["MUG-1", "sku", "Must not be blank.", "", "12", " =1+2", "'=1+2", "a=b", "Crème brûlée"]
+SAFE = ["MUG-1", "sku", "Must not be blank.", "", "12", " =1+2", "'Tis", "a=b", "Crème brûlée"]
 
 
 @pytest.mark.parametrize("cell", DANGEROUS)
@@ -24,6 +24,16 @@ def test_a_cell_starting_with_a_formula_trigger_gets_a_quote_in_front(cell: str)
 @pytest.mark.parametrize("cell", SAFE)
 def test_any_other_cell_is_untouched(cell: str) -> None:
     assert neutralise(cell) == cell
+
+
+def test_a_cell_whose_quotes_hide_a_trigger_gets_one_more() -> None:
+    assert neutralise("'=1+2") == "''=1+2"
+    assert neutralise("''@x") == "'" + "''@x"
+
+
+@pytest.mark.parametrize("cell", [*DANGEROUS, *SAFE, "'=1+2", "''@x", "'"])
+def test_every_neutralised_cell_is_restored_as_it_was(cell: str) -> None:
+    assert restore_neutralised(neutralise(cell)) == cell
 
 
 def text_of(errors: list[RowError]) -> str:

@@ -6,15 +6,16 @@ as a formula. So every cell is neutralised as OWASP's "CSV Injection" page says
 (https://owasp.org/www-community/attacks/CSV_Injection):
 
 - a cell starting with ``=``, ``+``, ``-``, ``@``, tab (0x09), carriage return (0x0D) or
-  line feed (0x0A; the page's current list) gets a single quote ``'`` in front;
+  line feed (0x0A; the page's current list), after any ``'``, gets a single quote ``'``
+  in front;
 - every cell is wrapped in double quotes, and a double quote in it is doubled, so that a
   separator or a quote inside a cell can never start a new cell (whose first character
   would escape the check above).
 
 Lines end with ``\\r\\n`` (``csv``'s default, RFC 4180). Unlike an export, this is a
 report for people, not data to re-import: the quote it adds is not taken away again. An
-export quotes its cells with ``quote_formula``, which the import takes away again
-(``unquote_formula``), so that its round trip stays exact.
+export's CSV cells are neutralised the same way, and the import takes the quote away
+again (``restore_neutralised``), so that an export's round trip stays exact.
 """
 
 from __future__ import annotations
@@ -31,20 +32,15 @@ CONTENT_TYPE = "text/csv; charset=utf-8"
 
 
 def neutralise(cell: str) -> str:
-    """``cell`` with a ``'`` in front when a spreadsheet would read it as a formula."""
-    return "'" + cell if cell.startswith(FORMULA_TRIGGERS) else cell
-
-
-def quote_formula(cell: str) -> str:
-    """``neutralise`` made reversible, for a data file that comes back (an export): also a
+    """``cell`` with a ``'`` in front when a spreadsheet would read it as a formula. A
     cell whose leading quotes hide a trigger (``'=x``) gets one more, so that
-    ``unquote_formula`` gives back exactly what was written."""
+    ``restore_neutralised`` gives back exactly what was written (an export comes back)."""
     return "'" + cell if cell.lstrip("'").startswith(FORMULA_TRIGGERS) else cell
 
 
-def unquote_formula(cell: str) -> str:
-    """What ``quote_formula`` wrote, as it was: the one ``'`` in front of a (quoted) trigger
-    goes; any other cell is read as it is."""
+def restore_neutralised(cell: str) -> str:
+    """What ``neutralise`` was given: the one ``'`` in front of a (quoted) trigger goes;
+    any other cell is read as it is."""
     return cell[1:] if cell.startswith("'") and cell.lstrip("'").startswith(FORMULA_TRIGGERS) else cell
 
 

@@ -17,9 +17,9 @@ of about ``CHUNK_BYTES``), never built whole; ``ChunksReader`` (``app.storage``)
 the chunks into the stream ``Storage.put_stream`` reads.
 
 CSV cells a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``,
-a tab or a line end) get a ``'`` in front (``errors_csv.quote_formula``; OWASP's "CSV
+a tab or a line end) get a ``'`` in front (``errors_csv.neutralise``; OWASP's "CSV
 Injection"): the catalog holds what staff and supplier files typed, and an export is
-opened in spreadsheets. The import takes that ``'`` away again (``unquote_formula``), so
+opened in spreadsheets. The import takes that ``'`` away again (``restore_neutralised``), so
 the round trip stays exact. JSON is left as it is: no spreadsheet runs it.
 """
 
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from app.products.transfer.errors_csv import quote_formula
+from app.products.transfer.errors_csv import neutralise
 from app.products.transfer.rows import CATEGORY_SEPARATOR, COLUMNS
 from app.schema import money_text
 
@@ -85,7 +85,7 @@ def _csv_texts(products: Iterable[ExportedProduct]) -> Iterator[str]:
     writer = csv.writer(buffer)
 
     def line(cells: Sequence[str]) -> str:
-        writer.writerow([quote_formula(cell) for cell in cells])
+        writer.writerow([neutralise(cell) for cell in cells])
         text = buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

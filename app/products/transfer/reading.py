@@ -31,7 +31,7 @@ import ijson
 from ijson.common import ObjectBuilder
 
 from app.errors import DomainError
-from app.products.transfer.errors_csv import unquote_formula
+from app.products.transfer.errors_csv import restore_neutralised
 from app.products.transfer.rows import COLUMNS, REQUIRED_COLUMNS, RawRow, RowSource
 from app.storage import Readable
 from app.uploads.checks import CSV, JSON, READ_SIZE, Utf8Reader, json_events
@@ -86,7 +86,7 @@ def _csv_rows(reader: Utf8Reader) -> Iterator[RawRow]:
             problem = None
             if len(cells) != len(columns):
                 problem = f"Expected {len(columns)} cells, found {len(cells)}."
-            values = {column: unquote_formula(cell) for column, cell in zip(columns, cells, strict=False)}
+            values = {column: restore_neutralised(cell) for column, cell in zip(columns, cells, strict=False)}
             yield RawRow(number=number, values=values, problem=problem)
     except csv.Error as exc:
         raise FileRejected(f"Not a valid CSV file (line {records.line_num}): {exc}") from exc
