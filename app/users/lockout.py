@@ -7,8 +7,8 @@ locked, even the right password is answered with 423, so the lock is no oracle.
 An email with no account that can sign in (none, or a deactivated one) is locked the
 same way, its failures counted in Redis: if only accounts locked, five wrong passwords
 would tell anyone whether an email is registered. Its count is kept for a day after its
-last failure (an account's is kept until a success or a lock); without Redis it is not
-kept, and the email is answered as a wrong password every time.
+last failure (an account's is kept until a success or a lock); while Redis fails it is
+not counted, and the email is answered as a wrong password every time.
 """
 
 from __future__ import annotations

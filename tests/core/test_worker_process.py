@@ -18,8 +18,6 @@ from rq import Queue
 from tests.support.processes import ROOT, free_port, stop, wait_until
 from worker import MAINTENANCE_SECONDS, build_worker
 
-pytestmark = pytest.mark.services  # real processes and a Redis of their own
-
 CLOCK_REGISTRY = "rq:cron_schedulers"  # rq.cron_scheduler_registry.get_registry_key()
 
 
@@ -42,6 +40,11 @@ def redis_on(port: int) -> Iterator[redis.Redis]:
         proc.wait(timeout=20)
 
 
+def clock_registered(server: redis.Redis) -> bool:
+    return server.zscore(CLOCK_REGISTRY, "storefront-clock") is not None
+
+
+@pytest.mark.services  # real processes and a Redis server of their own
 def test_the_clock_waits_for_redis_and_goes_on_after_an_outage(tmp_path: Path) -> None:
     port = free_port()
     env = {
@@ -66,22 +69,12 @@ def test_the_clock_waits_for_redis_and_goes_on_after_an_outage(tmp_path: Path) -
         # Started before Redis (a platform starts processes in any order): it waits.
         wait_until(lambda: "Redis unavailable" in text(), timeout=30, what="the clock to wait", proc=clock)
         with redis_on(port) as server:
-            wait_until(
-                lambda: server.zscore(CLOCK_REGISTRY, "storefront-clock") is not None,
-                timeout=60,
-                what="the clock",
-                proc=clock,
-            )
+            wait_until(lambda: clock_registered(server), timeout=60, what="the clock", proc=clock)
             assert Queue("mail", connection=server).count == 1  # the mail relay, due at once
         # Redis gone mid-run (a failover): one line, and the clock waits again.
         wait_until(lambda: "clock: Redis unavailable" in text(), timeout=90, what="the clock to notice", proc=clock)
         with redis_on(port) as server:
-            wait_until(
-                lambda: server.zscore(CLOCK_REGISTRY, "storefront-clock") is not None,
-                timeout=60,
-                what="the clock again",
-                proc=clock,
-            )
+            wait_until(lambda: clock_registered(server), timeout=60, what="the clock again", proc=clock)
             assert clock.poll() is None
             assert stop(clock, sig=signal.SIGTERM) == 0
     finally:
