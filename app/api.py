@@ -19,6 +19,7 @@ from webargs import core as webargs_core
 from webargs.flaskparser import FlaskParser, is_json_request
 from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import MultiDict
+from werkzeug.http import parse_set_header
 
 from app.errors import BadRequest, ErrorDetail, NotFound, PayloadTooLarge, ValidationFailed
 from app.openapi import (
@@ -32,6 +33,7 @@ from app.openapi import (
     register_spec_conventions,
 )
 from app.pagination import Page
+from app.schema import text_problem
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -111,7 +113,7 @@ def _bad_text_fields(data: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
         items = data.items(multi=True) if isinstance(data, MultiDict) else data.items()
         for key, value in items:
             name = f"{prefix}.{key}" if prefix else str(key)
-            problem = _text_problem(str(key))
+            problem = text_problem(str(key))
             if problem is not None:
                 yield name, problem
             else:
@@ -119,19 +121,8 @@ def _bad_text_fields(data: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
     elif isinstance(data, list):
         for index, value in enumerate(data):
             yield from _bad_text_fields(value, f"{prefix}.{index}" if prefix else str(index))
-    elif isinstance(data, str) and (problem := _text_problem(data)) is not None:
+    elif isinstance(data, str) and (problem := text_problem(data)) is not None:
         yield prefix, problem
-
-
-def _text_problem(text: str) -> str | None:
-    if "\x00" in text:
-        return "Must not contain NUL characters."
-    if not text.isascii():
-        try:
-            text.encode()
-        except UnicodeEncodeError:
-            return "Must be Unicode text: holds an unpaired surrogate (a lone \\ud800-\\udfff escape)."
-    return None
 
 
 _QUERY_LOCATIONS = frozenset({"query", "querystring"})
@@ -197,7 +188,17 @@ def _tidy_headers(response: Response) -> Response:
         response.headers.pop("Retry-After", None)
     if status == 204:  # nothing to type (Flask would say text/html)
         response.headers.pop("Content-Type", None)
+    if current_app.config["CORS_ORIGINS"]:
+        _vary_on_origin(response)
     return response
+
+
+def _vary_on_origin(response: Response) -> None:
+    """With CORS on, every answer depends on ``Origin`` (allowed: the CORS headers; not:
+    none), so a shared cache must keep them apart. flask-cors says so only when several
+    origins are configured; its ``Vary`` and the app's are merged into one header."""
+    varies = [value for line in response.headers.getlist("Vary") for value in parse_set_header(line)]
+    response.headers["Vary"] = ", ".join(dict.fromkeys([*varies, "Origin"]))
 
 
 def init_request_conventions(app: Flask) -> None:

@@ -105,7 +105,12 @@ def utc_text(value: datetime) -> str:
 
 
 class UTCDateTime(ma.fields.DateTime):
-    """ISO 8601 in UTC with a ``Z`` suffix."""
+    """Out: ISO 8601 in UTC with a ``Z`` suffix. In: what ``format: date-time`` says, an
+    RFC 3339 date-time (a date, a time and an offset, ``Z`` or ``±hh:mm``), and no other
+    ISO 8601 form (a date alone, a week date, a time without an offset)."""
+
+    default_error_messages = {"invalid": "Not a valid date-time: RFC 3339 with an offset, e.g. 2026-01-31T09:30:00Z."}
+    RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d{1,9})?([Zz]|[+-]\d\d:\d\d)", re.ASCII)
 
     def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         if value is None:
@@ -113,10 +118,16 @@ class UTCDateTime(ma.fields.DateTime):
         return utc_text(value)
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> datetime:
-        parsed = super()._deserialize(value, attr, data, **kwargs)
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
+        if not isinstance(value, str) or not self.RFC3339.fullmatch(value):
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE)
+        text = value.upper()
+        fraction = re.search(r"\.(\d+)", text)
+        if fraction is not None and len(fraction.group(1)) > 6:  # Python keeps microseconds
+            text = text.replace(fraction.group(0), fraction.group(0)[:7])
+        try:
+            return datetime.fromisoformat(text).astimezone(UTC)
+        except (ValueError, OverflowError) as exc:  # Feb 30; beyond year 1-9999 once in UTC
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE) from exc
 
 
 _CENTS = Decimal("0.01")
@@ -164,3 +175,16 @@ class Money(ma.fields.Field[Decimal]):
         if "." in value and len(value.split(".", 1)[1]) > 2:
             raise self.make_error("places")
         raise self.make_error("too_large")
+
+
+def text_problem(text: str) -> str | None:
+    """What makes ``text`` unfit to store, as a field's error message, or None: a NUL
+    (PostgreSQL text cannot hold one) or an unpaired surrogate (no encoding can)."""
+    if "\x00" in text:
+        return "Must not contain NUL characters."
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return "Must be Unicode text: holds an unpaired surrogate (a lone \\ud800-\\udfff escape)."
+    return None

@@ -8,6 +8,7 @@ cleanly: the stock comes back exactly once, or not at all if the order was paid.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -17,12 +18,16 @@ from app.db import db, utcnow
 from app.orders import service
 from app.orders.models import Order, OrderStatus
 
+log = logging.getLogger(__name__)
+
 REASON = "payment_timeout"
 BATCH = 500
 
 
 def cancel_unpaid() -> int:
-    """Cancel the orders unpaid for longer than allowed; returns how many were cancelled."""
+    """Cancel the orders unpaid for longer than allowed; returns how many were cancelled.
+    An order that fails is logged and skipped; the others are still cancelled, then this
+    raises ``ExpiryFailed``."""
     cutoff = utcnow() - timedelta(minutes=int(current_app.config["ORDER_PAYMENT_MINUTES"]))
     ids = db.session.scalars(
         sa.select(Order.id)
@@ -31,4 +36,18 @@ def cancel_unpaid() -> int:
         .limit(BATCH)
     ).all()
     db.session.rollback()
-    return sum(service.expire(order_id=order_id, reason=REASON) for order_id in ids)
+    cancelled, failed = 0, []
+    for order_id in ids:
+        try:
+            cancelled += service.expire(order_id=order_id, reason=REASON)
+        except Exception:  # one order's failure must not keep every later one holding stock
+            db.session.rollback()
+            log.exception("could not cancel unpaid order %s", order_id)
+            failed.append(order_id)
+    if failed:  # the job fails (visible, retried) once the others are done
+        raise ExpiryFailed(f"{len(failed)} of {len(ids)} unpaid orders could not be cancelled: {failed[0]}, …")
+    return cancelled
+
+
+class ExpiryFailed(RuntimeError):
+    """Some unpaid orders could not be cancelled (each logged with its cause)."""

@@ -141,8 +141,12 @@ class IdempotencyKeyField(ma.fields.String):
         key: str = super()._deserialize(value, attr, data, **kwargs)
         if not (len(key) <= 255 and self._VALID.fullmatch(key)):
             raise ma.ValidationError("Must be 1 to 255 visible ASCII characters.")
-        if len(key) > 2 and key.startswith('"') and key.endswith('"'):
+        quoted = len(key) > 2 and key.startswith('"') and key.endswith('"')
+        if quoted:
             key = key[1:-1]
+        # A header sent twice arrives joined with a comma ("a, b"): one key, never two.
+        if '"' in key or (not quoted and "," in key):
+            raise ma.ValidationError('Send one key (a key holding a comma is sent quoted: "a,b").')
         return key
 
 

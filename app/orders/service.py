@@ -18,7 +18,7 @@ from app.orders.states import TRANSITIONS
 from app.pagination import Page, SortKey, paginate
 from app.permissions import Principal
 from app.products.cache import catalog_changed
-from app.products.models import Product
+from app.products.models import INT_MAX, Product
 from app.users.models import User
 
 SORTABLE = {"created_at": Order.created_at, "total": Order.total}
@@ -106,12 +106,15 @@ def expire(*, order_id: uuid.UUID, reason: str) -> bool:
 
 
 def restock(order: Order) -> None:
-    """Give the order's stock back (only after a transition that happens once succeeded)."""
+    """Give the order's stock back (only after a transition that happens once succeeded).
+    A product's stock stops at ``INT_MAX`` (staff may have set it there since the sale):
+    a cancel never fails for want of room."""
     for item in sorted(order.items, key=lambda i: i.product_id):
+        returned = sa.case((Product.stock > INT_MAX - item.quantity, INT_MAX), else_=Product.stock + item.quantity)
         db.session.execute(
             sa.update(Product)
             .where(Product.id == item.product_id)
-            .values(stock=Product.stock + item.quantity, version=Product.version + 1, updated_at=utcnow())
+            .values(stock=returned, version=Product.version + 1, updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )
     catalog_changed((item.product_id for item in order.items), stock_only=True)

@@ -16,6 +16,8 @@ DEFAULT_LOW_STOCK_THRESHOLD = 5
 SKU_MAX = 64
 SLUG_MAX = 120
 NAME_MAX = 200
+# The largest stock (and threshold) a product holds: PostgreSQL's ``integer``.
+INT_MAX = 2_147_483_647
 # ``?q=`` matches any part of these (trigram indexes on PostgreSQL); words anywhere in
 # name, SKU and description through the full-text document below.
 SUBSTRING_SEARCHED = ("name", "sku")

@@ -11,7 +11,7 @@ import marshmallow as ma
 from flask import current_app
 
 from app.pagination import CursorListArgsSchema, FieldsField, ListArgsSchema, SortField
-from app.products.models import DEFAULT_LOW_STOCK_THRESHOLD, NAME_MAX, SKU_MAX, SLUG_MAX
+from app.products.models import DEFAULT_LOW_STOCK_THRESHOLD, INT_MAX, NAME_MAX, SKU_MAX, SLUG_MAX
 from app.products.slugs import RESERVED_SLUGS
 from app.schema import Boolean, Integer, Money, QueryBoolean, Schema, TrimmedString, UTCDateTime
 from app.uploads.schemas import ThumbnailsSchema
@@ -21,7 +21,6 @@ SKU_INPUT_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{1,{SKU_MAX - 1}}}$
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 DESCRIPTION_MAX = 20_000
 # Integer columns are 32-bit on PostgreSQL; larger values are a 422, not a database error.
-INT_MAX = 2_147_483_647
 MAX_CATEGORIES = 50
 
 

@@ -9,6 +9,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from zxcvbn import zxcvbn
 
+from app.schema import text_problem
+
 MIN_LENGTH = 12
 MAX_LENGTH = 256
 # zxcvbn's guessability score (0-4) a new password must reach; the estimator looks at the
@@ -67,7 +69,10 @@ def _context(email: str | None, full_name: str | None) -> list[str]:
 
 
 def policy_problems(password: str, *, email: str | None, full_name: str | None = None) -> list[str]:
-    """What is wrong with a new password (empty when it is acceptable)."""
+    """What is wrong with a new password (empty when it is acceptable). The API refuses
+    unfit text before this (app.api); the command line does not parse JSON."""
+    if (unfit := text_problem(password)) is not None:
+        return [unfit]
     problems: list[str] = []
     if len(password) < MIN_LENGTH:
         problems.append(f"Must be at least {MIN_LENGTH} characters long.")

@@ -48,6 +48,15 @@ def test_create_admin_enforces_the_password_policy(app: Flask) -> None:
     assert "at least 12 characters" in result.output
 
 
+def test_create_admin_refuses_a_password_no_sign_in_would_accept(app: Flask) -> None:
+    """The API refuses text with a NUL before any check: such a password could never be
+    typed in to sign in, so the command refuses it too, and creates nothing."""
+    result = app.test_cli_runner().invoke(args=["create-admin", "nul@example.com"], input="Zebra-Quartz\x00-Moon-88\n")
+    assert result.exit_code != 0 and "Must not contain NUL characters" in result.output
+    with app.app_context():
+        assert db.session.scalar(sa.select(User).where(User.email == "nul@example.com")) is None
+
+
 def test_create_admin_reads_a_piped_password_in_a_real_process(app: Flask) -> None:
     env = {**_service_environ(), "FLASK_APP": "wsgi"}
     env["DATABASE_URL"] = env["TEST_DATABASE_URL"]

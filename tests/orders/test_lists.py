@@ -33,6 +33,31 @@ def test_customers_see_only_their_orders_and_staff_see_all(
     assert bob_ids == theirs
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-01-01",  # a date alone
+        "2026-W01",  # a week date
+        "2026-01-01T00:00:00",  # no offset
+        "9999-12-31T23:00:00-01:00",  # past year 9999 in UTC (was a 500)
+        "0001-01-01T00:00:00+05:00",  # before year 1 in UTC (was a 500)
+        "2026-02-30T00:00:00Z",
+    ],
+)
+def test_a_date_time_filter_takes_exactly_rfc_3339(app: Flask, client: FlaskClient, value: str) -> None:
+    """``format: date-time`` is what the document says, and all the API takes."""
+    customer = create_user(app)
+    for name in ("created_after", "created_before"):
+        response = client.get("/api/v1/orders", query_string={name: value}, headers=customer.headers)
+        assert response.status_code == 422, (name, value)
+        assert [d["field"] for d in json_of(response)["error"]["details"]] == [name]
+    for good in ("2026-01-01T00:00:00Z", "2026-01-01t01:30:00.123456789+01:30", "9999-12-31T23:59:59Z"):
+        assert (
+            client.get("/api/v1/orders", query_string={"created_after": good}, headers=customer.headers).status_code
+            == 200
+        )
+
+
 def test_filters_and_sort(app: Flask, client: FlaskClient, place: Callable[..., Any]) -> None:
     customer = create_user(app)
     cheap, dear = make_product(app, price="1.00", stock=100), make_product(app, price="50.00", stock=100)

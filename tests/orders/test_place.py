@@ -333,6 +333,24 @@ def test_bad_idempotency_key_is_422(app: Flask, place: Callable[..., Any]) -> No
     assert json_of(response)["error"]["details"][0]["field"] == "Idempotency-Key"
 
 
+def test_an_idempotency_key_sent_twice_is_refused_not_merged(app: Flask, client: FlaskClient) -> None:
+    """Two ``Idempotency-Key`` headers arrive joined ("a, b"): that is no key of either."""
+    customer = create_user(app)
+    product = make_product(app, stock=10)
+    body = {"items": [{"product_id": product, "quantity": 1}], "shipping_address": ADDRESS}
+    for headers in (
+        [*customer.headers.items(), ("Idempotency-Key", "first"), ("Idempotency-Key", "second")],
+        [*customer.headers.items(), ("Idempotency-Key", '"first", "second"')],
+    ):
+        response = client.post("/api/v1/orders", json=body, headers=headers)
+        assert response.status_code == 422, response.get_data(as_text=True)
+        assert json_of(response)["error"]["details"][0]["field"] == "Idempotency-Key"
+    quoted = client.post("/api/v1/orders", json=body, headers={**customer.headers, "Idempotency-Key": '"a,b"'})
+    assert quoted.status_code == 201
+    replay = client.post("/api/v1/orders", json=body, headers={**customer.headers, "Idempotency-Key": '"a,b"'})
+    assert replay.headers["Idempotent-Replayed"] == "true"
+
+
 def test_staff_and_anonymous(app: Flask, place: Callable[..., Any], client: FlaskClient) -> None:
     product = make_product(app)
     assert client.post("/api/v1/orders", json={}).status_code == 401

@@ -26,6 +26,7 @@ from app.db import db, utcnow
 from app.extensions import redis_queues
 from app.orders import expiry, pricing, service
 from app.orders.models import Order, OrderEvent
+from app.products.models import INT_MAX, Product
 from app.schedule import build_scheduler
 from tests.conftest import json_of
 from tests.factories import AuthedUser, create_user
@@ -99,6 +100,51 @@ def test_the_clock_cancels_unpaid_orders_and_restocks_them_once(
     order = json_of(client.get(f"/api/v1/orders/{hoarded}", headers=hoarder.headers))["data"]
     assert order["status"] == "cancelled" and order["cancelled_at"]
     assert client.post(f"/api/v1/orders/{hoarded}/pay", headers=hoarder.headers).status_code == 409
+
+
+def set_stock(app: Flask, product: str, stock: int) -> None:
+    with app.app_context():
+        db.session.execute(sa.update(Product).where(Product.id == uuid.UUID(product)).values(stock=stock))
+        db.session.commit()
+
+
+def test_a_cancel_returns_stock_up_to_the_largest_a_product_holds(app: Flask, client: FlaskClient) -> None:
+    """Staff may set a stock to the most it can hold while an order holds units of it:
+    the cancel still succeeds (it used to overflow the column: a 422 nobody could get past,
+    and a clock that failed on that order every minute)."""
+    product = make_product(app, stock=INT_MAX)
+    customer = create_user(app)
+    order = placed(client, customer, product, 5)
+    set_stock(app, product, INT_MAX - 2)
+    assert client.post(f"/api/v1/orders/{order}/cancel", headers=customer.headers).status_code == 200
+    assert stock_of(app, product) == INT_MAX
+    expired = placed(client, customer, product, 7)
+    set_stock(app, product, INT_MAX)
+    age(app, expired, 31)
+    with app.app_context():
+        assert expiry.cancel_unpaid() == 1
+    assert (status_of(app, expired), stock_of(app, product)) == ("cancelled", INT_MAX)
+
+
+def test_an_order_the_clock_cannot_cancel_holds_up_no_other(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    product = make_product(app, stock=10)
+    first, second = create_user(app), create_user(app)
+    stuck, later = placed(client, first, product, 2), placed(client, second, product, 3)
+    age(app, stuck, 40)
+    age(app, later, 35)
+    expire = service.expire
+
+    def failing_for_one(*, order_id: uuid.UUID, reason: str) -> bool:
+        if str(order_id) == stuck:
+            raise RuntimeError("a failure of this order alone")
+        return expire(order_id=order_id, reason=reason)
+
+    monkeypatch.setattr(service, "expire", failing_for_one)
+    with app.app_context(), pytest.raises(expiry.ExpiryFailed, match="1 of 2"):
+        expiry.cancel_unpaid()
+    assert (status_of(app, stuck), status_of(app, later), stock_of(app, product)) == ("pending", "cancelled", 8)
 
 
 def test_at_most_three_unpaid_orders_per_customer(app: Flask, client: FlaskClient) -> None:

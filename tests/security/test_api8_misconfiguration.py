@@ -154,6 +154,39 @@ def test_cors_is_closed_unless_configured(client: FlaskClient) -> None:
     assert "Access-Control-Allow-Origin" not in response.headers
 
 
+CORS_PROBE = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+from app import create_app
+from config import TestingConfig
+client = create_app(TestingConfig({**os.environ, "CORS_ORIGINS": sys.argv[2]})).test_client()
+out = {}
+for origin in ("https://shop.example", "https://evil.example", None):
+    response = client.get("/api/v1/products", headers={"Origin": origin} if origin else {})
+    out[str(origin)] = {
+        "status": response.status_code,
+        "allow": response.headers.get("Access-Control-Allow-Origin"),
+        "vary": response.headers.getlist("Vary"),
+        "cache": response.headers.get("Cache-Control"),
+    }
+print("RESULT" + json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("origins", ["https://shop.example", "https://shop.example,https://admin.example"])
+def test_a_cacheable_answer_varies_on_the_origin_when_cors_is_on(origins: str) -> None:
+    """Allowed and refused origins get different CORS headers: a CDN keeping the public
+    catalog must not hand one's answer to the other (flask-cors says so only for several
+    origins)."""
+    out = run_probe(CORS_PROBE, origins)
+    assert out["https://shop.example"]["allow"] == "https://shop.example", out
+    assert out["https://evil.example"]["allow"] is None
+    for origin in ("https://shop.example", "https://evil.example", "None"):
+        answer = out[origin]
+        assert answer["status"] == 200 and answer["cache"].startswith("public")
+        assert answer["vary"] == ["Authorization, Origin"], answer
+
+
 def test_errors_reveal_nothing_internal(client: FlaskClient) -> None:
     response = client.get("/api/v1/_test/boom")
     assert response.status_code == 500
