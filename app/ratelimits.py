@@ -146,10 +146,17 @@ class Limiter(flask_limiter.Limiter):
 
     @property
     def current_limit(self) -> RequestLimit | None:
+        """The limit the ``X-RateLimit-*`` headers tell of: the one breached, else the one
+        nearest to refusing (flask-limiter's own pick, the shortest window, may have plenty
+        left while another is spent, and a client that follows the headers would still be
+        refused)."""
         limit = super().current_limit
         if limit is None:
             return None
         try:
+            applied = self.context.view_rate_limits
+            if not limit.breached and len(applied) > 1:
+                limit = min(applied, key=lambda applied_limit: (applied_limit.remaining, -applied_limit.reset_at))
             limit.window  # noqa: B018  (read now, cached: the headers need it)
         except StorageError as error:
             self._down_until = time.monotonic() + _RETRY_SECONDS

@@ -14,15 +14,13 @@ import hashlib
 from typing import Any
 
 import marshmallow as ma
-from flask import Blueprint, Response, current_app, render_template, request
-from flask_limiter.util import get_remote_address
+from flask import Blueprint, Response, render_template, request
 
 from app.auth import recovery
-from app.auth.permissions import per_ip
+from app.auth.permissions import email_limit, per_ip
 from app.auth.schemas import ForgotPasswordSchema
 from app.db import db
 from app.errors import ValidationFailed
-from app.extensions import limiter
 
 bp = Blueprint("account", __name__, url_prefix="/account", template_folder="templates")
 
@@ -38,18 +36,8 @@ CONTENT_SECURITY_POLICY = (
 INVALID_LINK = "This link is invalid, was already used, or has expired."
 
 
-def _form_email_key() -> str:
-    """As the API's per-email limit (the same scope, so the budget is shared)."""
-    email = request.form.get("email", "").strip().lower()
-    return "email:" + email[:254] if email else "ip:" + get_remote_address()
-
-
-per_form_email = limiter.limit(
-    lambda: str(current_app.config["RATELIMIT_AUTH_EMAIL"]),
-    key_func=_form_email_key,
-    scope="auth-email",
-    methods=["POST"],
-)
+# The API's per-email budget, shared (counted on the form's POST, not on showing it).
+per_form_email = email_limit(methods=["POST"])
 
 
 def _page(template: str, *, status: int = 200, **context: Any) -> Response:

@@ -1,14 +1,15 @@
 """Who may call the auth endpoints, and how often.
 
-The endpoints that take credentials have their own, stricter limits (per IP and per
-account, whatever the address) instead of the default one, and fail closed: with the
+The endpoints that take credentials have their own, stricter limits (per IP, each
+endpoint its own budget, and per account, whatever the address: one budget for all of
+them) instead of the default one, and fail closed: with the
 rate-limit storage down they answer 503 rather than let guesses through unlimited.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from flask import current_app, request
 from flask_jwt_extended import decode_token
@@ -73,7 +74,15 @@ def _strict(limit: Callable[[F], F]) -> Callable[[F], F]:
     return decorator
 
 
+def email_limit(*, methods: list[str] | None = None) -> Callable[[F], F]:
+    """``RATELIMIT_AUTH_EMAIL`` per submitted email, one budget for every endpoint that
+    takes one (API and pages: sign-ins, registration, reset requests): no address gets
+    more password guesses, or more mail, by being sent to several of them."""
+    limit = limiter.shared_limit(_email_limit, scope="auth-email", key_func=_email_key, methods=methods)
+    return cast(Callable[[F], F], limit)
+
+
 per_ip = _strict(limiter.limit(_ip_limit, key_func=ip_key, scope="auth-ip"))
-per_email = _strict(limiter.limit(_email_limit, key_func=_email_key, scope="auth-email"))
+per_email = _strict(email_limit())
 # Refresh has no email in its body: the account behind the token is limited instead.
 per_account = _strict(limiter.limit(_email_limit, key_func=_account_key, scope="auth-account"))

@@ -34,29 +34,29 @@ def authenticate(*, email: str, password: str) -> User:
 
     The same answer and the same hashing work for an unknown email and a wrong password,
     and the same lockout: a wrong password counts toward it, and so does any password for
-    an email without an account that can sign in. On success the failure count is cleared
-    (in the session: the caller commits).
+    an email without an account that can sign in. Each check is counted before it is made
+    (``lockout.begin_check``); on success the count is cleared, and committed.
     """
     user = users_service.find_by_email(email)
     if user is not None and not user.can_authenticate:
         user = None  # a deactivated account is answered as an unknown email
-    locked = user is not None and lockout.is_locked(user)
-    ok = verify_password(user.password_hash if user is not None else None, password)
+    count = lockout.begin_check(user) if user is not None else None  # commits
+    ok = verify_password(user.password_hash if user is not None else None, password)  # locked or not
 
     if user is None:
         db.session.rollback()
         lockout.record_failure_without_account(email)  # 423 as for an account, or nothing
         raise Unauthorized(INVALID_CREDENTIALS)
-    if locked:
-        db.session.commit()
+    if count is None:
         raise lockout.locked_error(user)
     if not ok:
-        lockout.record_failure(user)
+        lockout.check_failed(user, count)
         raise Unauthorized(INVALID_CREDENTIALS)
 
     lockout.clear_failures(user)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
+    db.session.commit()  # whatever the caller does next, this check succeeded
     return user
 
 

@@ -20,6 +20,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 from redis.exceptions import RedisError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.db import db, utcnow
 from app.errors import AccountLocked
@@ -29,17 +30,47 @@ from app.users.models import User
 log = logging.getLogger(__name__)
 
 
-def is_locked(user: User) -> bool:
-    """Whether ``user`` is locked now; a lock that has run out is cleared (in the session)."""
-    if user.locked_until is not None and user.locked_until <= utcnow():
-        user.failed_login_count = 0
-        user.locked_until = None
-    return user.locked_until is not None
+def begin_check(user: User) -> int | None:
+    """Count a password check of ``user`` before it is made, and commit: the count with
+    this check in it, or None while the account is locked (nothing counted). Counted
+    first, checks that arrive together cannot all pass a lock that none has recorded yet:
+    a lock window allows ``LOGIN_MAX_FAILURES`` checks however many come at once. The
+    check that reaches the limit locks the account until it succeeds (``clear_failures``).
+    A lock that has run out starts a new count. ``updated_at`` is not touched: wrong
+    passwords typed by anyone are not a change of the account."""
+    now = utcnow()
+    limit = int(current_app.config["LOGIN_MAX_FAILURES"])
+    lock_until = now + timedelta(seconds=int(current_app.config["LOGIN_LOCKOUT_SECONDS"]))
+    lock_ran_out = sa.and_(User.locked_until.is_not(None), User.locked_until <= now)
+    count = sa.case((lock_ran_out, 0), else_=User.failed_login_count) + 1
+    counted = db.session.execute(
+        sa.update(User)
+        .where(User.id == user.id, sa.or_(User.locked_until.is_(None), User.locked_until <= now))
+        .values(
+            failed_login_count=count,
+            locked_until=sa.case((count >= limit, lock_until), else_=None),
+            updated_at=User.updated_at,
+        )
+        .returning(User.failed_login_count)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    db.session.commit()
+    return counted
+
+
+def check_failed(user: User, count: int) -> None:
+    """The check ``begin_check`` counted as ``count`` found a wrong password: raise 423 if
+    it was the one that locked the account."""
+    if count >= int(current_app.config["LOGIN_MAX_FAILURES"]):
+        log.warning("account locked after %d failed password checks", count, extra={"locked_user_id": str(user.id)})
+        raise locked_error(user)
 
 
 def locked_error(user: User) -> AccountLocked:
-    assert user.locked_until is not None
-    return _locked_for(int((user.locked_until - utcnow()).total_seconds()))
+    """The 423 for ``user``, locked now (as the database has it)."""
+    locked_until = db.session.scalar(sa.select(User.locked_until).where(User.id == user.id))
+    seconds = int((locked_until - utcnow()).total_seconds()) if locked_until is not None else 0
+    return _locked_for(seconds)
 
 
 def _locked_for(seconds: int) -> AccountLocked:
@@ -50,31 +81,18 @@ def _locked_for(seconds: int) -> AccountLocked:
     )
 
 
-def record_failure(user: User) -> None:
-    """Count a wrong password atomically (concurrent attempts all count) and commit; raise
-    423 when this one reached the threshold."""
-    limit = int(current_app.config["LOGIN_MAX_FAILURES"])
-    lock_until = utcnow() + timedelta(seconds=int(current_app.config["LOGIN_LOCKOUT_SECONDS"]))
-    count = db.session.execute(
+def clear_failures(user: User) -> None:
+    """A password check of ``user`` succeeded: no failures, no lock (in the session's
+    transaction; ``updated_at`` not touched)."""
+    db.session.execute(
         sa.update(User)
         .where(User.id == user.id)
-        .values(
-            failed_login_count=User.failed_login_count + 1,
-            locked_until=sa.case((User.failed_login_count + 1 >= limit, lock_until), else_=User.locked_until),
-        )
-        .returning(User.failed_login_count)
+        .values(failed_login_count=0, locked_until=None, updated_at=User.updated_at)
         .execution_options(synchronize_session=False)
-    ).scalar_one()
-    db.session.commit()
-    if count >= limit:
-        log.warning("account locked after %d failed password checks", count, extra={"locked_user_id": str(user.id)})
-        db.session.refresh(user)
-        raise locked_error(user)
-
-
-def clear_failures(user: User) -> None:
-    user.failed_login_count = 0
-    user.locked_until = None
+    )
+    # The loaded object says so too (it may be dumped or written again in this session).
+    set_committed_value(user, "failed_login_count", 0)
+    set_committed_value(user, "locked_until", None)
 
 
 # --- emails without an account ---------------------------------------------------------------

@@ -5,4 +5,5 @@ from __future__ import annotations
 from app.permissions import require_auth, require_permission
 
 authenticated = require_auth()
-can_manage_users = require_permission("users:manage")
+MANAGE_USERS = "users:manage"
+can_manage_users = require_permission(MANAGE_USERS)

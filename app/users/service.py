@@ -10,12 +10,13 @@ import sqlalchemy as sa
 from blinker import Namespace
 
 from app.db import db, escape_like, utcnow
-from app.errors import Conflict, ErrorDetail, NotFound, ValidationFailed
+from app.errors import Conflict, ErrorDetail, NotFound, PermissionDenied, ValidationFailed
 from app.pagination import Page, SortKey, paginate
-from app.permissions import Role
+from app.permissions import Role, has_permission
 from app.users import lockout
 from app.users.models import User
 from app.users.passwords import hash_password, policy_problems, verify_password
+from app.users.permissions import MANAGE_USERS
 
 _signals = Namespace()
 # Sent (inside the caller's transaction) when a user's existing sessions must end:
@@ -105,23 +106,46 @@ def update_me(*, user_id: uuid.UUID, data: Mapping[str, Any], current_session_id
 
 
 def _change_password(user: User, data: Mapping[str, Any], current_session_id: uuid.UUID | None) -> None:
-    if lockout.is_locked(user):
-        db.session.commit()
+    count = lockout.begin_check(user)  # commits
+    if count is None:
         raise lockout.locked_error(user)
     details = password_details(data["password"], email=user.email, full_name=data.get("full_name", user.full_name))
     if not verify_password(user.password_hash, data["current_password"]):
-        lockout.record_failure(user)  # commits; raises 423 at the threshold
+        lockout.check_failed(user, count)
         raise ValidationFailed(details=[{"field": "current_password", "message": "Incorrect password."}, *details])
-    if details:
-        raise ValidationFailed(details=details)
     lockout.clear_failures(user)
+    if details:
+        db.session.commit()  # the check succeeded, whatever the new password's fate
+        raise ValidationFailed(details=details)
     user.password_hash = hash_password(data["password"])
     sessions_invalidated.send(user, keep_session_id=current_session_id)
 
 
+def _for_administration(actor_id: uuid.UUID, user_id: uuid.UUID) -> User:
+    """The account ``actor_id`` administers, with both rows locked (in id order: two admins
+    acting on each other wait, not deadlock) and the actor's right checked again under the
+    lock: of two admins demoting each other at once, the second finds itself demoted (403)
+    rather than leave the shop without an admin."""
+    rows = db.session.scalars(
+        sa.select(User)
+        .where(User.id.in_({actor_id, user_id}))
+        .order_by(User.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    by_id = {row.id: row for row in rows}
+    actor = by_id.get(actor_id)
+    if actor is None or not actor.can_authenticate or not has_permission(actor, MANAGE_USERS):
+        raise PermissionDenied("You no longer have permission to manage users")
+    user = by_id.get(user_id)
+    if user is None or user.deleted_at is not None:
+        raise NotFound("User not found")
+    return user
+
+
 def update(*, actor_id: uuid.UUID, user_id: uuid.UUID, data: Mapping[str, Any]) -> User:
     """Administration: role, activation, name."""
-    user = get(user_id=user_id)
+    user = _for_administration(actor_id, user_id)
     if user.id == actor_id and (data.get("role", user.role) != Role.ADMIN or data.get("is_active") is False):
         raise Conflict("You cannot remove your own admin access or deactivate yourself")
     for field in ("full_name", "role", "is_active"):
@@ -136,7 +160,7 @@ def update(*, actor_id: uuid.UUID, user_id: uuid.UUID, data: Mapping[str, Any]) 
 
 def delete(*, actor_id: uuid.UUID, user_id: uuid.UUID) -> None:
     """Soft delete: the account can no longer log in and every session ends."""
-    user = get(user_id=user_id)
+    user = _for_administration(actor_id, user_id)
     if user.id == actor_id:
         raise Conflict("You cannot delete your own account here")
     user.deleted_at = utcnow()

@@ -196,8 +196,11 @@ def test_token_of_a_deactivated_or_deleted_user_is_401(app: Flask, client: Flask
 
 def test_lockout_after_five_failures_and_unlock(app: Flask, client: FlaskClient) -> None:
     user = create_user(app)
+    updated_at = json_of(client.get("/api/v1/users/me", headers=user.headers))["data"]["updated_at"]
     for _ in range(4):
         assert_401(login(client, user, password="Wrong-Password-99"))
+    # Wrong passwords, typed by anyone, are no change of the account.
+    assert json_of(client.get("/api/v1/users/me", headers=user.headers))["data"]["updated_at"] == updated_at
     locked = login(client, user, password="Wrong-Password-99")
     assert locked.status_code == 423
     assert json_of(locked)["error"]["code"] == "ACCOUNT_LOCKED"

@@ -21,7 +21,7 @@ from app.ratelimits import client_key
 from app.users.schemas import EmailAddress
 from tests.conftest import json_of
 from tests.factories import bearer, create_user
-from tests.security.support import LOGIN, run_probe
+from tests.security.support import LOGIN, admin_sign_in, run_probe
 
 PRODUCTS = "/api/v1/products"
 
@@ -199,3 +199,51 @@ def test_with_the_limit_storage_down_auth_fails_closed_and_the_rest_serves(app: 
     assert 'ratelimit_storage_errors_total{outcome="refused"} 2.0' in out["metrics"]
     assert 'ratelimit_storage_errors_total{outcome="served_unlimited"}' in out["metrics"]
     assert "rate-limit storage unreachable" in out["_stdout"]
+
+
+def test_an_emails_budget_is_shared_by_every_endpoint_that_takes_it(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sign-ins (API and dashboard), reset requests (API and page) and registrations count
+    toward one budget per email: sending to several endpoints gets no address more
+    password guesses, nor more mail."""
+    monkeypatch.setitem(app.config, "RATELIMIT_AUTH_EMAIL", "4 per minute")
+    user, other = create_user(app), create_user(app)
+    wrong = {"email": user.email, "password": "Wrong-Password-99"}
+    assert client.post(LOGIN, json=wrong).status_code == 401
+    assert admin_sign_in(client, user.email.upper(), "Wrong-Password-99").status_code == 401
+    assert client.post("/api/v1/auth/password/forgot", json={"email": user.email}).status_code == 202
+    page = client.post("/account/reset-password", data={"email": f" {user.email} "})
+    assert page.status_code == 200 and page.headers["X-RateLimit-Remaining"] == "0"
+    for refused in (
+        client.post(LOGIN, json=wrong),
+        client.post("/api/v1/auth/password/forgot", json={"email": user.email}),
+        client.post("/api/v1/auth/register", json={"email": user.email, "password": "x", "full_name": "X"}),
+        admin_sign_in(client, user.email, "Wrong-Password-99"),
+        client.post("/account/reset-password", data={"email": user.email}),
+    ):
+        assert refused.status_code == 429
+    assert client.post(LOGIN, json={**wrong, "email": other.email}).status_code == 401
+    assert client.get("/account/reset-password").status_code == 200  # showing the form counts nothing
+
+
+def test_the_headers_tell_of_the_limit_nearest_to_refusing(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several limits apply to a reset request (per IP, per email): a client that follows
+    ``X-RateLimit-*`` is never refused while they say it has requests left."""
+    monkeypatch.setitem(app.config, "RATELIMIT_AUTH_IP", "3 per minute")
+    monkeypatch.setitem(app.config, "RATELIMIT_AUTH_EMAIL", "10 per minute")
+    for n, remaining in enumerate(("2", "1", "0")):
+        response = client.post("/api/v1/auth/password/forgot", json={"email": f"someone{n}@example.com"})
+        assert response.status_code == 202
+        assert (response.headers["X-RateLimit-Limit"], response.headers["X-RateLimit-Remaining"]) == ("3", remaining)
+    refused = client.post("/api/v1/auth/password/forgot", json={"email": "someone9@example.com"})
+    assert_rate_limited(refused)
+    assert refused.headers["X-RateLimit-Limit"] == "3"
+    # Where the email's budget is the nearer one, the headers tell of it.
+    monkeypatch.setitem(app.config, "RATELIMIT_AUTH_IP", "20 per minute")
+    monkeypatch.setitem(app.config, "RATELIMIT_AUTH_EMAIL", "2 per minute")
+    ip = {"REMOTE_ADDR": "198.51.100.7"}
+    first = client.post("/api/v1/auth/password/forgot", json={"email": "mine@example.com"}, environ_base=ip)
+    assert (first.headers["X-RateLimit-Limit"], first.headers["X-RateLimit-Remaining"]) == ("2", "1")
