@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -212,10 +212,6 @@ def _order_columns(
     return columns
 
 
-# Columns computed from a row's tiebreak value (see ``paginate_rows``).
-PageColumns = Callable[[ColumnElement[Any]], Sequence[ColumnElement[Any]]]
-
-
 class Totals(Protocol):
     """Where a page-style list's ``total`` may be known already (say, a cache): ``known``
     is asked before the page is read; ``counted`` is told the total when it had to be
@@ -262,11 +258,8 @@ def paginate_rows(
     default_sort: Sequence[SortKey],
     tiebreak: Sortable,
     totals: Totals | None = None,
-    page_columns: PageColumns | None = None,
 ) -> Page[sa.Row[Any]]:
-    """``paginate`` for a select of columns (no ORM objects built): the items are its rows,
-    with ``page_columns(key)`` after them: columns computed from each row's ``tiebreak``
-    value (its id, say: a correlated subquery of related rows), for the page's rows only.
+    """``paginate`` for a select of columns (no ORM objects built): the items are its rows.
 
     A page-style ``total`` that ``totals`` does not know is counted by the page's own
     statement (a scalar subquery PostgreSQL runs once: one round trip, and the count
@@ -274,14 +267,7 @@ def paginate_rows(
     A page past the end has no rows to carry it: then a ``COUNT(*)`` of its own runs.
     """
     page: Page[sa.Row[Any]] = _paginate(
-        stmt,
-        args,
-        sortable=sortable,
-        default_sort=default_sort,
-        tiebreak=tiebreak,
-        rows=True,
-        totals=totals,
-        page_columns=page_columns,
+        stmt, args, sortable=sortable, default_sort=default_sort, tiebreak=tiebreak, rows=True, totals=totals
     )
     return page
 
@@ -295,15 +281,12 @@ def _paginate(
     tiebreak: Sortable,
     rows: bool,
     totals: Totals | None,
-    page_columns: PageColumns | None = None,
 ) -> Page[Any]:
     sort: Sequence[SortKey] = args.get("sort") or default_sort
     columns = _order_columns(sort, sortable, tiebreak)
     order_by = [col.desc() if desc else col.asc() for col, desc in columns]
 
     if "cursor" in args or "limit" in args:
-        if page_columns is not None:  # the LIMIT ends the scan: computed for the page's rows only
-            stmt = stmt.add_columns(*page_columns(_expression(tiebreak)))
         return _cursor_page(stmt, args, sort=sort, columns=columns, order_by=order_by, rows=rows)
 
     page = int(args.get("page") or 1)
@@ -316,8 +299,6 @@ def _paginate(
         known = totals.known() if totals is not None else None
         if known is None:
             page_stmt = page_stmt.add_columns(_count_of(stmt).scalar_subquery().label(TOTAL_COLUMN))
-        if page_columns is not None:
-            page_stmt = _with_page_columns(page_stmt, columns, page_columns)
         items = list(db.session.execute(page_stmt))
         if known is not None:
             total = known
@@ -334,24 +315,6 @@ def _paginate(
     links["last"] = {"page": str(total_pages), "per_page": str(per_page)}
     meta = {"page": page, "per_page": per_page, "total": total, "total_pages": total_pages}
     return Page(items=items, meta=meta, links=links)
-
-
-def _with_page_columns(
-    page_stmt: sa.Select[Any], columns: list[tuple[ColumnElement[Any], bool]], page_columns: PageColumns
-) -> sa.Select[Any]:
-    """``page_stmt`` (ordered, limited, offset) with ``page_columns`` computed in a select
-    around it: in the page's own select, PostgreSQL would compute them for the rows the
-    OFFSET skips as well. The outer select orders the page again, by its sort keys."""
-    keys = [col.label(f"_page_key_{i}") for i, (col, _) in enumerate(columns)]
-    page = page_stmt.add_columns(*keys).subquery("page")
-    key_names = {key.name for key in keys}
-    order = [
-        page.c[key.name].desc() if desc else page.c[key.name].asc()
-        for key, (_, desc) in zip(keys, columns, strict=True)
-    ]
-    return sa.select(*(c for c in page.c if c.name not in key_names), *page_columns(page.c[keys[-1].name])).order_by(
-        *order
-    )
 
 
 def _cursor_page(

@@ -1,26 +1,26 @@
 """The catalog's read queries: visible products as rows, list filters, search, relations.
 
 Reads select columns, not ORM objects (building objects cost more than the SQL), and
-read the categories of a page's products in the page's own statement.
+load the categories of a whole page in one statement.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from app.db import escape_like, on_postgresql, table_of
+from app.db import db, escape_like, on_postgresql, table_of
 from app.errors import ValidationFailed
 from app.pagination import Sortable, SortKey
 from app.permissions import Principal
 from app.products.models import SEARCH_VECTOR, Category, Product, product_categories
 from app.products.permissions import sees_inactive
+from app.products.rendering import CategoryRef
 
 # Reads name the tables' columns, not the models' attributes (see ``app.db.table_of``):
 # they return plain rows.
@@ -179,56 +179,22 @@ def relevance(q: str) -> sa.ColumnElement[float]:
 
 # --- related rows ------------------------------------------------------------------------------
 
-# The column of a product's row that holds its categories (see ``categories_column``).
-CATEGORIES_COLUMN = "_categories"
+
+# Built once, run with the ids bound (``expanding``: one parameter per id at execution):
+# building a statement costs more than running this one (about 0.2 ms of 0.55 ms).
+_CATEGORIES_OF = (
+    sa.select(product_categories.c.product_id, CATEGORY.id, CATEGORY.slug, CATEGORY.name)
+    .join(_categories, CATEGORY.id == product_categories.c.category_id)
+    .where(product_categories.c.product_id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(CATEGORY.name, CATEGORY.id)
+)
 
 
-def categories_column(product_id: sa.ColumnElement[Any] = PRODUCT.id) -> sa.Label[str]:
-    """A column for a select of products' rows: the categories of the product whose id is
-    ``product_id`` (a column of that select), so that a page and its products' categories
-    are one statement. ``categories_reader()`` reads it.
-
-    JSON text, ``[{"id": …, "slug": …, "name": …}, …]`` by name then id (NULL for none),
-    from a subquery correlated to the row (the link table's primary key serves it).
-    PostgreSQL orders the aggregate itself, by the database's collation as the ORM's
-    ``Product.categories`` does; SQLite (3.40: no ordered aggregates) leaves the order to
-    ``categories_reader``."""
-    link = product_categories.c
-    ordered = on_postgresql()
-    item = getattr(sa.func, "json_build_object" if ordered else "json_object")(
-        sa.literal_column("'id'"),
-        CATEGORY.id,
-        sa.literal_column("'slug'"),
-        CATEGORY.slug,
-        sa.literal_column("'name'"),
-        CATEGORY.name,
-    )
-    aggregate = (
-        sa.cast(sa.func.json_agg(postgresql.aggregate_order_by(item, CATEGORY.name, CATEGORY.id)), sa.Text())
-        if ordered
-        else sa.func.json_group_array(item)
-    )
-    return (
-        sa.select(aggregate)
-        .select_from(product_categories.join(_categories, CATEGORY.id == link.category_id))
-        .where(link.product_id == product_id)
-        .scalar_subquery()
-        .label(CATEGORIES_COLUMN)
-    )
-
-
-def categories_reader() -> Callable[[sa.Row[Any]], list[dict[str, str]]]:
-    """What reads the categories ``with_categories`` put in a row, as the API writes them."""
-    return _categories_in if on_postgresql() else _sqlite_categories_in
-
-
-def _categories_in(row: sa.Row[Any]) -> list[dict[str, str]]:
-    raw: str | None = getattr(row, CATEGORIES_COLUMN)
-    return json.loads(raw) if raw else []
-
-
-def _sqlite_categories_in(row: sa.Row[Any]) -> list[dict[str, str]]:
-    """SQLite's: ids as it stores them (hex) and in no order; ordered here by code point,
-    as its BINARY collation orders text (and a UUID's hex, its bytes)."""
-    found = [(c["name"], uuid.UUID(c["id"]), c["slug"]) for c in _categories_in(row)]
-    return [{"id": str(id_), "slug": slug, "name": name} for name, id_, slug in sorted(found)]
+def categories_of(product_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[CategoryRef]]:
+    """Each product's categories, by name (one statement for the whole page)."""
+    found: dict[uuid.UUID, list[CategoryRef]] = {}
+    if not product_ids:
+        return found
+    for product_id, category_id, slug, name in db.session.execute(_CATEGORIES_OF, {"ids": list(product_ids)}):
+        found.setdefault(product_id, []).append(CategoryRef(category_id, slug, name))
+    return found

@@ -351,13 +351,7 @@ def _build_list(
     stmt = queries.filtered(queries.visible(viewer), args, viewer)
     sortable, default_sort = queries.sorting(args)
     page = paginate_rows(
-        stmt,
-        args,
-        sortable=sortable,
-        default_sort=default_sort,
-        tiebreak=queries.PRODUCT.id,
-        totals=totals,
-        page_columns=lambda product_id: [queries.categories_column(product_id)],
+        stmt, args, sortable=sortable, default_sort=default_sort, tiebreak=queries.PRODUCT.id, totals=totals
     )
     entry = _entry(page.items, fields, template=lambda items: rendering.list_template(items, page.meta))
     entry.links = page.links
@@ -365,10 +359,11 @@ def _build_list(
 
 
 def _entry(rows: Sequence[sa.Row[Any]], fields: Sequence[str] | None, *, template: Any) -> Entry:
-    """``rows``: of ``queries.COLUMNS`` and ``queries.categories_column()``."""
-    categories = queries.categories_reader()
+    categories = queries.categories_of([row.id for row in rows])
     currency: str = current_app.config["CURRENCY"]
-    items = [rendering.only(rendering.product_dict(r, categories(r), currency=currency), fields) for r in rows]
+    items = [
+        rendering.only(rendering.product_dict(r, categories.get(r.id, []), currency=currency), fields) for r in rows
+    ]
     return Entry(
         template=template(items),
         volatile=rendering.volatile_fields(fields),
@@ -402,8 +397,7 @@ def get_product(
 
 def _build_item(ref: str, fields: Sequence[str] | None, viewer: Principal | None) -> Entry:
     read_outside_transaction()
-    stmt = queries.by_ref(queries.visible(viewer), ref).add_columns(queries.categories_column())
-    row = db.session.execute(stmt).first()
+    row = db.session.execute(queries.by_ref(queries.visible(viewer), ref)).first()
     if row is None:
         raise NotFound("Product not found")
     return _entry([row], fields, template=lambda items: rendering.one_template(items[0]))

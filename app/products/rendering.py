@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,8 +27,15 @@ VOLATILE = ("stock", "in_stock", "low_stock", "version", "updated_at")
 SLOT = b"\x00"
 
 
-def product_dict(row: sa.Row[Any], categories: list[dict[str, str]], *, currency: str) -> dict[str, Any]:
-    """``ProductSchema().dump(product)``, from a row and its categories as the API writes them."""
+@dataclass(frozen=True)
+class CategoryRef:
+    id: uuid.UUID
+    slug: str
+    name: str
+
+
+def product_dict(row: sa.Row[Any], categories: Sequence[CategoryRef], *, currency: str) -> dict[str, Any]:
+    """``ProductSchema().dump(product)``, from a row."""
     stock: int = row.stock
     compare_at = row.compare_at_price
     image: uuid.UUID | None = row.image_upload_id
@@ -44,7 +52,7 @@ def product_dict(row: sa.Row[Any], categories: list[dict[str, str]], *, currency
         "in_stock": stock > 0,
         "low_stock": stock <= row.low_stock_threshold,
         "is_active": row.is_active,
-        "categories": categories,
+        "categories": [{"id": str(c.id), "slug": c.slug, "name": c.name} for c in categories],
         "image_upload_id": str(image) if image else None,
         "image_url": content_url(image) if image else None,
         "thumbnails": thumbnail_urls(image) if image else None,

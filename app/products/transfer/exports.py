@@ -34,12 +34,12 @@ MONEY_FILTERS = frozenset({"min_price", "max_price"})
 def exported_products(filters: Mapping[str, Any]) -> Iterator[exporting.ExportedProduct]:
     """Every live product matching ``filters`` (inactive ones too), by SKU, streamed."""
     stmt = queries.apply_filters(
-        sa.select(*queries.COLUMNS, queries.categories_column()).where(queries.live()),
+        sa.select(*queries.COLUMNS).where(queries.live()),
         filters,
     ).order_by(Product.sku)
     result = db.session.execute(stmt.execution_options(yield_per=CHUNK_ROWS))
-    categories = queries.categories_reader()
     for chunk in result.partitions():
+        categories = queries.categories_of([row.id for row in chunk])
         for row in chunk:
             yield exporting.ExportedProduct(
                 sku=row.sku,
@@ -49,7 +49,7 @@ def exported_products(filters: Mapping[str, Any]) -> Iterator[exporting.Exported
                 compare_at_price=row.compare_at_price,
                 stock=row.stock,
                 low_stock_threshold=row.low_stock_threshold,
-                category_slugs=sorted(c["slug"] for c in categories(row)),
+                category_slugs=sorted(ref.slug for ref in categories.get(row.id, [])),
                 is_active=row.is_active,
                 image_upload_id=row.image_upload_id,
             )
