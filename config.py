@@ -131,6 +131,11 @@ class Config:
         # (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a role); another endpoint from here.
         self.S3_ENDPOINT_URL: str | None = env.get("S3_ENDPOINT_URL") or None
         self.S3_REGION: str | None = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
+        # Seconds a storage call may wait to connect, and between bytes of its answer (each of
+        # its two attempts): a store that stops answering costs a request seconds, not minutes.
+        self.STORAGE_TIMEOUT = _int(env, "STORAGE_TIMEOUT", 10)
+        if self.STORAGE_TIMEOUT < 1:
+            raise ConfigError(f"STORAGE_TIMEOUT must be at least 1 (seconds), got {self.STORAGE_TIMEOUT}")
         # Uploads: per-purpose size limits, how long a direct-upload target and a download
         # link live, and when an upload that was never completed is purged.
         self.UPLOAD_IMAGE_MAX_BYTES = _int(env, "UPLOAD_IMAGE_MAX_BYTES", 10 * 1024 * 1024)

@@ -238,6 +238,14 @@ def current_job_id() -> str | None:
     return job.id if job is not None else None
 
 
+def run_time_limit(configured: int) -> int:
+    """The seconds the running job was given (RQ's ``job_timeout``, as it was enqueued),
+    else ``configured``: what a "took too long" message should quote."""
+    job = get_current_job()
+    timeout = getattr(job, "timeout", None) if job is not None else None
+    return int(timeout) if isinstance(timeout, int | float) and timeout > 0 else configured
+
+
 def final_attempt() -> bool:
     """Whether the running job gets no further try if it fails now (always, in-process)."""
     job = get_current_job()

@@ -188,3 +188,12 @@ def text_problem(text: str) -> str | None:
         except UnicodeEncodeError:
             return "Must be Unicode text: holds an unpaired surrogate (a lone \\ud800-\\udfff escape)."
     return None
+
+
+def storable(text: str) -> str:
+    """``text`` with what the database cannot store written as its JSON escape (a NUL as
+    ``\\u0000``, an unpaired surrogate as ``\\udXXX``): for text the app keeps about input
+    it refused (an error quoting a key, a SKU)."""
+    if text_problem(text) is None:
+        return text
+    return text.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode()

@@ -299,9 +299,22 @@ def _boto_errors(key: str) -> Iterator[None]:
         raise ServiceUnavailable(_UNAVAILABLE) from exc
 
 
+# Seconds to connect, and between bytes of an answer (STORAGE_TIMEOUT).
+DEFAULT_TIMEOUT = 10
+
+
 class S3Storage(Storage):
-    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None, region: str | None = None):
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        timeout: int = DEFAULT_TIMEOUT,
+    ):
         self.bucket = bucket
+        self.timeout = timeout
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url
         self.region = region
@@ -316,9 +329,9 @@ class S3Storage(Storage):
         pid = os.getpid()
         if pid not in self._clients:
             config = BotoConfig(
-                connect_timeout=5,
-                read_timeout=60,
-                retries={"mode": "standard", "max_attempts": 3},
+                connect_timeout=self.timeout,
+                read_timeout=self.timeout,
+                retries={"mode": "standard", "total_max_attempts": 2},
                 # S3-compatible stores (MinIO, a local emulator) want path-style URLs.
                 s3={"addressing_style": "path" if self.endpoint_url else "auto"},
                 signature_version="s3v4",
@@ -413,13 +426,20 @@ class S3Storage(Storage):
 # --- wiring -------------------------------------------------------------------------------
 
 
-def storage_from_url(url: str, *, secret: str, endpoint_url: str | None = None, region: str | None = None) -> Storage:
+def storage_from_url(
+    url: str,
+    *,
+    secret: str,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    timeout: int = DEFAULT_TIMEOUT,
+) -> Storage:
     """``file:///abs/dir``, ``file://relative/dir`` or ``s3://bucket[/prefix]``."""
     parts = urlsplit(url)
     if parts.scheme == "file":
         return FileStorage(Path(parts.netloc + parts.path).resolve(), secret=secret)
     if parts.scheme == "s3" and parts.netloc:
-        return S3Storage(parts.netloc, parts.path, endpoint_url=endpoint_url, region=region)
+        return S3Storage(parts.netloc, parts.path, endpoint_url=endpoint_url, region=region, timeout=timeout)
     raise ValueError(f"unsupported STORAGE_URL {url!r}")
 
 
@@ -429,6 +449,7 @@ def init_storage(app: Flask) -> None:
         secret=app.config["SECRET_KEY"],
         endpoint_url=app.config.get("S3_ENDPOINT_URL"),
         region=app.config.get("S3_REGION"),
+        timeout=app.config["STORAGE_TIMEOUT"],
     )
 
 

@@ -1,10 +1,11 @@
 """What an uploaded file must be, judged by its bytes alone (never its name or claimed type).
 
 The type is sniffed with libmagic from the first 8 KiB and must be on the purpose's
-allow-list, so executables, archives, HTML, SVG, PDF and whatever libmagic does not
-recognise are refused for every purpose. Import files are then decoded and parsed in one
-streaming pass: UTF-8 (a BOM is fine), and a CSV with a header row or a JSON array.
-Images are decoded later, by the media job (``app.uploads.images``).
+allow-list (an import that begins as a JSON array excepted: its parse decides), so
+executables, archives, HTML, SVG, PDF and whatever libmagic does not recognise are
+refused for every purpose. Import files are then decoded and parsed in one streaming
+pass: UTF-8 (a BOM is fine), and a CSV with a header row or a JSON array. Images are
+decoded later, by the media job (``app.uploads.images``).
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ def check_type(purpose: str, head: bytes) -> str:
     """The sniffed type when ``purpose`` allows it; a 415 otherwise (a 422 for nothing at all)."""
     if not head:
         raise empty_file()
+    if purpose == Purpose.IMPORT and _json_array_head(head):
+        # The whole parse decides (``check_import``): libmagic, reading 8 KiB of a longer
+        # array, takes common markup in its strings (``<a href``, ``<table>``) for HTML.
+        return JSON
     sniffed = sniff(head)
     if sniffed not in PURPOSE_TYPES.get(purpose, frozenset()):
         raise UnsupportedMediaType(
@@ -70,6 +75,10 @@ def check_type(purpose: str, head: bytes) -> str:
             details=[{"field": "file", "message": f"Not allowed for {purpose}: {sniffed}."}],
         )
     return sniffed
+
+
+def _json_array_head(head: bytes) -> bool:
+    return head.removeprefix(codecs.BOM_UTF8).lstrip().startswith(b"[")
 
 
 class Utf8Reader:
@@ -149,7 +158,7 @@ def check_import(source: Readable, *, head: bytes) -> str:
     if not text_head:
         raise unreadable("The file holds no data.")
     reader = Utf8Reader(source)
-    if text_head.startswith(b"["):
+    if _json_array_head(head):
         _check_json_array(reader)
         return JSON
     if text_head.startswith(b"{"):
@@ -192,8 +201,11 @@ def _check_csv(reader: Utf8Reader) -> None:
         header = next(rows, None)
         if not header or any(not cell.strip() for cell in header):
             raise unreadable("A CSV import needs a header row naming every column.")
-        if len({cell.strip().lower() for cell in header}) != len(header):
-            raise unreadable("The CSV header names a column twice.")
+        names = [cell.strip().lower() for cell in header]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            listed = ", ".join(repr(name) for name in repeated[:5])
+            raise unreadable(f"The CSV header names a column twice: {listed} (names match without regard to case).")
         for _row in rows:
             pass
     except csv.Error as exc:

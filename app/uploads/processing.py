@@ -101,13 +101,16 @@ def maintain() -> dict[str, int]:
     now = utcnow()
     expired_before = now - timedelta(hours=int(current_app.config["UPLOAD_EXPIRE_HOURS"]))
     storage = current_storage()
+    # One statement decides and deletes (RETURNING the ids): an upload completed meanwhile
+    # (its row locked by ``complete`` until it commits) is re-checked, and kept.
     abandoned = list(
         db.session.scalars(
-            sa.select(Upload.id).where(Upload.status == Status.AWAITING_UPLOAD, Upload.created_at < expired_before)
+            sa.delete(Upload)
+            .where(Upload.status == Status.AWAITING_UPLOAD, Upload.created_at < expired_before)
+            .returning(Upload.id)
+            .execution_options(synchronize_session=False)
         )
     )
-    if abandoned:
-        db.session.execute(sa.delete(Upload).where(Upload.id.in_(abandoned)))
     db.session.commit()
     for upload_id in abandoned:
         storage.delete(*all_keys(upload_id))

@@ -49,17 +49,21 @@ def delete(*, upload_id: uuid.UUID, viewer: Principal) -> None:
     """Remove the upload and its stored objects; refused (409) while a product shows it.
 
     The products table's foreign key decides, so the check holds under concurrency and
-    this domain needs to know nothing of products. The row goes first: objects without a
-    row are garbage, a row without its objects would be a broken image.
+    this domain needs to know nothing of products. The row's DELETE runs first (the key
+    refuses it while a product shows the upload, and it holds the row meanwhile), then the
+    objects go, then the commit: storage that fails is a 503 that leaves the upload as it
+    was, for the client to retry (had the row gone first, its objects would be left with
+    nothing pointing at them).
     """
     upload = get(upload_id=upload_id, viewer=viewer)
     db.session.delete(upload)
     try:
-        db.session.commit()
+        db.session.flush()
     except IntegrityError as exc:
         db.session.rollback()
         raise Conflict("This upload is in use (a product's image); remove it from the product first") from exc
-    current_storage().delete(*all_keys(upload_id))
+    current_storage().delete(*all_keys(upload_id))  # a 503 rolls the DELETE back
+    db.session.commit()
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from rq.job import Job
 
 from app.extensions import redis_queues
 from app.products.transfer.models import ProductImport
+from app.uploads.checks import SNIFF_BYTES, sniff
 from tests.conftest import json_of
 from tests.factories import AuthedUser
 from tests.imports.support import (
@@ -191,6 +192,43 @@ def test_json_rows_are_numbered_from_one(app: Flask, client: FlaskClient, staff:
     assert counts(run) == (2, 0, 0, 1)
     assert [(row, field) for row, field, _ in errors_of(run)] == [(2, "name")]
     assert catalog(app)["BOWL-3"]["is_active"] is False
+
+
+def test_json_text_no_one_can_store_is_an_error_on_its_row(
+    app: Flask, client: FlaskClient, staff: AuthedUser, run_jobs: Jobs
+) -> None:
+    """A JSON file can escape a NUL or a lone surrogate (the upload check reads bytes):
+    such a value is refused on its row, as ``POST /products`` refuses it, and the other
+    rows are written (it used to sink the whole import, retried for most of an hour)."""
+    content = (
+        b'[{"sku": "OK-1", "name": "Mug", "price": "1.00"},'
+        b' {"sku": "NUL-2", "name": "a\\u0000b", "price": "1.00"},'
+        b' {"sku": "NUL\\u0000-3", "name": "Cup", "price": "1.00"},'
+        b' {"sku": "KEY-4", "name": "Bowl", "price": "1.00", "k\\u0000": 1},'
+        b' {"sku": "CAT-5", "name": "Jug", "price": "1.00", "categories": ["a\\u0000"]}]'
+    )
+    run = run_import(client, staff, run_jobs, content, "products.json")
+    assert run["status"] == "succeeded" and counts(run) == (1, 0, 0, 4), run
+    problems = errors_of(run)
+    assert [(row, field) for row, field, _ in problems] == [(2, "name"), (3, "sku"), (4, "row"), (5, "categories")]
+    assert all("NUL" in message or "\\u0000" in message for _, _, message in problems), problems
+    assert [e["sku"] for e in run["errors"]][:3] == ["NUL-2", "NUL\\u0000-3", "KEY-4"]
+    assert set(catalog(app)) == {"OK-1"}
+
+
+def test_a_long_json_file_with_markup_in_its_text_is_taken_as_json(
+    app: Flask, client: FlaskClient, staff: AuthedUser, run_jobs: Jobs
+) -> None:
+    """libmagic reads 8 KiB: of a longer JSON array whose descriptions hold links and
+    tables, it said text/html and the upload was refused (an export of such a catalog did
+    not re-import). A file that begins as a JSON array is judged by its whole parse."""
+    description = 'See <a href="https://example.com/manual">the manual</a>. <table><tr><td>1</td></tr></table>'
+    rows = [{"sku": f"HTML-{n}", "name": f"Lamp {n}", "price": "1.00", "description": description} for n in range(120)]
+    content = ("\n" + json.dumps(rows, indent=1)).encode()
+    assert len(content) > 2 * SNIFF_BYTES and sniff(content) == "text/html"
+    run = run_import(client, staff, run_jobs, content, "products.json")
+    assert counts(run) == (120, 0, 0, 0), run
+    assert catalog(app)["HTML-7"]["description"] == description
 
 
 def test_errors_csv_lists_every_rejected_row_with_formulas_neutralised(

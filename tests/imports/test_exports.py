@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from rq.timeouts import JobTimeoutException
 
+from app.products.transfer import exports
 from tests.conftest import json_of
 from tests.factories import AuthedUser
 from tests.imports.support import EXPORTS, HEADER, catalog, counts, run_import
@@ -113,3 +115,19 @@ def test_the_command_line_export_reimports_unchanged(app: Flask, tmp_path: Path)
     result = runner.invoke(args=["import-products", str(path)])
     assert result.exit_code == 0, result.output
     assert "0 created, 0 updated, 3 unchanged, 0 rejected" in result.output
+
+
+def test_an_export_that_runs_out_of_time_fails_at_once_with_its_reason(
+    app: Flask, client: FlaskClient, staff: AuthedUser, run_jobs: Jobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As an import: a try that ran out of time is not retried (another would take as long
+    again, while the export showed ``running`` for most of an hour)."""
+    _catalog_worth_exporting(app)
+
+    def too_slow(**_: Any) -> None:
+        raise JobTimeoutException("Task exceeded maximum timeout value (2 seconds)")
+
+    monkeypatch.setattr(exports, "save_generated", too_slow)
+    export = _export(client, staff, run_jobs)
+    assert export["status"] == "failed", export
+    assert "took longer than" in export["failure_reason"] and "IMPORT_JOB_TIMEOUT" in export["failure_reason"]

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Callable
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.storage import Storage
+from app.errors import ServiceUnavailable
+from app.storage import EXTENSION_KEY, S3Storage, Storage
 from tests.conftest import SERVED_BASE_URL, json_of
 from tests.factories import AuthedUser
 from tests.products.builders import PRODUCTS, product_body
+from tests.uploads.conftest import S3_REGION
 from tests.uploads.support import (
     CSV,
     UPLOADS,
@@ -89,3 +94,51 @@ def test_an_image_can_be_removed_from_a_product(
         client.patch(f"{PRODUCTS}/{product['id']}", json={"image_upload_id": None}, headers=staff.headers)
     )["data"]
     assert patched["image_upload_id"] is None and patched["image_url"] is None and patched["thumbnails"] is None
+
+
+def test_a_delete_that_storage_refuses_leaves_the_upload_whole_for_a_retry(
+    app: Flask,
+    client: FlaskClient,
+    storage: Storage,
+    staff: AuthedUser,
+    run_jobs: Callable[[], int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Storage down: a 503, and the upload is still there, row and objects (the row used
+    to go first, leaving its objects in the bucket with nothing pointing at them)."""
+    image_id = _image(client, staff, run_jobs)
+    before = stored(storage)
+
+    def down(*keys: str) -> None:
+        raise ServiceUnavailable("Storage is unavailable")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(storage, "delete", down)
+        refused = client.delete(f"{UPLOADS}/{image_id}", headers=staff.headers)
+    assert refused.status_code == 503 and json_of(refused)["error"]["code"] == "SERVICE_UNAVAILABLE"
+    assert client.get(f"{UPLOADS}/{image_id}", headers=staff.headers).status_code == 200
+    assert stored(storage) == before
+    assert client.delete(f"{UPLOADS}/{image_id}", headers=staff.headers).status_code == 204
+    assert client.get(f"{UPLOADS}/{image_id}", headers=staff.headers).status_code == 404
+    assert stored(storage) == []
+
+
+def test_storage_that_stops_answering_is_a_503_within_seconds(
+    app: Flask, client: FlaskClient, staff: AuthedUser, monkeypatch: pytest.MonkeyPatch, s3_endpoint: str
+) -> None:
+    """An S3 endpoint that accepts connections and never answers (a hung store, a
+    black-holing proxy; credentials as for the emulator): the upload is a 503 after
+    STORAGE_TIMEOUT per attempt, not the
+    eight minutes boto's defaults and ours held a web thread for."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        monkeypatch.setitem(
+            app.extensions, EXTENSION_KEY, S3Storage("hung", endpoint_url=endpoint, region=S3_REGION, timeout=1)
+        )
+        started = time.monotonic()
+        response = post_upload(client, staff, png(60, 40), "p.png", "product_image")
+        elapsed = time.monotonic() - started
+    assert response.status_code == 503 and json_of(response)["error"]["code"] == "SERVICE_UNAVAILABLE"
+    assert 1 <= elapsed < 15, elapsed  # it did wait for the store, not fail before asking

@@ -328,3 +328,11 @@ def test_a_deeply_nested_json_file_is_refused_in_a_few_megabytes(
     ]
     assert peak < 16 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
     nothing_kept(app, storage)
+
+
+def test_a_csv_naming_a_column_twice_is_refused_with_its_name(
+    client: FlaskClient, storage: Storage, staff: AuthedUser
+) -> None:
+    response = post_upload(client, staff, b"sku,name,price,Name\nA-1,Mug,1.00,Cup\n", "products.csv", "import")
+    assert response.status_code == 422
+    assert "'name'" in json_of(response)["error"]["details"][0]["message"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 import uuid
 from collections.abc import Callable
 from contextlib import closing
@@ -47,6 +48,35 @@ def test_uploads_never_completed_are_purged_after_a_day(
     assert result["purged"] == 1
     assert sorted(str(u.id) for u in rows(app)) == sorted([recent, done])
     assert stored(storage) == [f"{done}/file"]
+
+
+@pytest.mark.services
+def test_an_upload_completed_while_the_purge_runs_is_kept(app: Flask, client: FlaskClient, staff: AuthedUser) -> None:
+    """The purge picks a day-old upload still awaiting its file while ``complete`` (which
+    holds the row) is finishing it: the purge re-checks the row once the lock is free and
+    leaves the now-ready upload alone (it used to delete it under the client's feet)."""
+    upload = created(start_direct(client, staff, purpose="import", size=len(CSV)))["upload"]["id"]
+    _age(app, upload, 25)
+    with app.app_context():
+        engine = db.engine
+    completing = engine.connect()
+    transaction = completing.begin()
+    completing.execute(sa.update(Upload).where(Upload.id == uuid.UUID(upload)).values(status="ready"))
+    result: dict[str, int] = {}
+
+    def purge() -> None:
+        with app.app_context():
+            result.update(processing.maintain())
+
+    purger = threading.Thread(target=purge)
+    purger.start()
+    purger.join(timeout=1)
+    assert purger.is_alive()  # waiting for the row, not deciding on what it read before
+    transaction.commit()
+    completing.close()
+    purger.join(timeout=30)
+    assert result["purged"] == 0
+    assert [str(u.id) for u in rows(app)] == [upload]
 
 
 def test_an_image_stuck_in_processing_is_queued_again_then_failed(

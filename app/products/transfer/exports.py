@@ -14,9 +14,11 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
+from rq.timeouts import JobTimeoutException
 
 from app.db import db, utcnow
-from app.jobs import final_attempt
+from app.jobs import final_attempt, run_time_limit
 from app.products import queries
 from app.products.models import Product
 from app.products.transfer import exporting
@@ -87,6 +89,12 @@ def run_export(export_id: uuid.UUID) -> str:
             content_type=exporting.CONTENT_TYPES[fmt],
             source=ChunksReader(exporting.export_chunks(counted, fmt=fmt)),
         )
+    except JobTimeoutException:
+        # As an import's: another try would take as long again.
+        db.session.rollback()
+        limit = run_time_limit(current_app.config["IMPORT_JOB_TIMEOUT"])
+        reason = f"The export took longer than {limit} s (IMPORT_JOB_TIMEOUT); ask for fewer products (filters)."
+        return _finish(export_id, RunStatus.FAILED, reason=reason)
     except BaseException:
         db.session.rollback()
         if final_attempt():

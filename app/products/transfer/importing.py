@@ -37,7 +37,7 @@ from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
 from app.db import db, on_postgresql, utcnow
-from app.jobs import final_attempt
+from app.jobs import final_attempt, run_time_limit
 from app.mail import service as mail
 from app.products.cache import catalog_changed
 from app.products.transfer import reading, validation, writing
@@ -50,6 +50,7 @@ from app.products.transfer.models import (
     RunStatus,
 )
 from app.products.transfer.rows import BatchOutcome, ErrorPolicy, Mode, RawRow, RowError, ValidRow
+from app.schema import storable
 from app.storage import ReadStream
 from app.urls import public_url
 from app.users.models import User
@@ -144,7 +145,7 @@ def run_import(import_id: uuid.UUID, *, open_file: Opener, on_progress: Progress
             return _finish(import_id, RunStatus.FAILED, reason=exc.reason)
         except JobTimeoutException:
             db.session.rollback()
-            limit = current_app.config["IMPORT_JOB_TIMEOUT"]
+            limit = run_time_limit(current_app.config["IMPORT_JOB_TIMEOUT"])
             reason = f"The import took longer than {limit} s (IMPORT_JOB_TIMEOUT); processed_rows tells how far it got."
             return _finish(import_id, RunStatus.FAILED, reason=reason)
         except ImportBusy:
@@ -288,9 +289,9 @@ def _record_errors(import_id: uuid.UUID, errors: Sequence[RowError]) -> None:
                 {
                     "import_id": import_id,
                     "row": e.row,
-                    "sku": e.sku[:SKU_TEXT_MAX] if e.sku is not None else None,
-                    "field": e.field[:FIELD_MAX],
-                    "message": e.message[:MESSAGE_MAX],
+                    "sku": storable(e.sku)[:SKU_TEXT_MAX] if e.sku is not None else None,
+                    "field": storable(e.field)[:FIELD_MAX],
+                    "message": storable(e.message)[:MESSAGE_MAX],
                 }
                 for e in errors
             ],
@@ -315,7 +316,11 @@ def _checkpoint(import_id: uuid.UUID, counts: Counts, *, expected: int) -> None:
 
 def _finish(import_id: uuid.UUID, status: RunStatus, *, counts: Counts | None = None, reason: str | None = None) -> str:
     """End the import (with its final counts), mail the requester, commit."""
-    values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "failure_reason": reason}
+    values: dict[str, Any] = {
+        "status": status,
+        "finished_at": utcnow(),
+        "failure_reason": storable(reason) if reason is not None else None,
+    }
     if counts is not None:
         values.update(counts.__dict__)
     db.session.execute(sa.update(ProductImport).where(ProductImport.id == import_id).values(**values))

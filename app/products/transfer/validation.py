@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -56,7 +56,7 @@ from app.products.transfer.rows import (
     RowSource,
     ValidRow,
 )
-from app.schema import QueryBoolean
+from app.schema import QueryBoolean, text_problem
 from app.uploads.service import ready_product_images
 
 CATEGORIES = "categories"
@@ -84,6 +84,10 @@ def validate(raw: RawRow) -> ValidRow | list[RowError]:
     def error(field: str, message: str) -> RowError:
         return RowError(row=raw.number, sku=sku, field=field, message=message)
 
+    unfit = [error(column, problem) for column, problem in _unfit_texts(raw.values)]
+    if unfit:  # refused as the API refuses them, before any rule (PostgreSQL cannot store them)
+        return sorted(unfit, key=lambda e: _FIELD_ORDER.get(e.field, len(_FIELD_ORDER)))
+
     convert = _from_cell if raw.source is RowSource.CSV else _from_json
     data: dict[str, Any] = {}
     for column in _SCHEMA_COLUMNS:
@@ -106,6 +110,16 @@ def validate(raw: RawRow) -> ValidRow | list[RowError]:
     if errors:
         return sorted(errors, key=lambda e: _FIELD_ORDER.get(e.field, len(_FIELD_ORDER)))
     return ValidRow(number=raw.number, sku=loaded.pop("sku"), fields=loaded, category_slugs=slugs)
+
+
+def _unfit_texts(values: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """Each column holding text no one can store (a NUL, an unpaired surrogate: a JSON file
+    can escape them), with the problem."""
+    for column, value in values.items():
+        texts = value if isinstance(value, list) else [value]
+        problem = next((p for t in texts if isinstance(t, str) and (p := text_problem(t)) is not None), None)
+        if problem is not None:
+            yield column, problem
 
 
 def resolve_references(rows: Sequence[ValidRow]) -> tuple[list[ValidRow], list[RowError]]:
