@@ -185,7 +185,14 @@ def json_events(reader: Readable) -> Iterator[tuple[int, str, Any]]:
     and time in proportion to N squared (80 KB of ``[`` took gigabytes).
     """
     depth = 0
-    for event, value in ijson.basic_parse(reader, buf_size=READ_SIZE, use_float=False):
+    events = ijson.basic_parse(_SurrogateEscapes(reader), buf_size=READ_SIZE, use_float=False)
+    while True:
+        try:
+            event, value = next(events)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as exc:  # yajl's own decoding of an escape it cannot encode
+            raise ijson.JSONError("a \\u escape that is no character") from exc
         if event in _OPENING:
             depth += 1
             if depth > MAX_JSON_DEPTH:
@@ -193,6 +200,55 @@ def json_events(reader: Readable) -> Iterator[tuple[int, str, Any]]:
         elif event in _CLOSING:
             depth -= 1
         yield depth, event, value
+
+
+# A JSON ``\\u`` escape of a UTF-16 surrogate, with the backslashes before it (an even run
+# is escaped backslashes, and no escape).
+_SURROGATE_ESCAPE = re.compile(rb"(\\+)u[dD]([0-9a-fA-F])[0-9a-fA-F]{2}")
+_ESCAPE_BYTES = 6  # \uXXXX
+
+
+class _SurrogateEscapes:
+    """The bytes of JSON text from ``reader``, refusing a ``\\u`` escape of an unpaired
+    surrogate (``\\ud800`` alone, ``\\udc00`` alone): no character is written so, and
+    yajl, ijson's parser, would turn the first into ``?`` and fail on the second.
+
+    Each read is searched once: a few bytes at its end (where an escape or its pair may
+    continue in the next read, and any backslashes before them) wait for the next one."""
+
+    def __init__(self, reader: Readable) -> None:
+        self._reader = reader
+        self._held = b""
+        self._offset = 0  # where ``_held`` starts in the file
+        self._paired_low_at = -1  # a low half known to complete the high one before it
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._reader.read(size)
+        if size == 0:
+            return data
+        text = self._held + data
+        cut = len(text) if not data else max(0, len(text) - 2 * _ESCAPE_BYTES)
+        while 0 < cut < len(text) and text[cut - 1 : cut] == b"\\":
+            cut -= 1  # a run of backslashes stays whole: its length decides
+        for match in _SURROGATE_ESCAPE.finditer(text):
+            if match.start() >= cut:
+                break
+            if data and match.end() + _ESCAPE_BYTES > len(text):
+                cut = match.start()  # its pair may be in the next read: decide it then
+                break
+            if len(match.group(1)) % 2 == 0:
+                continue  # escaped backslashes, then plain text
+            at = self._offset + match.end() - _ESCAPE_BYTES
+            if match.group(2) in b"89abAB":  # a high half: the low one must follow at once
+                pair = _SURROGATE_ESCAPE.match(text, match.end())
+                if pair is None or len(pair.group(1)) != 1 or pair.group(2) not in b"cdefCDEF":
+                    raise ijson.JSONError(f"an unpaired surrogate escape ({match.group(0)[-6:].decode()})")
+                self._paired_low_at = at + _ESCAPE_BYTES
+            elif at != self._paired_low_at:
+                raise ijson.JSONError(f"an unpaired surrogate escape ({match.group(0)[-6:].decode()})")
+        self._held = text[cut:]
+        self._offset += cut
+        return data
 
 
 def _check_csv(reader: Utf8Reader) -> None:

@@ -216,6 +216,18 @@ def test_json_text_no_one_can_store_is_an_error_on_its_row(
     assert set(catalog(app)) == {"OK-1"}
 
 
+def test_a_json_escape_pair_is_one_character_and_escaped_backslashes_are_text(
+    app: Flask, client: FlaskClient, staff: AuthedUser, run_jobs: Jobs
+) -> None:
+    """What refusing lone surrogate escapes must not refuse: a pair (an emoji), and a
+    backslash written before ``ud800`` (text, no escape)."""
+    content = b'[{"sku": "EMOJI-1", "name": "Mug \\ud83d\\ude00", "price": "1.00", "description": "C:\\\\ud800"}]'
+    run = run_import(client, staff, run_jobs, content, "products.json")
+    assert counts(run) == (1, 0, 0, 0), run
+    product = catalog(app)["EMOJI-1"]
+    assert (product["name"], product["description"]) == ("Mug \U0001f600", "C:\\ud800")
+
+
 def test_a_long_json_file_with_markup_in_its_text_is_taken_as_json(
     app: Flask, client: FlaskClient, staff: AuthedUser, run_jobs: Jobs
 ) -> None:

@@ -109,6 +109,9 @@ SPOOFED: list[tuple[str, str, Callable[[], bytes], int]] = [
     ("import", "products.json", lambda: b'[{"sku": "A-1"}', 422),  # JSON cut short
     ("import", "deep.json", lambda: b'[{"sku": ' + b"[" * 17 + b"]" * 17 + b"}]", 422),  # nested deeper than a row
     ("import", "products.csv", lambda: b"   \n\n", 422),  # no header row
+    # A lone surrogate escape: no character (yajl turned a high one into "?", and a low one was a 500).
+    ("import", "products.json", lambda: b'[{"sku": "A-1", "name": "x\\udc00y", "price": "1.00"}]', 422),
+    ("import", "products.json", lambda: b'[{"sku": "A-1", "name": "x\\ud800y", "price": "1.00"}]', 422),
     ("import", "big.csv", lambda: b"sku,name\n" + b"A" * (IMPORT_LIMIT - 8), 413),  # one byte over the limit
     ("product_image", "big.png", lambda: png(2, 2) + b"\0" * (IMAGE_LIMIT - len(png(2, 2)) + 1), 413),  # one byte over
 ]
