@@ -39,6 +39,14 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _seconds(env: Mapping[str, str], name: str, default: int) -> int:
+    """A timeout in whole seconds, at least 1."""
+    value = _int(env, name, default)
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1 (seconds), got {value}")
+    return value
+
+
 def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
     raw = (env.get(name) or default).strip()
     try:
@@ -91,11 +99,7 @@ class Config:
         # A database that accepts connections and never answers: a 503 after this many
         # seconds, not a request thread held for libpq's default (over two minutes), which
         # gunicorn's gthread workers do not time out (their heartbeat keeps going).
-        self.DATABASE_CONNECT_TIMEOUT = _int(env, "DATABASE_CONNECT_TIMEOUT", 5)
-        if self.DATABASE_CONNECT_TIMEOUT < 1:
-            raise ConfigError(
-                f"DATABASE_CONNECT_TIMEOUT must be at least 1 (seconds), got {self.DATABASE_CONNECT_TIMEOUT}"
-            )
+        self.DATABASE_CONNECT_TIMEOUT = _seconds(env, "DATABASE_CONNECT_TIMEOUT", 5)
         if self.SQLALCHEMY_DATABASE_URI.startswith("postgresql"):
             self.SQLALCHEMY_ENGINE_OPTIONS["connect_args"] = {"connect_timeout": self.DATABASE_CONNECT_TIMEOUT}
         self.SQLALCHEMY_RECORD_QUERIES = False
@@ -133,9 +137,7 @@ class Config:
         self.S3_REGION: str | None = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
         # Seconds a storage call may wait to connect, and between bytes of its answer (each of
         # its two attempts): a store that stops answering costs a request seconds, not minutes.
-        self.STORAGE_TIMEOUT = _int(env, "STORAGE_TIMEOUT", 10)
-        if self.STORAGE_TIMEOUT < 1:
-            raise ConfigError(f"STORAGE_TIMEOUT must be at least 1 (seconds), got {self.STORAGE_TIMEOUT}")
+        self.STORAGE_TIMEOUT = _seconds(env, "STORAGE_TIMEOUT", 10)
         # Uploads: per-purpose size limits, how long a direct-upload target and a download
         # link live, and when an upload that was never completed is purged.
         self.UPLOAD_IMAGE_MAX_BYTES = _int(env, "UPLOAD_IMAGE_MAX_BYTES", 10 * 1024 * 1024)

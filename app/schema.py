@@ -118,12 +118,13 @@ class UTCDateTime(ma.fields.DateTime):
         return utc_text(value)
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> datetime:
-        if not isinstance(value, str) or not self.RFC3339.fullmatch(value):
+        match = self.RFC3339.fullmatch(value) if isinstance(value, str) else None
+        if match is None:
             raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE)
         text = value.upper()
-        fraction = re.search(r"\.(\d+)", text)
-        if fraction is not None and len(fraction.group(1)) > 6:  # Python keeps microseconds
-            text = text.replace(fraction.group(0), fraction.group(0)[:7])
+        fraction = match.group(1)  # ".123456789": Python keeps microseconds
+        if fraction is not None and len(fraction) > 7:
+            text = text.replace(fraction, fraction[:7])
         try:
             return datetime.fromisoformat(text).astimezone(UTC)
         except (ValueError, OverflowError) as exc:  # Feb 30; beyond year 1-9999 once in UTC

@@ -299,10 +299,6 @@ def _boto_errors(key: str) -> Iterator[None]:
         raise ServiceUnavailable(_UNAVAILABLE) from exc
 
 
-# Seconds to connect, and between bytes of an answer (STORAGE_TIMEOUT).
-DEFAULT_TIMEOUT = 10
-
-
 class S3Storage(Storage):
     def __init__(
         self,
@@ -311,8 +307,9 @@ class S3Storage(Storage):
         *,
         endpoint_url: str | None = None,
         region: str | None = None,
-        timeout: int = DEFAULT_TIMEOUT,
+        timeout: int,
     ):
+        """``timeout``: seconds to connect, and between bytes of an answer (``STORAGE_TIMEOUT``)."""
         self.bucket = bucket
         self.timeout = timeout
         self.prefix = prefix.strip("/")
@@ -432,7 +429,7 @@ def storage_from_url(
     secret: str,
     endpoint_url: str | None = None,
     region: str | None = None,
-    timeout: int = DEFAULT_TIMEOUT,
+    timeout: int,
 ) -> Storage:
     """``file:///abs/dir``, ``file://relative/dir`` or ``s3://bucket[/prefix]``."""
     parts = urlsplit(url)

@@ -34,26 +34,20 @@ def authenticate(*, email: str, password: str) -> User:
 
     The same answer and the same hashing work for an unknown email and a wrong password,
     and the same lockout: a wrong password counts toward it, and so does any password for
-    an email without an account that can sign in. Each check is counted before it is made
-    (``lockout.begin_check``); on success the count is cleared, and committed.
+    an email without an account that can sign in (``lockout.check_password``); on success
+    the count is cleared, and committed.
     """
     user = users_service.find_by_email(email)
     if user is not None and not user.can_authenticate:
         user = None  # a deactivated account is answered as an unknown email
-    count = lockout.begin_check(user) if user is not None else None  # commits
-    ok = verify_password(user.password_hash if user is not None else None, password)  # locked or not
-
     if user is None:
+        verify_password(None, password)  # the work a wrong password costs
         db.session.rollback()
         lockout.record_failure_without_account(email)  # 423 as for an account, or nothing
         raise Unauthorized(INVALID_CREDENTIALS)
-    if count is None:
-        raise lockout.locked_error(user)
-    if not ok:
-        lockout.check_failed(user, count)
+    if not lockout.check_password(user, password):  # 423 while locked
         raise Unauthorized(INVALID_CREDENTIALS)
 
-    lockout.clear_failures(user)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     db.session.commit()  # whatever the caller does next, this check succeeded

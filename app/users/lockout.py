@@ -26,6 +26,7 @@ from app.db import db, utcnow
 from app.errors import AccountLocked
 from app.extensions import redis_queues
 from app.users.models import User
+from app.users.passwords import verify_password
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def begin_check(user: User) -> int | None:
     first, checks that arrive together cannot all pass a lock that none has recorded yet:
     a lock window allows ``LOGIN_MAX_FAILURES`` checks however many come at once. The
     check that reaches the limit locks the account until it succeeds (``clear_failures``).
+    Called by ``check_password``.
     A lock that has run out starts a new count. ``updated_at`` is not touched: wrong
     passwords typed by anyone are not a change of the account."""
     now = utcnow()
@@ -58,12 +60,22 @@ def begin_check(user: User) -> int | None:
     return counted
 
 
-def check_failed(user: User, count: int) -> None:
-    """The check ``begin_check`` counted as ``count`` found a wrong password: raise 423 if
-    it was the one that locked the account."""
-    if count >= int(current_app.config["LOGIN_MAX_FAILURES"]):
-        log.warning("account locked after %d failed password checks", count, extra={"locked_user_id": str(user.id)})
+def check_password(user: User, password: str) -> bool:
+    """Whether ``password`` is ``user``'s, as every sign-in and ``current_password`` asks:
+    counted first (``begin_check``, which commits), the hash compared whether or not the
+    account is locked (the same work for every answer), 423 while locked or when this
+    wrong one locks it; a right one clears count and lock (in the session)."""
+    count = begin_check(user)
+    ok = verify_password(user.password_hash, password)
+    if count is None:
         raise locked_error(user)
+    if not ok:
+        if count >= int(current_app.config["LOGIN_MAX_FAILURES"]):
+            log.warning("account locked after %d failed password checks", count, extra={"locked_user_id": str(user.id)})
+            raise locked_error(user)
+        return False
+    clear_failures(user)
+    return True
 
 
 def locked_error(user: User) -> AccountLocked:

@@ -15,7 +15,7 @@ from app.pagination import Page, SortKey, paginate
 from app.permissions import Role, has_permission
 from app.users import lockout
 from app.users.models import User
-from app.users.passwords import hash_password, policy_problems, verify_password
+from app.users.passwords import hash_password, policy_problems
 from app.users.permissions import MANAGE_USERS
 
 _signals = Namespace()
@@ -106,16 +106,11 @@ def update_me(*, user_id: uuid.UUID, data: Mapping[str, Any], current_session_id
 
 
 def _change_password(user: User, data: Mapping[str, Any], current_session_id: uuid.UUID | None) -> None:
-    count = lockout.begin_check(user)  # commits
-    if count is None:
-        raise lockout.locked_error(user)
     details = password_details(data["password"], email=user.email, full_name=data.get("full_name", user.full_name))
-    if not verify_password(user.password_hash, data["current_password"]):
-        lockout.check_failed(user, count)
+    if not lockout.check_password(user, data["current_password"]):  # 423 while locked
         raise ValidationFailed(details=[{"field": "current_password", "message": "Incorrect password."}, *details])
-    lockout.clear_failures(user)
     if details:
-        db.session.commit()  # the check succeeded, whatever the new password's fate
+        db.session.commit()  # the check succeeded (its count cleared), whatever the new password's fate
         raise ValidationFailed(details=details)
     user.password_hash = hash_password(data["password"])
     sessions_invalidated.send(user, keep_session_id=current_session_id)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -15,6 +13,7 @@ from app.auth.models import AuthSession
 from app.db import db
 from tests.conftest import json_of
 from tests.factories import bearer, create_user
+from tests.support.threads import at_once
 
 pytestmark = pytest.mark.services
 
@@ -24,15 +23,7 @@ ME = "/api/v1/users/me"
 
 def race_refresh(app: Flask, refresh_token: str, n: int) -> list[Any]:
     """Present the same refresh token ``n`` times at the same moment, each from its own thread and client."""
-    barrier = threading.Barrier(n)
-
-    def send(_: int) -> Any:
-        client = app.test_client()
-        barrier.wait()
-        return client.post(REFRESH, headers=bearer(refresh_token))
-
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        return list(pool.map(send, range(n)))
+    return at_once(app, lambda client, _: client.post(REFRESH, headers=bearer(refresh_token)), n)
 
 
 def test_two_concurrent_refreshes_with_one_token_revoke_the_family(app: Flask) -> None:

@@ -67,7 +67,7 @@ def storage(request: pytest.FixtureRequest, app: Flask, tmp_path: Path) -> Itera
         backend = FileStorage(tmp_path / "uploads", secret=app.config["SECRET_KEY"])
     else:
         endpoint = request.getfixturevalue("s3_endpoint")
-        backend = S3Storage(make_bucket(endpoint), "media", endpoint_url=endpoint, region=S3_REGION)
+        backend = S3Storage(make_bucket(endpoint), "media", endpoint_url=endpoint, region=S3_REGION, timeout=10)
     saved = app.extensions[EXTENSION_KEY]
     app.extensions[EXTENSION_KEY] = backend
     yield backend
@@ -76,7 +76,7 @@ def storage(request: pytest.FixtureRequest, app: Flask, tmp_path: Path) -> Itera
 
 @pytest.fixture
 def s3_storage(app: Flask, s3_endpoint: str) -> Iterator[S3Storage]:
-    backend = S3Storage(make_bucket(s3_endpoint), "media", endpoint_url=s3_endpoint, region=S3_REGION)
+    backend = S3Storage(make_bucket(s3_endpoint), "media", endpoint_url=s3_endpoint, region=S3_REGION, timeout=10)
     saved = app.extensions[EXTENSION_KEY]
     app.extensions[EXTENSION_KEY] = backend
     yield backend

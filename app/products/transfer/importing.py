@@ -290,7 +290,7 @@ def _record_errors(import_id: uuid.UUID, errors: Sequence[RowError]) -> None:
                     "import_id": import_id,
                     "row": e.row,
                     "sku": storable(e.sku)[:SKU_TEXT_MAX] if e.sku is not None else None,
-                    "field": storable(e.field)[:FIELD_MAX],
+                    "field": e.field[:FIELD_MAX],
                     "message": storable(e.message)[:MESSAGE_MAX],
                 }
                 for e in errors
