@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import csv
 import re
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -257,8 +258,8 @@ def _check_csv(reader: Utf8Reader) -> None:
         header = next(rows, None)
         if not header or any(not cell.strip() for cell in header):
             raise unreadable("A CSV import needs a header row naming every column.")
-        names = [cell.strip().lower() for cell in header]
-        repeated = sorted({name for name in names if names.count(name) > 1})
+        named = Counter(cell.strip().lower() for cell in header)
+        repeated = sorted(name for name, times in named.items() if times > 1)
         if repeated:
             listed = ", ".join(repr(name) for name in repeated[:5])
             raise unreadable(f"The CSV header names a column twice: {listed} (names match without regard to case).")

@@ -339,3 +339,8 @@ def test_a_csv_naming_a_column_twice_is_refused_with_its_name(
     response = post_upload(client, staff, b"sku,name,price,Name\nA-1,Mug,1.00,Cup\n", "products.csv", "import")
     assert response.status_code == 422
     assert "'name'" in json_of(response)["error"]["details"][0]["message"]
+    # A header of 60,000 cells is counted once (comparing each name with every other took
+    # minutes of a web worker's CPU).
+    wide = ",".join(f"c{n % 30_000}" for n in range(60_000)).encode() + b"\n"
+    response = post_upload(client, staff, wide, "wide.csv", "import")
+    assert response.status_code == 422 and "'c0', 'c1'" in json_of(response)["error"]["details"][0]["message"]
