@@ -51,13 +51,27 @@ class PendingJob:
     timeout: int | None = None  # seconds the job may run (RQ's job_timeout); None: RQ's default
 
 
+_after_job: list[Callable[[], None]] = []
+
+
+def after_job(hook: Callable[[], None]) -> None:
+    """Run ``hook`` (in the job's app context) when each job function ends, however it ends:
+    the work horse that ran it ends next, with whatever it left to do."""
+    if hook not in _after_job:
+        _after_job.append(hook)
+
+
 def task(func: Callable[P, R]) -> Callable[P, R]:
     """Run a job function in a fresh application context (its own DB session)."""
 
     @wraps(func)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         with current_app.app_context():
-            return func(*args, **kwargs)
+            try:
+                return func(*args, **kwargs)
+            finally:
+                for hook in _after_job:
+                    hook()
 
     return run
 

@@ -181,7 +181,7 @@ def _new_request_id() -> str:
 def _before_request() -> None:
     g.started_at = time.perf_counter()
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = incoming if _SANE_REQUEST_ID.match(incoming) else _new_request_id()
+    g.request_id = incoming if _SANE_REQUEST_ID.fullmatch(incoming) else _new_request_id()
 
 
 _ACCESS_LOG = logging.getLogger("storefront.access")

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import marshmallow as ma
 
@@ -59,6 +59,18 @@ class TrimmedString(ma.fields.String):
         if not text.strip():
             raise self.make_error("blank")
         return text.strip()
+
+
+class FullMatch(ma.validate.Regexp):
+    """``Regexp`` over the whole value. marshmallow's uses ``re.match``, whose ``$`` also
+    matches before a final newline: ``"SKU-1\\n"`` passed ``^[A-Z0-9-]+$``. A pattern here
+    means what the OpenAPI document's ``pattern`` (ECMA-262) means: all of the value."""
+
+    def __call__(self, value: Any) -> Any:
+        regex = cast("re.Pattern[str]", self.regex)  # the app's patterns are all text
+        if not isinstance(value, str) or regex.fullmatch(value) is None:
+            raise ma.ValidationError(self._format_error(value))
+        return value
 
 
 class Boolean(ma.fields.Boolean):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -141,7 +142,19 @@ def _isolate(app: Flask) -> Iterator[None]:
     """Every test starts from empty tables, an empty Redis and fresh rate limits."""
     _clean(app)
     yield
+    _catalog_changes_published()
     _clean(app)
+
+
+def _catalog_changes_published() -> None:
+    """A test that cut Redis off leaves the catalog's unpublished changes to the retry
+    (app.products.cache._Unpublished): wait for it, so the next test reads its cache."""
+    from app.products import cache
+
+    deadline = time.monotonic() + 10
+    while cache._unpublished.pending:
+        assert time.monotonic() < deadline, "catalog changes still unpublished 10 s after the test"
+        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -29,10 +29,13 @@ entries expire after ``CATALOG_CACHE_TTL`` seconds in any case.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import re
 import secrets
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,14 +43,14 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app, has_app_context
+from flask import Flask, current_app, has_app_context
 from redis.client import Pipeline
 from redis.exceptions import NoScriptError, RedisError
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.db import db
 from app.extensions import redis_queues
-from app.jobs import send_after_commit
+from app.jobs import after_job, send_after_commit
 from app.products.models import Category, Product
 from app.schema import utc_text
 
@@ -229,8 +232,113 @@ def _publish(changes: _Changes) -> None:
 
 
 def _not_published(changes: _Changes, error: BaseException | None) -> None:
-    # Entries expire after CATALOG_CACHE_TTL; until then readers may see the past.
-    log.error("catalog change not published to the cache (everything=%s)", changes.everything, exc_info=error)
+    log.error(
+        "catalog change not published to the cache (everything=%s); sent again until Redis takes it",
+        changes.everything,
+        exc_info=error,
+    )
+    _unpublished.add(current_app._get_current_object())  # type: ignore[attr-defined]  # the app behind the proxy
+
+
+# --- changes Redis did not take ----------------------------------------------------------------
+
+RETRY_SECONDS = 0.5
+EXIT_WAIT_SECONDS = 10.0
+
+
+def _renew_generations(pipe: Pipeline) -> None:
+    pipe.set(GENERATION_KEY, _new_token())
+    pipe.set(STOCK_GENERATION_KEY, _new_token())
+
+
+class _Unpublished:
+    """Changes committed while Redis failed, sent again until it takes them.
+
+    What is sent is a new generation and stock generation: every entry cached before is
+    then unreachable, whatever the changes were (their states are read again by the next
+    readers). Until it is sent, this process's readers skip the cache (``readable``): the
+    entries the changes made obsolete are there again as soon as Redis is. Other processes
+    see the changes once Redis is back, within ``RETRY_SECONDS``. A thread of the process
+    that failed sends it; a process about to end (an RQ job's work horse, a CLI command)
+    tries for ``EXIT_WAIT_SECONDS`` first (``flush_before_exit``). Only a process killed
+    before Redis is back leaves its changes to ``CATALOG_CACHE_TTL``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failures = 0  # changes not taken so far; compared, so that none is lost in a race
+        self._sent = 0
+        self._app: Flask | None = None
+        self._thread: threading.Thread | None = None
+        self._at_exit = False
+
+    @property
+    def pending(self) -> bool:
+        return self._failures != self._sent
+
+    def add(self, app: Flask) -> None:
+        with self._lock:
+            self._failures += 1
+            self._app = app
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._retry, name="catalog-republish", daemon=True)
+                self._thread.start()
+            if not self._at_exit:
+                self._at_exit = True
+                atexit.register(self.flush_before_exit)
+
+    def send(self) -> bool:
+        """Send now (in an app context); True once nothing is pending."""
+        with self._lock:
+            failures, sent = self._failures, self._sent
+        if failures == sent:
+            return True
+        try:
+            _run_pipeline(_renew_generations)
+        except RedisError:
+            return False
+        with self._lock:
+            self._sent = max(self._sent, failures)
+            done = not self.pending
+        log.warning("catalog changes committed while Redis failed are published now")
+        return done
+
+    def _retry(self) -> None:
+        while True:
+            time.sleep(RETRY_SECONDS)
+            app = self._app
+            if app is None:
+                return
+            with app.app_context():
+                if self.send():
+                    return
+
+    def flush_before_exit(self) -> None:
+        """Before a process ends: try to send what is pending, for a while."""
+        deadline = time.monotonic() + EXIT_WAIT_SECONDS
+        while self.pending and self._app is not None:
+            with self._app.app_context():
+                if self.send():
+                    return
+            if time.monotonic() > deadline:
+                log.error("catalog changes not published before exit: answers may be stale for CATALOG_CACHE_TTL")
+                return
+            time.sleep(RETRY_SECONDS)
+
+
+_unpublished = _Unpublished()
+
+
+def readable() -> bool:
+    """Whether readers may use the cache: it is enabled, and no change this process made is
+    waiting to be published (see ``_Unpublished``)."""
+    return enabled() and not _unpublished.pending
+
+
+def flush_unpublished() -> None:
+    """At the end of an RQ job (its work horse ends next): publish what Redis did not take."""
+    if _unpublished.pending:
+        _unpublished.flush_before_exit()
 
 
 def _before_commit(session: Session) -> None:
@@ -263,6 +371,7 @@ def _after_flush(session: Session, flush_context: Any) -> None:
 
 def register_session_hooks() -> None:
     send_after_commit(_after_commit)
+    after_job(flush_unpublished)
     for name, hook in (
         ("before_commit", _before_commit),
         ("after_soft_rollback", _after_soft_rollback),

@@ -48,11 +48,12 @@ SORTABLE: dict[str, Sortable] = {"name": PRODUCT.name, "price": PRODUCT.price, "
 DEFAULT_SORT = (SortKey("created_at", descending=True),)
 RELEVANCE = (SortKey("relevance", descending=True),)
 # ``?q=`` on PostgreSQL: the words in the weighted document (name A, SKU B, description
-# D; see the migration), ranked by ts_rank, with a bonus for the query appearing in the SKU
-# or the name as typed (which also finds a product by any part of its SKU or name).
+# D; see the migration), ranked by ts_rank, with a bonus for the query appearing in the
+# name or the SKU as typed (which also finds a product by any part of its SKU or name): a
+# match in the name ranks above one in the SKU, as API.md promises.
 SEARCH_CONFIG = "english"
-SKU_BONUS = 1.0
-NAME_BONUS = 0.5
+NAME_BONUS = 1.0
+SKU_BONUS = 0.5
 _WORD = re.compile(r"[^\W_]+")
 MAX_SEARCH_WORDS = 16
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import sqlalchemy as sa
 from flask import Response, current_app, g, request
@@ -125,13 +126,29 @@ class Entry:
 
 
 def _request_key(kind: str) -> str:
-    """The cache key of this request's public answer: a hash of its path and query string
-    as sent, keyed with the app's secret (entries of another ``SECRET_KEY``, whose cursors
-    this app refuses, are never read)."""
+    """The cache key of this request's public answer: a hash of its path and its query
+    string in a canonical form (``canonical_query``), keyed with the app's secret (entries
+    of another ``SECRET_KEY``, whose cursors this app refuses, are never read)."""
     environ = request.environ
-    raw = environ.get("PATH_INFO", "").encode("latin-1") + b"?" + environ.get("QUERY_STRING", "").encode("latin-1")
+    query = canonical_query(environ.get("QUERY_STRING", ""))
+    raw = environ.get("PATH_INFO", "").encode("latin-1") + b"?" + query.encode("latin-1")
     digest = hashlib.blake2b(raw, key=_key_secret(current_app.config["SECRET_KEY"]), digest_size=16)
     return f"{kind}:{digest.hexdigest()}"
+
+
+def canonical_query(query: str) -> str:
+    """A query string as its arguments read, whatever its spelling: parameters in name order
+    (a repeated one keeps its values' order), no empty ``&&`` segments, ``name`` as
+    ``name=``, escapes decoded where they stand for plain characters. Spellings of one
+    request share an entry: ``?a=1&b=2``, ``?b=2&a=1&&``, ``?%61=1&b=2`` are one answer,
+    kept once, not once per spelling a client makes up."""
+    if "%" not in query and "+" not in query:  # nothing to decode: the common case, cheaply
+        parts = [part if "=" in part else part + "=" for part in query.split("&") if part]
+        parts.sort(key=lambda part: part.partition("=")[0])
+        return "&".join(parts)
+    pairs = parse_qsl(query, keep_blank_values=True, encoding="latin-1")
+    pairs.sort(key=lambda pair: pair[0])
+    return urlencode(pairs, encoding="latin-1")
 
 
 @functools.lru_cache(maxsize=4)
@@ -202,7 +219,7 @@ def list_products(
     """One page of the products ``viewer`` may see, matching the filters in ``args``."""
     public = not sees_inactive(viewer)
     queries.check_filters(args, viewer)
-    if public and cache.enabled():
+    if public and cache.readable():
         stock_dependent = _stock_dependent()
         key, found = _request_lookup("products", stock_dependent=stock_dependent)
         if found.payload is not None:
@@ -262,7 +279,7 @@ def early_answer() -> Answer | None:
     dashboard's session cookie) always go to the view: who they are decides what they see.
     """
     kind = EARLY_KINDS.get(request.endpoint or "")
-    if kind is None or request.method != "GET" or not cache.enabled():
+    if kind is None or request.method != "GET" or not cache.readable():
         return None
     if sends_credentials():
         return None
@@ -332,6 +349,8 @@ class _CachedTotals:
     found: int | None = None
 
     def known(self) -> int | None:
+        if self.tag is None:  # Redis failed this request's lookup: not asked again (nor stored)
+            return None
         cached = cache.lookup(self.key, stock_dependent=self.stock_dependent)
         if cached.payload is not None and cached.tag == self.tag:
             return int(cached.payload)
@@ -378,7 +397,7 @@ def get_product(
 ) -> Answer:
     """A product by id or slug, as ``viewer`` may see it, with its ETag."""
     public = not sees_inactive(viewer)
-    if public and cache.enabled():
+    if public and cache.readable():
         key, found = _request_lookup("product")
         if found.payload is not None:
             rendered = _from_cache(found.payload, found.stored, item=True)
@@ -421,7 +440,7 @@ PlainBuild = Callable[[], tuple[bytes, dict[str, dict[str, str]]]]
 
 def _plain_answer(kind: str, build: PlainBuild, if_none_match: str | None) -> Answer:
     """A body without volatile parts: cached as it is, with the page's links."""
-    if not cache.enabled():
+    if not cache.readable():
         body, links = build()
         return _plain(body, json.dumps(links), if_none_match)
     key, found = _request_lookup(kind)
@@ -440,7 +459,7 @@ def _plain_cached(payload: bytes, if_none_match: str | None) -> Answer:
 
 def _plain(body: bytes, links: str, if_none_match: str | None) -> Answer:
     etag = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
-    headers = {"ETag": etag, "Cache-Control": PUBLIC}
+    headers = _cache_headers(True, etag)  # the same for everyone, with the headers every catalog read has
     headers.update(_link_header(links))
     if _matches(if_none_match, etag):
         return Answer(None, headers)

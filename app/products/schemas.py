@@ -13,7 +13,7 @@ from flask import current_app
 from app.pagination import CursorListArgsSchema, FieldsField, ListArgsSchema, SortField
 from app.products.models import DEFAULT_LOW_STOCK_THRESHOLD, INT_MAX, NAME_MAX, SKU_MAX, SLUG_MAX
 from app.products.slugs import RESERVED_SLUGS
-from app.schema import Boolean, Integer, Money, QueryBoolean, Schema, TrimmedString, UTCDateTime
+from app.schema import Boolean, FullMatch, Integer, Money, QueryBoolean, Schema, TrimmedString, UTCDateTime
 from app.uploads.schemas import ThumbnailsSchema
 
 # Either case on input; stored and shown upper case.
@@ -31,7 +31,7 @@ class Sku(ma.fields.String):
         metadata = {"pattern": SKU_INPUT_PATTERN.pattern, "example": "TSHIRT-RED-M", **kwargs.pop("metadata", {})}
         super().__init__(
             metadata=metadata,
-            validate=ma.validate.Regexp(
+            validate=FullMatch(
                 SKU_INPUT_PATTERN,
                 error=(
                     f"Must be 2 to {SKU_MAX} characters: letters, digits, '.', '_' or '-', "
@@ -73,7 +73,7 @@ class Slug(ma.fields.String):
             metadata=metadata,
             validate=[
                 ma.validate.Length(min=1, max=SLUG_MAX),
-                ma.validate.Regexp(
+                FullMatch(
                     SLUG_PATTERN, error="Must be lower-case letters and digits in words joined by single hyphens."
                 ),
                 _not_uuid_shaped,

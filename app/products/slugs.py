@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 import unicodedata
 import uuid
 from collections.abc import Callable, Sequence
@@ -19,8 +20,11 @@ from app.products.models import SLUG_MAX
 T = TypeVar("T")
 # Paths of their own under /products/: no product may be reached by these as its slug.
 RESERVED_SLUGS = frozenset({"imports", "exports"})
-# A generated slug may lose a race to a concurrent create; it is regenerated this often.
-SLUG_ATTEMPTS = 3
+# A generated slug may lose a race to a concurrent create; it is regenerated this often:
+# the next free one at first, then (creates of one name arriving together, each round won
+# by one of them) the next free one with a random suffix, which no other create picks.
+SLUG_ATTEMPTS = 5
+_PLAIN_ATTEMPTS = 2
 
 # Room for a "-<n>" suffix when the plain slug is taken.
 _BASE_MAX = SLUG_MAX - 10
@@ -66,6 +70,15 @@ def free_slug(base: str, column: InstrumentedAttribute[str], *where: sa.ColumnEl
     return f"{base}-{n}"
 
 
+def _generated(
+    name: str, what: str, attempt: int, column: InstrumentedAttribute[str], live: Sequence[sa.ColumnElement[bool]]
+) -> str:
+    base = slugify(name, fallback=what)
+    if attempt > _PLAIN_ATTEMPTS:
+        base = f"{base[: _BASE_MAX - 7].rstrip('-')}-{secrets.token_hex(3)}"
+    return free_slug(base, column, *live)
+
+
 def commit_with_slug(
     build: Callable[[str], T],
     *,
@@ -83,7 +96,7 @@ def commit_with_slug(
     under concurrency too); a generated slug that loses a race is generated again.
     """
     for attempt in range(1, SLUG_ATTEMPTS + 1):
-        candidate = slug or free_slug(slugify(name, fallback=what), column, *live)
+        candidate = slug or _generated(name, what, attempt, column, live)
         row = build(candidate)
         db.session.add(row)
         try:

@@ -7,7 +7,7 @@ from typing import Any
 import marshmallow as ma
 
 from app.pagination import CursorListArgsSchema
-from app.schema import Integer, Schema, TrimmedString, UTCDateTime
+from app.schema import FullMatch, Integer, Schema, TrimmedString, UTCDateTime
 from app.uploads.models import CLIENT_PURPOSES, FILENAME_MAX, THUMBNAILS, Purpose, Status, Upload
 from app.uploads.urls import content_url
 
@@ -88,7 +88,7 @@ class Filename(TrimmedString):
         super().__init__(
             validate=[
                 ma.validate.Length(min=1, max=FILENAME_MAX),
-                ma.validate.Regexp(NO_CONTROL_CHARACTERS, error="Must not contain control characters."),
+                FullMatch(NO_CONTROL_CHARACTERS, error="Must not contain control characters."),
             ],
             metadata={"pattern": r"^[^\u0000-\u001f\u007f]*\S[^\u0000-\u001f\u007f]*$", "example": "mug.jpg"},
             **kwargs,
@@ -113,7 +113,7 @@ class DirectUploadCreateSchema(Schema):
     )
     content_type = ma.fields.String(
         required=True,
-        validate=ma.validate.Regexp(MEDIA_TYPE_PATTERN, error="Not a media type."),
+        validate=FullMatch(MEDIA_TYPE_PATTERN, error="Not a media type."),
         metadata={"description": "The client's guess; the API sniffs the content itself", "example": "image/png"},
     )
 

@@ -10,8 +10,12 @@ writes below do; add their own tests here when they land.
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -309,3 +313,107 @@ def test_a_rolled_back_write_changes_nothing(app: Flask) -> None:
         catalog_changed()
         db.session.rollback()
         assert redis_queues.connection.get(cache.GENERATION_KEY) == before
+
+
+@contextmanager
+def _redis_at(app: Flask, connection: Any) -> Iterator[None]:
+    """The suite's app talks to ``connection`` instead of its Redis (queues included)."""
+    from rq import Queue
+
+    state = app.extensions[redis_queues.key]
+    saved = state.connection, state.queues
+    state.connection, state.queues = connection, {name: Queue(name, connection=connection) for name in saved[1]}
+    try:
+        yield
+    finally:
+        state.connection, state.queues = saved
+
+
+def test_a_write_while_redis_is_down_is_seen_by_every_process_once_redis_is_back(
+    app: Flask,
+    client: FlaskClient,
+    staff: AuthedUser,
+    customer: AuthedUser,
+    reader: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A change Redis did not take is sent again until it does: the other process sees the
+    new price and the sold-out stock as soon as Redis is back (it served them from its
+    cache for CATALOG_CACHE_TTL before), and the writing process reads the database until
+    then (its cache would show the past again the moment Redis answers)."""
+    import redis
+
+    monkeypatch.setattr(cache, "RETRY_SECONDS", 2.0)  # time to look before the retry
+    product_id = make_product(app, name="Mug", price=Decimal("5.00"), stock=1)
+    path = f"{PRODUCTS}/{product_id}"
+    listed_in_stock = f"{PRODUCTS}?in_stock=true&per_page=100"
+    _warm(reader, path)
+    _warm(reader, listed_in_stock)
+    assert client.get(path).status_code == 200 and client.get(path).status_code == 200
+    with _redis_at(app, redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)):
+        assert client.patch(path, json={"price": "6.00"}, headers=staff.headers).status_code == 200
+        _order(client, customer, product_id, 1)  # the last one
+    assert cache._unpublished.pending
+    mine = json_of(client.get(path))["data"]
+    assert (mine["price"], mine["stock"], mine["in_stock"]) == ("6.00", 0, False)
+    deadline = time.monotonic() + 15
+    while (body := reader(path)[1])["data"]["price"] != "6.00":
+        assert time.monotonic() < deadline, body
+        time.sleep(0.1)
+    assert (body["data"]["stock"], body["data"]["in_stock"]) == (0, False)
+    assert product_id not in [p["id"] for p in reader(listed_in_stock)[1]["data"]]
+    assert not cache._unpublished.pending
+
+
+class _StalledRedis:
+    """A server that takes connections and never answers (a Redis that hangs)."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._drain, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _drain(conn: socket.socket) -> None:
+        with conn:
+            while conn.recv(65536):
+                pass
+
+    def client(self) -> Any:
+        import redis
+
+        port = self.server.getsockname()[1]
+        return redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.2, socket_connect_timeout=0.2)
+
+
+def test_a_stalled_redis_holds_a_list_read_up_once_not_once_per_lookup(app: Flask, client: FlaskClient) -> None:
+    """A list read whose cache lookup timed out does not ask Redis again for its count (each
+    wait is the full socket timeout: 5 s in production)."""
+    product_id = make_product(app, name="Mug")
+    stalled = _StalledRedis()
+    try:
+        with _redis_at(app, stalled.client()):
+            assert client.get(f"{PRODUCTS}/{product_id}").status_code == 200  # one lookup
+            per_lookup = stalled.connections
+            assert per_lookup >= 1
+            assert client.get(f"{PRODUCTS}?per_page=3").status_code == 200
+            assert stalled.connections == 2 * per_lookup
+    finally:
+        stalled.server.close()
+
+
+def test_category_answers_vary_on_authorization_as_every_catalog_read(app: Flask, client: FlaskClient) -> None:
+    make_category(app, "mugs", "Mugs")
+    for path in (CATEGORIES, f"{CATEGORIES}/mugs"):
+        response = client.get(path)
+        assert response.headers["Vary"] == "Authorization"
+        assert response.headers["Cache-Control"] == "public, max-age=0, must-revalidate"

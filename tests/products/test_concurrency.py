@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from tests.conftest import json_of
 from tests.factories import AuthedUser
-from tests.products.builders import PRODUCTS, make_product, product_body
+from tests.products.builders import CATEGORIES, PRODUCTS, make_product, product_body
 
 pytestmark = pytest.mark.services
 
@@ -123,3 +123,16 @@ def test_an_update_answers_with_the_version_it_wrote_though_another_commits_righ
     assert json_of(first)["data"]["stock"] == 1 and json_of(first)["data"]["version"] == 2
     assert json_of(later)["data"]["stock"] == 2 and json_of(later)["data"]["version"] == 3
     assert first.headers["ETag"] != later.headers["ETag"]
+
+
+@pytest.mark.parametrize("path", [PRODUCTS, CATEGORIES])
+def test_many_creates_of_one_name_at_once_all_get_a_slug(app: Flask, staff: AuthedUser, path: str) -> None:
+    """A client that sends no slug cannot settle a conflict over one: eight creates of one
+    name at once (each round of the race won by one of them) are eight 201s."""
+    for n in range(3):
+        bodies = [product_body(name=f"Crowd {n}") if path == PRODUCTS else {"name": f"Crowd {n}"} for _ in range(8)]
+        responses = race(app, [lambda c, b=b: c.post(path, json=b, headers=staff.headers) for b in bodies])
+        assert [r.status_code for r in responses] == [201] * 8, [r.get_json() for r in responses]
+        slugs = {json_of(r)["data"]["slug"] for r in responses}
+        assert len(slugs) == 8 and f"crowd-{n}" in slugs
+        assert all(slug.startswith(f"crowd-{n}") for slug in slugs)

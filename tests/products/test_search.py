@@ -48,6 +48,15 @@ def test_a_name_match_ranks_above_a_description_match(app: Flask, client: FlaskC
     assert names(client, "q=kettle&sort=-name") == ["Teapot", "Electric Kettle"]
 
 
+def test_a_name_match_ranks_above_a_sku_match_above_a_description_match(app: Flask, client: FlaskClient) -> None:
+    """As API.md orders them, whichever was created first."""
+    make_product(app, name="Plain thing", sku="RVD-ZORBLAT", description="Nothing to see")
+    make_product(app, name="Other thing", sku="OT-1", description="Works with a zorblat")
+    make_product(app, name="Zorblat widget", sku="ZW-1", description="Nothing to see")
+    assert names(client, "q=zorblat") == ["Zorblat widget", "Plain thing", "Other thing"]
+    assert names(client, "q=zorblat&limit=2") == ["Zorblat widget", "Plain thing"]
+
+
 @pytest.mark.services
 def test_postgresql_finds_word_forms_and_word_beginnings(app: Flask, client: FlaskClient) -> None:
     _catalog(app)

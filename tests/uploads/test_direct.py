@@ -197,3 +197,12 @@ def test_the_api_target_does_not_exist_on_s3(
         content_type="multipart/form-data",
     )
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("content_type", ["text/csv\n", "text/csv;\n", "text/csv\r\n"])
+def test_a_media_type_with_a_final_newline_is_a_422(client: FlaskClient, staff: AuthedUser, content_type: str) -> None:
+    """The declared type's pattern holds for all of it: a final newline is not a media type."""
+    body = {"purpose": "import", "filename": "a.csv", "size": len(CSV), "content_type": content_type}
+    response = client.post(f"{UPLOADS}/direct", json=body, headers=staff.headers)
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert [d["field"] for d in json_of(response)["error"]["details"]] == ["content_type"]
