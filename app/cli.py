@@ -8,9 +8,11 @@ from datetime import timedelta
 
 import click
 import marshmallow as ma
+import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
+from app.cli_support import reports_outages, require_redis
 from app.db import db
 from app.errors import ValidationFailed
 from app.mail import service as mail_service
@@ -32,6 +34,7 @@ from app.users.schemas import EmailAddress, full_name_field
     help="If EMAIL already has an account: make it an admin, set the given password, end its sessions.",
 )
 @with_appcontext
+@reports_outages
 def create_admin(email: str, full_name: str, promote: bool) -> None:
     """Create an admin account (or, with --promote, turn an existing account into one).
 
@@ -59,9 +62,15 @@ def create_admin(email: str, full_name: str, promote: bool) -> None:
             users_service.create(email=email, password=password, full_name=full_name, role=Role.ADMIN)
         else:
             users_service.promote_to_admin(user_id=user.id, password=password)
+        db.session.commit()
     except ValidationFailed as exc:
         raise click.ClickException("; ".join(d["message"] for d in exc.details) or exc.message) from exc
-    db.session.commit()
+    except sa.exc.IntegrityError:  # the email was taken meanwhile (another create-admin, a sign-up)
+        db.session.rollback()
+        raise click.ClickException(
+            f"{email} got an account while this ran (another create-admin or a registration); nothing was "
+            "changed. Run again with --promote to make that account an admin."
+        ) from None  # the statement's parameters hold the new password's hash: not shown
     if user is None:
         click.echo(f"Created admin {email}.")
     else:
@@ -95,6 +104,7 @@ DEMO_PASSWORD = "Kiwi-Harbor-Lantern-2931"  # noqa: S105 (a documented developme
 @click.command("seed")
 @click.option("--products", "product_count", default=50, show_default=True, type=click.IntRange(min=0))
 @with_appcontext
+@reports_outages
 def seed(product_count: int) -> None:
     """Demo categories and products, a staff and a customer account, for a first look.
 
@@ -123,16 +133,26 @@ def mail_group() -> None:
 
 
 @mail_group.command("relay")
+@reports_outages
 def relay() -> None:
     """Enqueue every unsent mail that has no live job (also runs periodically)."""
+    require_redis()
     count = mail_service.relay_unsent(older_than=timedelta(0))
     click.echo(f"Enqueued {count} unsent mail(s).")
 
 
 @mail_group.command("retry-failed")
+@reports_outages
 def retry_failed() -> None:
     """Send again the mail that failed every attempt (e.g. after fixing MAIL_URL)."""
-    click.echo(f"Retrying {mail_service.retry_failed()} failed mail(s).")
+    require_redis()
+    retried, enqueued = mail_service.retry_failed()
+    click.echo(f"Retrying {retried} failed mail(s).")
+    if enqueued < retried:
+        raise click.ClickException(
+            f"Only {enqueued} of them could be enqueued (Redis failed meanwhile); the relay sends the others "
+            "once Redis is back (or run `flask mail relay`)."
+        )
 
 
 @click.group("orders", cls=AppGroup)
@@ -141,12 +161,14 @@ def orders_group() -> None:
 
 
 @orders_group.command("cancel-unpaid")
+@reports_outages
 def cancel_unpaid() -> None:
     """Cancel orders unpaid past ORDER_PAYMENT_MINUTES and restock them (the clock does it every minute)."""
     click.echo(f"Cancelled {expiry.cancel_unpaid()} unpaid order(s).")
 
 
 @orders_group.command("purge-idempotency-keys")
+@reports_outages
 def purge_idempotency_keys() -> None:
     """Delete Idempotency-Key records past their 24 h window (also runs hourly)."""
     click.echo(f"Purged {idempotency.purge_expired()} expired idempotency key(s).")

@@ -116,7 +116,13 @@ def register(*, email: str, password: str, full_name: str) -> User:
     else:
         hash_password(password)  # the same work as a real registration
     if existing is not None and existing.deleted_at is None:
-        mail.send(to=existing.email, template="account_exists", context={"full_name": existing.full_name})
+        # Its owner may be here for a new verification link (the last one expired): an
+        # unverified account's mail carries one (it goes to the address it verifies).
+        context: dict[str, object] = {"full_name": existing.full_name, "token": None}
+        if existing.email_verified_at is None and existing.can_authenticate:
+            seconds = current_app.config["VERIFY_TOKEN_SECONDS"]
+            context["token"] = _issue_token(existing, TokenPurpose.VERIFY_EMAIL, seconds)
+        mail.send(to=existing.email, template="account_exists", context=context, sensitive=context["token"] is not None)
         db.session.commit()
     now = utcnow()
     return User(

@@ -7,6 +7,7 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -20,16 +21,26 @@ class Mail:
     subject: str
     text_body: str
     html_body: str | None = None
+    # What makes the Message-ID: the same for every attempt at one mail, so that a receiver
+    # can drop the copy an at-least-once delivery may rarely send twice.
+    key: str | None = None
 
     def as_message(self) -> EmailMessage:
         message = EmailMessage()
         message["From"] = self.sender
         message["To"] = self.to
         message["Subject"] = self.subject
+        # RFC 5322 requires a Date; spam filters mark down a mail without a Message-ID.
+        message["Date"] = formatdate(usegmt=True)
+        message["Message-ID"] = self.message_id()
         message.set_content(self.text_body)
         if self.html_body:
             message.add_alternative(self.html_body, subtype="html")
         return message
+
+    def message_id(self) -> str:
+        domain = parseaddr(self.sender)[1].rpartition("@")[2] or "localhost"
+        return f"<{self.key}@{domain}>" if self.key else make_msgid(domain=domain)
 
 
 class MailBackend(Protocol):

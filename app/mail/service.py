@@ -16,8 +16,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from redis.exceptions import RedisError
 
 from app.db import db, insert_new, new_id, utcnow
+from app.extensions import redis_queues
 from app.jobs import DEFAULT_RETRY_INTERVALS, PendingJob, enqueue_after_commit, enqueue_now, has_live_job
 from app.mail.models import OutboxMail
 from app.mail.sealing import seal
@@ -78,10 +80,14 @@ def send(*, to: str, template: str, context: Mapping[str, Any], sensitive: bool 
     return mail
 
 
-def retry_failed() -> int:
-    """Give mail that failed every attempt another round (after fixing ``MAIL_URL``, say).
+def retry_failed() -> tuple[int, int]:
+    """Give mail that failed every attempt another round (after fixing ``MAIL_URL``, say):
+    how many were given one, and how many of those were enqueued (the relay enqueues the
+    rest once Redis is back: they are unsent and no longer failed).
 
-    Enqueued at once, whatever RQ still holds for it: delivery is idempotent.
+    Enqueued at once, whatever RQ still holds for it: delivery is idempotent. Each leaves
+    RQ's failed registry as it goes back to the queue (else a delivered mail would show
+    as failed in the dashboard and the metrics for as long as the registry keeps it).
     """
     ids = db.session.scalars(
         sa.update(OutboxMail)
@@ -90,7 +96,8 @@ def retry_failed() -> int:
         .returning(OutboxMail.id)
     ).all()
     db.session.commit()
-    return sum(_enqueue_delivery(outbox_id, "mail retry") for outbox_id in ids)
+    enqueued = sum(_enqueue_delivery(outbox_id, "mail retry", from_failed=True) for outbox_id in ids)
+    return len(ids), enqueued
 
 
 def relay_unsent(*, older_than: timedelta = timedelta(seconds=60), limit: int = 500) -> int:
@@ -114,6 +121,11 @@ def relay_unsent(*, older_than: timedelta = timedelta(seconds=60), limit: int = 
     return enqueued
 
 
-def _enqueue_delivery(outbox_id: uuid.UUID, description: str) -> bool:
+def _enqueue_delivery(outbox_id: uuid.UUID, description: str, *, from_failed: bool = False) -> bool:
     job = PendingJob("mail", DELIVER, (str(outbox_id),), job_id_for(outbox_id), RETRIES, description)
+    if from_failed and not redis_queues.in_process:
+        try:
+            redis_queues.queue("mail").failed_job_registry.remove(job_id_for(outbox_id))
+        except RedisError:
+            return False  # Redis is failing: the enqueue would too (the relay sends it later)
     return enqueue_now(job)

@@ -37,6 +37,7 @@ def deliver(outbox_id: str) -> None:
             subject=mail.subject,
             text_body=text_body,
             html_body=html_body,
+            key=f"{outbox_id}.storefront",
         )
         backend_for(current_app.config["MAIL_URL"]).send(message)
     except Exception as exc:  # whatever it is (SMTP, network, a bug): recorded on the row, then retried

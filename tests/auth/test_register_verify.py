@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from email.utils import parsedate_to_datetime
 
 import pytest
 import sqlalchemy as sa
@@ -14,6 +15,7 @@ from flask.testing import FlaskClient
 
 from app.auth.models import AccountToken, TokenPurpose
 from app.db import db, utcnow
+from app.mail.models import OutboxMail
 from app.users.models import User
 from tests.conftest import json_of
 from tests.factories import create_user
@@ -32,7 +34,7 @@ def login(client: FlaskClient, email: str, password: str = PASSWORD):
 
 
 def test_register_mails_a_working_verification_token(
-    client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
+    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
 ) -> None:
     response = register(client, email="Ann@Example.COM")
     assert response.status_code == 201
@@ -46,6 +48,11 @@ def test_register_mails_a_working_verification_token(
     run_jobs()
     [mail] = mailbox.to("ann@example.com")
     assert "verify" in mail["Subject"].lower()
+    # RFC 5322's Date, and a Message-ID that every attempt at this outbox row shares.
+    assert parsedate_to_datetime(mail["Date"]).tzinfo is not None
+    with app.app_context():
+        outbox_id = db.session.scalars(sa.select(OutboxMail.id).where(OutboxMail.to_address == "ann@example.com")).one()
+    assert mail["Message-ID"] == f"<{outbox_id}.storefront@{app.config['MAIL_FROM'].rpartition('@')[2].rstrip('>')}>"
     token = mailbox.token_for("ann@example.com")
 
     # An unverified account can log in; /users/me shows the state.
@@ -83,6 +90,39 @@ def test_registering_an_existing_email_looks_the_same_and_mails_the_owner(
     assert "already has an account" in mailbox.text_of(notice)
     # The owner's password did not change.
     assert login(client, "taken@example.com", owner.password).status_code == 200
+
+
+def test_an_expired_verification_link_is_replaced_by_registering_again(
+    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
+) -> None:
+    """The verify page says how to get a new link: register again. The owner's mail then
+    carries one (it goes to the address it verifies); the first link stays dead."""
+    assert register(client, email="late@example.com").status_code == 201
+    run_jobs()
+    first = mailbox.token_for("late@example.com")
+    with app.app_context():
+        db.session.execute(sa.update(AccountToken).values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+    assert client.post("/api/v1/auth/verify-email", json={"token": first}).status_code == 422
+    mailbox.clear()
+
+    assert register(client, email="late@example.com", password="Another-Passphrase-8").status_code == 201
+    run_jobs()
+    [notice] = mailbox.to("late@example.com")
+    assert "already has an account" in mailbox.text_of(notice)
+    second = mailbox.token_for("late@example.com")
+    assert second != first
+    assert client.post("/api/v1/auth/verify-email", json={"token": second}).status_code == 204
+    tokens = json_of(login(client, "late@example.com"))["data"]  # the first password: nothing else changed
+    me = json_of(client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}))
+    assert me["data"]["email_verified_at"].endswith("Z")
+
+    # Verified now: registering again mails no link.
+    mailbox.clear()
+    assert register(client, email="late@example.com").status_code == 201
+    run_jobs()
+    [notice] = mailbox.to("late@example.com")
+    assert "token=" not in mailbox.text_of(notice)
 
 
 def test_register_validation(client: FlaskClient) -> None:

@@ -13,6 +13,7 @@ import click
 from flask import Flask
 from flask.cli import with_appcontext
 
+from app.cli_support import reports_outages
 from app.db import db
 from app.errors import DomainError
 from app.products.transfer import exporting, exports, importing
@@ -28,6 +29,7 @@ from app.uploads import checks
 @click.option("--dry-run", is_flag=True, help="Validate and count; write nothing.")
 @click.option("--reject-all", is_flag=True, help="Write nothing if any row fails.")
 @with_appcontext
+@reports_outages
 def import_products(path: Path, mode: str, dry_run: bool, reject_all: bool) -> None:
     """Import products from a CSV or JSON file in the import format (exit 1 if a row failed)."""
     try:
@@ -77,11 +79,16 @@ def import_products(path: Path, mode: str, dry_run: bool, reject_all: bool) -> N
 @click.argument("path", type=click.Path(dir_okay=False, writable=True, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(list(exporting.EXPORT_FORMATS)), default="csv", show_default=True)
 @with_appcontext
+@reports_outages
 def export_products(path: Path, fmt: str) -> None:
     """Write every live product to PATH in the import format (re-importing it changes nothing)."""
     counter, written = [0], 0
+    try:
+        out = path.open("wb")
+    except OSError as exc:
+        raise click.ClickException(f"Cannot write {path}: {exc.strerror or exc}") from exc
     with (
-        path.open("wb") as out,
+        out,
         click.progressbar(length=exports.count_products({}), label="Exporting", file=sys.stderr) as bar,
     ):
         for chunk in exporting.export_chunks(_counting(exports.exported_products({}), bar, counter), fmt=fmt):
