@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 BASE_DIR = Path(__file__).resolve().parent
 
@@ -37,6 +37,36 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+_MAIL_OPTIONS = {"starttls": {"1", "true", "yes", "0", "false", "no"}, "timeout": None}
+
+
+def _check_mail_url(url: str) -> None:
+    """``smtp://[user:pass@]host[:port][?starttls=true&timeout=10]`` or ``smtps://…``: what
+    the mail backend reads of it (app.mail.backends.SMTPBackend), checked whole."""
+    problem = f"MAIL_URL must be console or smtp(s)://[user:password@]host[:port][?starttls=…&timeout=…], got {url!r}"
+    parts = urlsplit(url)
+    if parts.scheme == "console":
+        return
+    if parts.scheme not in MAIL_SCHEMES or not parts.hostname or parts.path not in ("", "/") or parts.fragment:
+        raise ConfigError(problem)
+    try:
+        parts.port  # noqa: B018 (urllib checks the port when it is read)
+    except ValueError:
+        raise ConfigError(f"{problem}: not a port number") from None
+    for name, values in parse_qs(parts.query, keep_blank_values=True).items():
+        allowed = _MAIL_OPTIONS.get(name, set())
+        value = values[-1].lower()
+        if name not in _MAIL_OPTIONS or (allowed is not None and value not in allowed):
+            raise ConfigError(f"{problem}: option {name}={values[-1]!r} is unknown")
+        if name == "timeout":
+            try:
+                seconds = float(value)
+            except ValueError:
+                seconds = 0.0
+            if not 0 < seconds <= 600:
+                raise ConfigError(f"{problem}: timeout must be seconds between 0 and 600")
 
 
 def _seconds(env: Mapping[str, str], name: str, default: int) -> int:
@@ -124,9 +154,8 @@ class Config:
         self.RATELIMIT_UPLOADS = env.get("RATELIMIT_UPLOADS") or "30 per minute; 500 per day"
 
         self.MAIL_URL = env.get("MAIL_URL") or "console"
-        if self.MAIL_URL != "console" and urlsplit(self.MAIL_URL).scheme not in MAIL_SCHEMES:
-            # Found at start, not by every mail job failing later.
-            raise ConfigError(f"MAIL_URL must be console or smtp://… or smtps://…, got {self.MAIL_URL!r}")
+        if self.MAIL_URL != "console":
+            _check_mail_url(self.MAIL_URL)  # found at start, not by every mail job failing later
         self.MAIL_FROM = env.get("MAIL_FROM") or "Storefront <no-reply@storefront.local>"
         self.STORAGE_URL = env.get("STORAGE_URL") or f"file://{BASE_DIR / 'instance' / 'uploads'}"
         if not self.STORAGE_URL.startswith(STORAGE_SCHEMES):

@@ -16,6 +16,7 @@ import uuid
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, session
+from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response as BaseResponse
 
 from app.auth import service
@@ -66,8 +67,15 @@ def signed_in_admin() -> User | None:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only back into the dashboard: never an open redirect."""
-    if target and target.startswith(DASHBOARD_HOME) and "//" not in target and "\\" not in target:
+    """Only back into the dashboard (never an open redirect), and only as printable ASCII:
+    a CR or LF would end up in the Location header."""
+    if (
+        target
+        and target.startswith(DASHBOARD_HOME)
+        and "//" not in target
+        and "\\" not in target
+        and all("!" <= char <= "~" for char in target)
+    ):
         return target
     return DASHBOARD_HOME
 
@@ -75,6 +83,12 @@ def _safe_next(target: str | None) -> str:
 def _page(message: str | None = None, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     body = render_template("admin/login.html", message=message, next=_safe_next(request.values.get("next")))
     return Response(body, status=status, headers=headers, mimetype="text/html")
+
+
+@bp.errorhandler(TooManyRequests)
+def _too_many(error: TooManyRequests) -> Response:
+    """A browser gets the sign-in page saying so, not the API's JSON."""
+    return _page("Too many attempts from here in a short time. Wait a minute, then try again.", 429)
 
 
 @bp.get("/login")

@@ -17,7 +17,9 @@ import rq_dashboard
 from flask import Flask, Request, Response, jsonify, redirect, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_jwt_extended import verify_jwt_in_request
+from markupsafe import escape
 from rq import Queue
+from rq.exceptions import NoSuchJobError
 from werkzeug.wrappers import Response as BaseResponse
 
 from app.auth import admin
@@ -88,6 +90,27 @@ def _unavailable() -> Response:
     return error_response(503, "SERVICE_UNAVAILABLE", "The job dashboard needs REDIS_URL: jobs run in-process here")
 
 
+# What rq-dashboard raises for a job Redis no longer holds (a finished job's result expires
+# after minutes) and for parameters out of its range (instance 1 of one, page 0, a
+# registry it does not know): not found, where it answered 500.
+_DASHBOARD_MISSES = (NoSuchJobError, LookupError, ValueError, ArithmeticError, UnboundLocalError)
+
+
+def _not_found_in_dashboard(error: Exception) -> Response:
+    if request.blueprint != "rq_dashboard":
+        raise error  # anywhere else: what it was (handled as any unexpected error)
+    message = (
+        "No such job: Redis no longer holds it (finished jobs are kept for a few minutes)"
+        if isinstance(error, NoSuchJobError)
+        else "No such page of the dashboard"
+    )
+    if request.path.endswith(".json"):
+        return error_response(404, "NOT_FOUND", message)
+    back = f'<p><a href="{URL_PREFIX}/">Back to the dashboard</a></p>'
+    page = f"<!doctype html><title>Not found</title><p>{escape(message)}.</p>{back}"
+    return Response(page, status=404, mimetype="text/html")
+
+
 class CookieOnlySessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie session, read only from a request that sends the cookie.
 
@@ -113,4 +136,6 @@ def init_dashboard(app: Flask) -> None:
     app.config["RQ_DASHBOARD_REDIS_URL"] = redis_url
     rq_dashboard.web.setup_rq_connection(app)
     app.before_request(_guard)
+    for miss in _DASHBOARD_MISSES:
+        app.register_error_handler(miss, _not_found_in_dashboard)
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=URL_PREFIX)

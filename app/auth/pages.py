@@ -15,9 +15,10 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Blueprint, Response, render_template, request
+from werkzeug.exceptions import TooManyRequests
 
 from app.auth import recovery
-from app.auth.permissions import email_limit, per_ip
+from app.auth.permissions import email_limit, per_form_ip
 from app.auth.schemas import ForgotPasswordSchema
 from app.db import db
 from app.errors import ValidationFailed
@@ -49,12 +50,24 @@ def _page(template: str, *, status: int = 200, **context: Any) -> Response:
     return response
 
 
+@bp.errorhandler(TooManyRequests)
+def _too_many(error: TooManyRequests) -> Response:
+    """A browser gets a page, not the API's JSON (the limit's headers are added as for any
+    answer)."""
+    return _page(
+        "done.html",
+        status=429,
+        title="Too many attempts",
+        message="Too many attempts from here in a short time. Wait a minute, then open the link again.",
+    )
+
+
 def _messages(error: ValidationFailed, field: str) -> list[str]:
     return [d["message"] for d in error.details if d.get("field") == field]
 
 
 @bp.route("/verify-email", methods=["GET", "POST"])
-@per_ip
+@per_form_ip
 def verify_email() -> Response:
     """GET: a button that confirms the address; POST: spend the token."""
     if request.method == "GET":
@@ -68,7 +81,7 @@ def verify_email() -> Response:
 
 
 @bp.route("/reset-password", methods=["GET", "POST"])
-@per_ip
+@per_form_ip
 @per_form_email
 def reset_password() -> Response:
     """With a token: choose a new password. Without one: ask for a reset link."""

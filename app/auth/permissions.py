@@ -83,6 +83,9 @@ def email_limit(*, methods: list[str] | None = None) -> Callable[[F], F]:
 
 
 per_ip = _strict(limiter.limit(_ip_limit, key_func=ip_key, scope="auth-ip"))
+# The pages mail links open: only sending the form counts (showing it costs nothing and
+# spends no token; a mail scanner that opens links must not use up the reader's budget).
+per_form_ip = _strict(limiter.limit(_ip_limit, key_func=ip_key, scope="auth-ip", methods=["POST"]))
 per_email = _strict(email_limit())
 # Refresh has no email in its body: the account behind the token is limited instead.
 per_account = _strict(limiter.limit(_email_limit, key_func=_account_key, scope="auth-account"))

@@ -153,3 +153,20 @@ def test_links_follow_the_configured_addresses(
     assert sent.status_code == 202
     run_jobs()
     assert link_in_latest_mail(mailbox, user.email).startswith(expected)
+
+
+def test_opening_links_uses_no_budget_and_a_refused_form_is_a_page(app: Flask, client: FlaskClient) -> None:
+    """Showing a page spends no token and so counts against no limit (a mail scanner opening
+    links would use up the reader's); sending the form does, and a browser that sent it
+    too often gets a page saying so, not the API's JSON."""
+    budget = int(str(app.config["RATELIMIT_AUTH_IP"]).split()[0])
+    for _ in range(budget + 5):
+        assert client.get("/account/verify-email?token=abc").status_code == 200
+    statuses = [client.post("/account/verify-email", data={"token": "x" * 43}).status_code for _ in range(budget)]
+    assert set(statuses) == {400}
+    refused = client.post("/account/verify-email", data={"token": "x" * 43})
+    assert refused.status_code == 429
+    assert refused.mimetype == "text/html"
+    assert "Too many attempts" in refused.get_data(as_text=True)
+    assert refused.headers["Retry-After"]
+    assert_page_headers(refused)

@@ -40,7 +40,15 @@ def test_dashboard_is_for_admins_only(app: Flask, client: FlaskClient) -> None:
 
 def test_the_sign_in_only_sends_you_back_into_the_dashboard(app: Flask, client: FlaskClient) -> None:
     admin = create_user(app, role="admin")
-    for target in ("https://evil.example/", "//evil.example/admin/rq/", "/admin/rq/..//\\evil", "/api/v1/users"):
+    targets = (
+        "https://evil.example/",
+        "//evil.example/admin/rq/",
+        "/admin/rq/..//\\evil",
+        "/api/v1/users",
+        "/admin/rq/\r\nSet-Cookie: x=1",  # a header of its own in the redirect: was a 500
+        "/admin/rq/ queues",
+    )
+    for target in targets:
         response = admin_sign_in(client, admin.email, admin.password, data={"next": target})
         assert response.headers["Location"] == "/admin/rq/", target
 
@@ -57,3 +65,34 @@ def test_compacting_an_empty_queue_is_done_not_a_redis_error(app: Flask, client:
     assert (full.status_code, full.get_json()) == (200, {"status": "OK"})
     queues = client.get("/admin/rq/0/data/queues.json", headers=admin.headers).get_json()["queues"]
     assert next(q["count"] for q in queues if q["name"] == "mail") == 1  # compacting keeps a live job
+
+
+def test_a_sign_in_refused_for_its_rate_is_a_page(app: Flask, client: FlaskClient) -> None:
+    admin = create_user(app, role="admin")
+    statuses = [admin_sign_in(client, admin.email, "Wrong-Passphrase-0").status_code for _ in range(30)]
+    assert 429 in statuses
+    refused = admin_sign_in(client, admin.email, "Wrong-Passphrase-0")
+    assert refused.status_code == 429 and refused.mimetype == "text/html"
+    assert "Too many attempts" in refused.get_data(as_text=True)
+
+
+@pytest.mark.services
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/rq/0/view/job/mail-expired",  # a finished job's result expires after minutes
+        "/admin/rq/0/data/job/mail-expired.json",
+        "/admin/rq/1/data/queues.json",  # there is one instance
+        "/admin/rq/0/data/jobs/mail/bogus/8/asc/1.json",
+        "/admin/rq/0/data/jobs/mail/failed/0/asc/1.json",
+        "/admin/rq/0/data/jobs/mail/failed/abc/asc/1.json",
+    ],
+)
+def test_what_the_dashboard_does_not_hold_is_not_found_not_an_error(app: Flask, client: FlaskClient, path: str) -> None:
+    admin = create_user(app, role="admin")
+    response = client.get(path, headers=admin.headers)
+    assert response.status_code == 404, response.get_data(as_text=True)[:300]
+    if path.endswith(".json"):
+        assert json_of(response)["error"]["code"] == "NOT_FOUND"
+    else:
+        assert response.mimetype == "text/html" and "No such job" in response.get_data(as_text=True)

@@ -99,10 +99,29 @@ def test_production_process_refuses_to_start_and_names_missing_secrets(command: 
 
 
 def test_a_mail_url_no_backend_reads_is_refused_at_start() -> None:
-    for url in ("blah", "http://mail.example", "smpt://mail.example:25"):
+    bad = (
+        "blah",
+        "http://mail.example",
+        "smpt://mail.example:25",
+        "smtp://",  # no host: it went to localhost:25
+        "smtp://mail.example:99999",
+        "smtp://mail.example:port",
+        "smtp://mail.example:25?timeout=soon",
+        "smtp://mail.example:25?timeout=0",
+        "smtp://mail.example:25?starttls=maybe",
+        "smtp://mail.example:25?tls=true",
+        "smtp://mail.example:25/path",
+    )
+    for url in bad:
         with pytest.raises(ConfigError, match="MAIL_URL must be console or smtp"):
             get_config(environ={**PRODUCTION_ENV, "MAIL_URL": url})
-    for url in ("console", "smtp://mail.example:25", "smtps://u:p@mail.example"):
+    good = (
+        "console",
+        "smtp://mail.example:25",
+        "smtps://u:p@mail.example",
+        "smtp://m.example:587?starttls=true&timeout=5",
+    )
+    for url in good:
         assert url == get_config(environ={**PRODUCTION_ENV, "MAIL_URL": url}).MAIL_URL
 
 
