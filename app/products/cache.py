@@ -280,7 +280,7 @@ class _Unpublished:
         with self._lock:
             self._failures += 1
             self._app = app
-            if self._thread is None or not self._thread.is_alive():
+            if self._thread is None:  # (a retrying thread clears it, under this lock, as it ends)
                 self._thread = threading.Thread(target=self._retry, name="catalog-republish", daemon=True)
                 self._thread.start()
             if not self._at_exit:
@@ -307,10 +307,12 @@ class _Unpublished:
         while True:
             time.sleep(RETRY_SECONDS)
             app = self._app
-            if app is None:
-                return
-            with app.app_context():
-                if self.send():
+            if app is not None:
+                with app.app_context():
+                    self.send()
+            with self._lock:  # decided under the lock: a failure added meanwhile is retried
+                if not self.pending:
+                    self._thread = None
                     return
 
     def flush_before_exit(self) -> None:
