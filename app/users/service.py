@@ -12,7 +12,7 @@ from blinker import Namespace
 from app.db import db, escape_like, utcnow
 from app.errors import Conflict, ErrorDetail, NotFound, PermissionDenied, ValidationFailed
 from app.pagination import Page, SortKey, paginate
-from app.permissions import Role, has_permission
+from app.permissions import ROLE_PERMISSIONS, Role, has_permission
 from app.users import lockout
 from app.users.models import User
 from app.users.passwords import hash_password, policy_problems
@@ -143,10 +143,15 @@ def update(*, actor_id: uuid.UUID, user_id: uuid.UUID, data: Mapping[str, Any]) 
     user = _for_administration(actor_id, user_id)
     if user.id == actor_id and (data.get("role", user.role) != Role.ADMIN or data.get("is_active") is False):
         raise Conflict("You cannot remove your own admin access or deactivate yourself")
+    # A promotion applies to the sessions the account has (they are checked against its
+    # role on every request); a demotion, which takes permissions away, ends them, as a
+    # deactivation does: a later promotion must not bring back a demoted admin's sessions
+    # (a dashboard cookie among them).
+    demoted = "role" in data and not ROLE_PERMISSIONS[Role(data["role"])] >= ROLE_PERMISSIONS[Role(user.role)]
     for field in ("full_name", "role", "is_active"):
         if field in data:
             setattr(user, field, data[field])
-    if data.get("is_active") is False:
+    if data.get("is_active") is False or demoted:
         sessions_invalidated.send(user, keep_session_id=None)
     user.updated_at = utcnow()
     db.session.commit()

@@ -204,3 +204,25 @@ def test_deactivation_revokes_every_session_and_reactivation_does_not_revive_the
     fresh = second_login(client, user)
     assert client.get(ME, headers=bearer(fresh["access_token"])).status_code == 200
     assert revoked_at_of_sessions(app, admin.id) == [None]
+
+
+def test_a_demotion_ends_the_accounts_sessions_and_a_later_promotion_does_not_revive_them(
+    app: Flask, client: FlaskClient
+) -> None:
+    """A demoted admin's sessions end (a dashboard cookie is one): promoting the account
+    again later does not bring them back. A rename, or a role that takes nothing away,
+    ends nothing (a promotion applies to the sessions there are)."""
+    admin, other = create_user(app, role="admin"), create_user(app, role="admin")
+    item = f"/api/v1/users/{other.id}"
+    for change in ({"full_name": "Still Here"}, {"role": "admin"}):
+        assert client.patch(item, json=change, headers=admin.headers).status_code == 200
+        assert revoked_at_of_sessions(app, other.id) == [None]
+
+    assert client.patch(item, json={"role": "staff"}, headers=admin.headers).status_code == 200
+    assert client.patch(item, json={"role": "admin"}, headers=admin.headers).status_code == 200
+    response = client.get(ME, headers=other.headers)
+    assert response.status_code == 401 and json_of(response)["error"]["code"] == "TOKEN_REVOKED"
+    assert client.post(REFRESH, headers=bearer(other.refresh_token)).status_code == 401
+    [revoked] = revoked_at_of_sessions(app, other.id)
+    assert revoked is not None
+    assert revoked_at_of_sessions(app, admin.id) == [None]
