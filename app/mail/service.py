@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from redis.exceptions import RedisError
 
@@ -45,9 +46,27 @@ def job_id_for(outbox_id: uuid.UUID) -> str:
     return f"mail-{outbox_id}"
 
 
+def duration_text(seconds: int) -> str:
+    """``86400`` → ``"24 hours"``, ``3600`` → ``"1 hour"``, ``5400`` → ``"90 minutes"``."""
+    for unit, size in (("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds} second{'' if seconds == 1 else 's'}"
+
+
 def render(template: str, context: Mapping[str, Any]) -> tuple[str, str, str]:
     """Subject, text body and HTML body of ``template`` (files <name>.subject.txt/.txt/.html)."""
-    values = {"app_name": "Storefront", "base_url": public_base_url(), "account_url": account_pages_url(), **context}
+    config = current_app.config
+    values = {
+        "app_name": "Storefront",
+        "base_url": public_base_url(),
+        "account_url": account_pages_url(),
+        # How long the links of account mails work, as configured.
+        "verify_valid_for": duration_text(int(config["VERIFY_TOKEN_SECONDS"])),
+        "reset_valid_for": duration_text(int(config["RESET_TOKEN_SECONDS"])),
+        **context,
+    }
     subject = _templates.get_template(f"{template}.subject.txt").render(values).strip()
     text = _templates.get_template(f"{template}.txt").render(values)
     html = _templates.get_template(f"{template}.html").render(values)

@@ -224,3 +224,16 @@ def test_verification_token_expires_after_24_hours(
     _set_expiry(app, token_id, timedelta(minutes=1))
     assert client.post("/api/v1/auth/verify-email", json={"token": token}).status_code == 204
     assert json_of(client.get("/api/v1/users/me", headers=headers))["data"]["email_verified_at"] is not None
+
+
+def test_account_mails_say_how_long_their_links_work_as_configured(
+    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(app.config, "VERIFY_TOKEN_SECONDS", 7200)
+    monkeypatch.setitem(app.config, "RESET_TOKEN_SECONDS", 5400)
+    assert register(client, email="clock@example.com").status_code == 201
+    run_jobs()
+    assert "within 2 hours" in mailbox.text_of(mailbox.to("clock@example.com")[-1])
+    assert client.post("/api/v1/auth/password/forgot", json={"email": "clock@example.com"}).status_code in (202, 204)
+    run_jobs()
+    assert "within 90 minutes" in mailbox.text_of(mailbox.to("clock@example.com")[-1])
