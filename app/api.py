@@ -173,9 +173,17 @@ def _declared_input(view: Callable[..., Any] | None, method: str) -> tuple[bool,
 
 
 def _reject_nul_in_path() -> None:
-    """No resource is named with a NUL byte (``/products/a%00b``): a 404, not a DB error."""
+    """No resource is named with a NUL byte (``/products/a%00b``): a 404, not a DB error.
+    A query string that is not UTF-8 (raw bytes the client did not percent-encode) is a
+    400: Werkzeug's parse of it raises, a 500 wherever the arguments are read."""
     if "\x00" in request.path:
         raise NotFound()
+    query = request.environ.get("QUERY_STRING", "")
+    if not query.isascii():
+        try:
+            query.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            raise BadRequest("The query string is not UTF-8: percent-encode its bytes") from None
 
 
 # Statuses that tell a client when to come back; flask-limiter stamps every response.

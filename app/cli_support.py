@@ -26,7 +26,7 @@ def reports_outages(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+            reason = next(iter(str(exc.orig).strip().splitlines()), "") or type(exc.orig or exc).__name__
             raise click.ClickException(f"The database is unreachable or refused the work: {reason}") from exc
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise click.ClickException(f"Redis is unreachable: {exc}") from exc

@@ -269,7 +269,8 @@ def _handle_redis_unavailable(error: RedisError) -> Response:
     return error_response(503, "SERVICE_UNAVAILABLE", "A required service is temporarily unavailable")
 
 
-def _handle_unexpected(error: Exception) -> Response:
+def unexpected_error(error: Exception) -> Response:
+    """The answer to an exception no handler of its own took: logged, a 500 envelope."""
     if isinstance(error, HTTPException):
         return _handle_http_exception(error)
     log.exception("unhandled exception", exc_info=error)
@@ -283,4 +284,4 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(DataError, _handle_data_error)
     app.register_error_handler(OperationalError, _handle_database_unavailable)
     app.register_error_handler(RedisError, _handle_redis_unavailable)
-    app.register_error_handler(Exception, _handle_unexpected)
+    app.register_error_handler(Exception, unexpected_error)

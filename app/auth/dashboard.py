@@ -11,6 +11,7 @@ Without ``REDIS_URL`` (jobs run in-process) there is no queue to show.
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import quote
 
 import rq_dashboard
@@ -23,10 +24,12 @@ from rq.exceptions import NoSuchJobError
 from werkzeug.wrappers import Response as BaseResponse
 
 from app.auth import admin
-from app.errors import error_response
+from app.errors import error_response, unexpected_error
 from app.extensions import redis_queues
 from app.permissions import current_principal, has_permission
 from app.security import csp_nonce
+
+log = logging.getLogger(__name__)
 
 URL_PREFIX = "/admin/rq"
 PERMISSION = "jobs:dashboard"
@@ -98,7 +101,8 @@ _DASHBOARD_MISSES = (NoSuchJobError, LookupError, ValueError, ArithmeticError, U
 
 def _not_found_in_dashboard(error: Exception) -> Response:
     if request.blueprint != "rq_dashboard":
-        raise error  # anywhere else: what it was (handled as any unexpected error)
+        return unexpected_error(error)  # anywhere else: what any unexpected error gets
+    log.info("dashboard: %s for %s answered 404", type(error).__name__, request.path, exc_info=error)
     message = (
         "No such job: Redis no longer holds it (finished jobs are kept for a few minutes)"
         if isinstance(error, NoSuchJobError)

@@ -116,12 +116,15 @@ def register(*, email: str, password: str, full_name: str) -> User:
     else:
         hash_password(password)  # the same work as a real registration
     if existing is not None and existing.deleted_at is None:
-        # Its owner may be here for a new verification link (the last one expired): an
-        # unverified account's mail carries one (it goes to the address it verifies).
+        # Its owner may be here because the verification link expired, or because someone
+        # else registered the address first: an unverified account's mail carries a link
+        # to choose its password, which verifies the address and ends every session of
+        # whoever registered it (a link that only verified would hand the owner an account
+        # a stranger still holds the password of).
         context: dict[str, object] = {"full_name": existing.full_name, "token": None}
         if existing.email_verified_at is None and existing.can_authenticate:
-            seconds = current_app.config["VERIFY_TOKEN_SECONDS"]
-            context["token"] = _issue_token(existing, TokenPurpose.VERIFY_EMAIL, seconds)
+            seconds = current_app.config["RESET_TOKEN_SECONDS"]
+            context["token"] = _issue_token(existing, TokenPurpose.PASSWORD_RESET, seconds)
         mail.send(to=existing.email, template="account_exists", context=context, sensitive=context["token"] is not None)
         db.session.commit()
     now = utcnow()
@@ -170,10 +173,13 @@ def send_reset_link(*, email: str) -> None:
 
 
 def reset_password(*, token: str, password: str) -> uuid.UUID:
-    """Set a new password with a reset token; every session of the account ends."""
+    """Set a new password with a reset token; every session of the account ends. The
+    token came by mail to the account's address: the address is verified too."""
     user = _spend_token(token, TokenPurpose.PASSWORD_RESET)
     users_service.check_password_policy(password, email=user.email, full_name=user.full_name)
     user.password_hash = hash_password(password)
+    if user.email_verified_at is None:
+        user.email_verified_at = utcnow()
     user.failed_login_count = 0
     user.locked_until = None
     revoke_all(user.id)

@@ -54,6 +54,10 @@ class ConsoleBackend:
         log.info("mail to %s: %s\n%s", mail.to, mail.subject, mail.text_body, extra={"mail_to": mail.to})
 
 
+_TRUE = frozenset({"1", "true", "yes"})
+_FALSE = frozenset({"0", "false", "no"})
+
+
 @dataclass(frozen=True)
 class SMTPBackend:
     """``smtp://user:pass@host:587?starttls=true`` or ``smtps://user:pass@host:465``."""
@@ -68,17 +72,37 @@ class SMTPBackend:
 
     @classmethod
     def from_url(cls, url: str) -> SMTPBackend:
+        """The backend ``url`` names; ValueError saying what is wrong with it (config.py
+        checks ``MAIL_URL`` with this at start)."""
         parts = urlsplit(url)
-        query = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
+        if not parts.hostname or parts.path not in ("", "/") or parts.fragment:
+            raise ValueError("it needs a host, and nothing after it but options")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError("its port is not a port number") from None
+        options = {name: values[-1] for name, values in parse_qs(parts.query, keep_blank_values=True).items()}
+        unknown = sorted(set(options) - {"starttls", "timeout"})
+        if unknown:
+            raise ValueError(f"unknown option {', '.join(unknown)} (starttls and timeout are known)")
+        starttls = options.get("starttls", "false").lower()
+        if starttls not in _TRUE | _FALSE:
+            raise ValueError("starttls must be true or false")
+        try:
+            timeout = float(options.get("timeout", "10"))
+        except ValueError:
+            timeout = 0.0
+        if not 0 < timeout <= 600:
+            raise ValueError("timeout must be seconds, more than 0 and at most 600")
         use_ssl = parts.scheme == "smtps"
         return cls(
-            host=parts.hostname or "localhost",
-            port=parts.port or (465 if use_ssl else 25),
+            host=parts.hostname,
+            port=port or (465 if use_ssl else 25),
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
             use_ssl=use_ssl,
-            starttls=query.get("starttls") in {"1", "true", "yes"},
-            timeout=float(query.get("timeout", "10")),
+            starttls=starttls in _TRUE,
+            timeout=timeout,
         )
 
     def send(self, mail: Mail) -> None:
@@ -102,4 +126,4 @@ def backend_for(url: str) -> MailBackend:
         return ConsoleBackend()
     if scheme in {"smtp", "smtps"}:
         return SMTPBackend.from_url(url)
-    raise ValueError(f"MAIL_URL must be 'console' or smtp(s)://…, got scheme {scheme!r}")
+    raise ValueError(f"its scheme is {scheme!r}")

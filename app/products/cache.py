@@ -23,8 +23,9 @@ entry's own state and the stored one, and read the database for a state Redis lo
 ORM changes to products and categories are caught at flush as well (a write that forgets
 the call stays correct); bulk statements (``UPDATE … SET stock``, imports) must call it.
 Without Redis (the embedded default) or with ``CATALOG_CACHE=off`` nothing is cached. If
-Redis fails, readers go to the database; a change whose publication failed is logged, and
-entries expire after ``CATALOG_CACHE_TTL`` seconds in any case.
+Redis fails, readers go to the database; a change whose publication failed is logged and
+sent again until Redis takes it (``_Unpublished``: meanwhile the writing process reads
+the database), and entries expire after ``CATALOG_CACHE_TTL`` seconds in any case.
 """
 
 from __future__ import annotations
@@ -304,16 +305,25 @@ class _Unpublished:
         return done
 
     def _retry(self) -> None:
-        while True:
-            time.sleep(RETRY_SECONDS)
-            app = self._app
-            if app is not None:
-                with app.app_context():
-                    self.send()
-            with self._lock:  # decided under the lock: a failure added meanwhile is retried
-                if not self.pending:
+        done = False
+        try:
+            while not done:
+                time.sleep(RETRY_SECONDS)
+                app = self._app
+                try:
+                    if app is not None:
+                        with app.app_context():
+                            self.send()
+                except Exception:  # not Redis (that is a False): logged, and tried again
+                    log.exception("catalog changes not republished; trying again")
+                with self._lock:  # decided under the lock that starts a thread: none is lost
+                    done = not self.pending
+                    if done:
+                        self._thread = None
+        finally:
+            if not done:  # ended by something else: the next failure starts a thread again
+                with self._lock:
                     self._thread = None
-                    return
 
     def flush_before_exit(self) -> None:
         """Before a process ends: try to send what is pending, for a while."""

@@ -54,6 +54,7 @@ RELEVANCE = (SortKey("relevance", descending=True),)
 SEARCH_CONFIG = "english"
 NAME_BONUS = 1.0
 SKU_BONUS = 0.5
+TIER = 100.0  # above any ts_rank and bonus: a tier's every match ranks above the next tier's
 _WORD = re.compile(r"[^\W_]+")
 MAX_SEARCH_WORDS = 16
 
@@ -161,21 +162,34 @@ def search_condition(q: str) -> sa.ColumnElement[bool]:
 
 
 def relevance(q: str) -> sa.ColumnElement[float]:
-    """Higher is better: name above SKU above description; the query as typed in the SKU or
-    the name adds a bonus. SQLite: the same order from the substring matches alone."""
+    """Higher is better: a match in the name above one in the SKU above one in the
+    description alone (PostgreSQL: in tiers, a name matching by its words or by the query
+    as typed; within a tier by ts_rank, the query as typed adding a bonus). SQLite: the
+    same order from the substring matches alone."""
     pattern = _pattern(q)
-    in_sku = sa.case((PRODUCT.sku.ilike(pattern, escape="\\"), SKU_BONUS), else_=0.0)
-    in_name = sa.case((PRODUCT.name.ilike(pattern, escape="\\"), NAME_BONUS), else_=0.0)
+    name_typed = PRODUCT.name.ilike(pattern, escape="\\")
+    sku_typed = PRODUCT.sku.ilike(pattern, escape="\\")
+    in_sku = sa.case((sku_typed, SKU_BONUS), else_=0.0)
+    in_name = sa.case((name_typed, NAME_BONUS), else_=0.0)
     if not on_postgresql():
         in_description = sa.case((PRODUCT.description.ilike(pattern, escape="\\"), 0.1), else_=0.0)
         return sa.type_coerce(in_sku + in_name + in_description, sa.Float())
     words = _words_query(q)
-    rank: sa.ColumnElement[Any] = (
-        sa.cast(sa.func.ts_rank(_document(), _tsquery(words)), postgresql.DOUBLE_PRECISION())
-        if words
-        else sa.literal(0.0, type_=postgresql.DOUBLE_PRECISION())
-    )
-    return sa.type_coerce(rank + in_sku + in_name, sa.Float())
+    rank: sa.ColumnElement[Any] = sa.literal(0.0, type_=postgresql.DOUBLE_PRECISION())
+    name_hit: sa.ColumnElement[bool] = name_typed
+    sku_hit: sa.ColumnElement[bool] = sku_typed
+    if words:
+        query = _tsquery(words)
+        rank = sa.cast(sa.func.ts_rank(_document(), query), postgresql.DOUBLE_PRECISION())
+        name_hit = sa.or_(_words_weighted("a").bool_op("@@")(query), name_typed)
+        sku_hit = sa.or_(_words_weighted("b").bool_op("@@")(query), sku_typed)
+    tier = sa.case((name_hit, 2 * TIER), (sku_hit, TIER), else_=0.0)
+    return sa.type_coerce(tier + rank + in_sku + in_name, sa.Float())
+
+
+def _words_weighted(weight: str) -> sa.ColumnElement[Any]:
+    """The words of the document with ``weight`` only (``a``: the name, ``b``: the SKU)."""
+    return sa.func.ts_filter(_document(), sa.literal_column(f"'{{{weight}}}'::\"char\"[]"), type_=postgresql.TSVECTOR())
 
 
 # --- related rows ------------------------------------------------------------------------------

@@ -7,10 +7,11 @@ held by shared caches (``Cache-Control: public``, revalidated through the ``ETag
 every use, so never stale); what staff see (inactive products too) is neither.
 See ``app.products.cache`` for why a cached answer is never stale.
 
-A public answer is cached under its request's path and query string as sent (a keyed
-hash of them). An entry therefore exists only for a request that was parsed, validated
-and answered, and it answers exactly that request again: ``early_answer`` serves an
-anonymous read from it before the request's arguments are parsed at all.
+A public answer is cached under its request's path and query arguments (Werkzeug's parse
+of the query string, in a canonical order: a keyed hash of them). An entry therefore
+exists only for a request that was validated and answered, and it answers exactly that
+request again: ``early_answer`` serves an anonymous read from it before the arguments
+are validated, or anything else is done for it.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from flask import Response, current_app, g, request
+from werkzeug.datastructures import MultiDict
 from werkzeug.http import parse_etags
 
 from app.db import db, read_outside_transaction
@@ -126,29 +129,22 @@ class Entry:
 
 
 def _request_key(kind: str) -> str:
-    """The cache key of this request's public answer: a hash of its path and its query
-    string in a canonical form (``canonical_query``), keyed with the app's secret (entries
-    of another ``SECRET_KEY``, whose cursors this app refuses, are never read)."""
-    environ = request.environ
-    query = canonical_query(environ.get("QUERY_STRING", ""))
-    raw = environ.get("PATH_INFO", "").encode("latin-1") + b"?" + query.encode("latin-1")
+    """The cache key of this request's public answer: a hash of its path and its arguments
+    in a canonical form (``canonical_query``), keyed with the app's secret (entries of
+    another ``SECRET_KEY``, whose cursors this app refuses, are never read)."""
+    query = canonical_query(request.args)
+    raw = request.environ.get("PATH_INFO", "").encode("latin-1") + b"?" + query.encode()
     digest = hashlib.blake2b(raw, key=_key_secret(current_app.config["SECRET_KEY"]), digest_size=16)
     return f"{kind}:{digest.hexdigest()}"
 
 
-def canonical_query(query: str) -> str:
-    """A query string as its arguments read, whatever its spelling: parameters in name order
-    (a repeated one keeps its values' order), no empty ``&&`` segments, ``name`` as
-    ``name=``, escapes decoded where they stand for plain characters. Spellings of one
-    request share an entry: ``?a=1&b=2``, ``?b=2&a=1&&``, ``?%61=1&b=2`` are one answer,
-    kept once, not once per spelling a client makes up."""
-    if "%" not in query and "+" not in query:  # nothing to decode: the common case, cheaply
-        parts = [part if "=" in part else part + "=" for part in query.split("&") if part]
-        parts.sort(key=lambda part: part.partition("=")[0])
-        return "&".join(parts)
-    pairs = parse_qsl(query, keep_blank_values=True, encoding="latin-1")
-    pairs.sort(key=lambda pair: pair[0])
-    return urlencode(pairs, encoding="latin-1")
+def canonical_query(args: MultiDict[str, str]) -> str:
+    """The query arguments as the view reads them (Werkzeug's parse of the query string),
+    written one way: by name, each name's values in their order. Every spelling of one
+    request (``?a=1&b=2``, ``?b=2&a=1&&``, ``?%61=1&b=2``) is one key, so one entry, not
+    one per spelling a client makes up; requests the view reads differently never share
+    one."""
+    return urlencode(sorted(args.items(multi=True), key=itemgetter(0)))
 
 
 @functools.lru_cache(maxsize=4)
@@ -252,7 +248,7 @@ def _answer(rendered: Rendered, public: bool, if_none_match: str | None) -> Answ
 
 def _stock_dependent() -> bool:
     """Whether the list asked for depends on stock (filtered on it); read from the query
-    string as sent, so that the early answer and the view agree."""
+    arguments as parsed, so that the early answer and the view agree."""
     return "in_stock" in request.args
 
 
@@ -271,9 +267,9 @@ EARLY_KINDS = {
 def early_answer() -> Answer | None:
     """The cached answer to an anonymous GET of the catalog, or None (the view answers).
 
-    An entry is keyed by the request's path and query string as sent, and exists only if
-    the view answered exactly that request for the public under the current generation:
-    its arguments were valid then, and are now. Nothing is parsed, no token is checked
+    An entry is keyed by the request's path and query arguments, and exists only if the
+    view answered a request with exactly those for the public under the current
+    generation: its arguments were valid then, and are now. Nothing is validated, no token is checked
     (there is none), no body is built. A miss is remembered for the view, which then
     needs no second lookup. Requests with credentials (an ``Authorization`` header, the
     dashboard's session cookie) always go to the view: who they are decides what they see.

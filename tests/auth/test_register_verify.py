@@ -92,12 +92,15 @@ def test_registering_an_existing_email_looks_the_same_and_mails_the_owner(
     assert login(client, "taken@example.com", owner.password).status_code == 200
 
 
-def test_an_expired_verification_link_is_replaced_by_registering_again(
+def test_an_unverified_address_registered_again_gets_a_link_that_takes_the_account_over(
     app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
 ) -> None:
-    """The verify page says how to get a new link: register again. The owner's mail then
-    carries one (it goes to the address it verifies); the first link stays dead."""
-    assert register(client, email="late@example.com").status_code == 201
+    """The verify page says how to go on when its link expired: register again. The owner's
+    mail then carries a link to choose the password: spending it verifies the address and
+    ends the sessions of whoever registered it first (a stranger, perhaps, who knows the
+    old password and keeps nothing)."""
+    assert register(client, email="late@example.com").status_code == 201  # a stranger's password
+    stranger = json_of(login(client, "late@example.com"))["data"]
     run_jobs()
     first = mailbox.token_for("late@example.com")
     with app.app_context():
@@ -110,10 +113,14 @@ def test_an_expired_verification_link_is_replaced_by_registering_again(
     run_jobs()
     [notice] = mailbox.to("late@example.com")
     assert "already has an account" in mailbox.text_of(notice)
-    second = mailbox.token_for("late@example.com")
-    assert second != first
-    assert client.post("/api/v1/auth/verify-email", json={"token": second}).status_code == 204
-    tokens = json_of(login(client, "late@example.com"))["data"]  # the first password: nothing else changed
+    assert "/account/reset-password?token=" in mailbox.text_of(notice)
+    token = mailbox.token_for("late@example.com")
+    reset = client.post("/api/v1/auth/password/reset", json={"token": token, "password": "Owners-Passphrase-9"})
+    assert reset.status_code == 204
+    response = client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {stranger['access_token']}"})
+    assert response.status_code == 401  # the stranger's session ended
+    assert login(client, "late@example.com").status_code == 401  # and the old password
+    tokens = json_of(login(client, "late@example.com", "Owners-Passphrase-9"))["data"]
     me = json_of(client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}))
     assert me["data"]["email_verified_at"].endswith("Z")
 

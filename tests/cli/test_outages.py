@@ -7,8 +7,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from app.mail import service as mail_service
 from app.mail.models import OutboxMail
 from tests.conftest import _service_environ
 from tests.factories import create_user
+from tests.support.services import redis_at, unreachable_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 FLASK = os.path.join(os.path.dirname(sys.executable), "flask")
@@ -72,21 +71,6 @@ def test_an_email_taken_while_create_admin_ran_is_a_clean_refusal(app: Flask, mo
     assert "argon2" not in result.output and "Traceback" not in result.output
 
 
-@contextmanager
-def _redis_unreachable(app: Flask) -> Iterator[None]:
-    import redis
-    from rq import Queue
-
-    state = app.extensions[redis_queues.key]
-    saved = state.connection, state.queues
-    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
-    state.connection, state.queues = dead, {name: Queue(name, connection=dead) for name in saved[1]}
-    try:
-        yield
-    finally:
-        state.connection, state.queues = saved
-
-
 def _failed_mail(app: Flask) -> uuid.UUID:
     user = create_user(app, email="mailed@example.com")
     with app.app_context():
@@ -109,7 +93,7 @@ def _failed_mail(app: Flask) -> uuid.UUID:
 @pytest.mark.parametrize("args", [["mail", "relay"], ["mail", "retry-failed"]])
 def test_mail_commands_refuse_to_report_success_while_redis_is_down(app: Flask, args: list[str]) -> None:
     mail_id = _failed_mail(app)
-    with _redis_unreachable(app):
+    with redis_at(app, unreachable_redis()):
         result = app.test_cli_runner().invoke(args=args)
     assert result.exit_code == 1, result.output
     assert "Redis is unreachable" in result.output and "nothing was changed" in result.output

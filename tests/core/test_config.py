@@ -111,10 +111,12 @@ def test_a_mail_url_no_backend_reads_is_refused_at_start() -> None:
         "smtp://mail.example:25?starttls=maybe",
         "smtp://mail.example:25?tls=true",
         "smtp://mail.example:25/path",
+        "smtp://user:s3cr#t@mail.example:25",  # an unescaped "#": the rest reads as a fragment
     )
     for url in bad:
-        with pytest.raises(ConfigError, match="MAIL_URL must be console or smtp"):
+        with pytest.raises(ConfigError, match="MAIL_URL must be console or smtp") as refused:
             get_config(environ={**PRODUCTION_ENV, "MAIL_URL": url})
+        assert "s3cr" not in str(refused.value)  # the password is never shown
     good = (
         "console",
         "smtp://mail.example:25",

@@ -15,7 +15,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -34,6 +33,7 @@ from tests.factories import AuthedUser
 from tests.orders.conftest import ADDRESS
 from tests.products.builders import CATEGORIES, PRODUCTS, make_category, make_product
 from tests.support.processes import http, start_gunicorn, stop
+from tests.support.services import redis_at, unreachable_redis
 from tests.support.sql import count_selects
 
 pytestmark = pytest.mark.services
@@ -222,18 +222,9 @@ def test_a_sale_while_redis_is_down_is_committed_and_its_unsent_changes_are_logg
 ) -> None:
     """Redis unreachable after the commit: the order stands (201, stock taken), the mail
     waits in the outbox for the relay, and the log says the cache was not told."""
-    import redis
-    from rq import Queue
-
     product_id = make_product(app, name="Mug", stock=4)
-    state = app.extensions[redis_queues.key]
-    saved = state.connection, state.queues
-    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
-    state.connection, state.queues = dead, {name: Queue(name, connection=dead) for name in saved[1]}
-    try:
+    with redis_at(app, unreachable_redis()):
         _order(client, customer, product_id, 1)
-    finally:
-        state.connection, state.queues = saved
     with app.app_context():
         product = db.session.get(Product, uuid.UUID(product_id))
         assert product is not None and product.stock == 3
@@ -315,20 +306,6 @@ def test_a_rolled_back_write_changes_nothing(app: Flask) -> None:
         assert redis_queues.connection.get(cache.GENERATION_KEY) == before
 
 
-@contextmanager
-def _redis_at(app: Flask, connection: Any) -> Iterator[None]:
-    """The suite's app talks to ``connection`` instead of its Redis (queues included)."""
-    from rq import Queue
-
-    state = app.extensions[redis_queues.key]
-    saved = state.connection, state.queues
-    state.connection, state.queues = connection, {name: Queue(name, connection=connection) for name in saved[1]}
-    try:
-        yield
-    finally:
-        state.connection, state.queues = saved
-
-
 def test_a_write_while_redis_is_down_is_seen_by_every_process_once_redis_is_back(
     app: Flask,
     client: FlaskClient,
@@ -341,8 +318,6 @@ def test_a_write_while_redis_is_down_is_seen_by_every_process_once_redis_is_back
     new price and the sold-out stock as soon as Redis is back (it served them from its
     cache for CATALOG_CACHE_TTL before), and the writing process reads the database until
     then (its cache would show the past again the moment Redis answers)."""
-    import redis
-
     monkeypatch.setattr(cache, "RETRY_SECONDS", 2.0)  # time to look before the retry
     product_id = make_product(app, name="Mug", price=Decimal("5.00"), stock=1)
     path = f"{PRODUCTS}/{product_id}"
@@ -350,7 +325,7 @@ def test_a_write_while_redis_is_down_is_seen_by_every_process_once_redis_is_back
     _warm(reader, path)
     _warm(reader, listed_in_stock)
     assert client.get(path).status_code == 200 and client.get(path).status_code == 200
-    with _redis_at(app, redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)):
+    with redis_at(app, unreachable_redis()):
         assert client.patch(path, json={"price": "6.00"}, headers=staff.headers).status_code == 200
         _order(client, customer, product_id, 1)  # the last one
     assert cache._unpublished.pending
@@ -401,7 +376,7 @@ def test_a_stalled_redis_holds_a_list_read_up_once_not_once_per_lookup(app: Flas
     product_id = make_product(app, name="Mug")
     stalled = _StalledRedis()
     try:
-        with _redis_at(app, stalled.client()):
+        with redis_at(app, stalled.client()):
             assert client.get(f"{PRODUCTS}/{product_id}").status_code == 200  # one lookup
             per_lookup = stalled.connections
             assert per_lookup >= 1

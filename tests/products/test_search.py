@@ -58,6 +58,17 @@ def test_a_name_match_ranks_above_a_sku_match_above_a_description_match(app: Fla
 
 
 @pytest.mark.services
+def test_a_name_matching_by_word_form_ranks_above_a_sku_holding_the_query(app: Flask, client: FlaskClient) -> None:
+    """``kettles`` is in the SKU as typed and in the name only as a word form: the name
+    still ranks first."""
+    make_product(app, name="Plain thing", sku="KETTLES-2", description="Nothing to see")
+    make_product(app, name="Electric Kettle", sku="EK-1", description="Nothing to see")
+    make_product(app, name="Tea tray", sku="TT-1", description="Carries kettles")
+    assert names(client, "q=kettles") == ["Electric Kettle", "Plain thing", "Tea tray"]
+    assert names(client, "q=kettles&limit=1") == ["Electric Kettle"]
+
+
+@pytest.mark.services
 def test_postgresql_finds_word_forms_and_word_beginnings(app: Flask, client: FlaskClient) -> None:
     _catalog(app)
     make_product(app, name="Batteries, pack of 4", sku="BT-4", description="For the remote")

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import redis
 import sqlalchemy as sa
@@ -105,3 +106,24 @@ def private_redis() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+@contextmanager
+def redis_at(app: Any, connection: redis.Redis) -> Iterator[None]:
+    """The app talks to ``connection`` instead of its Redis, its RQ queues included."""
+    from rq import Queue
+
+    from app.extensions import redis_queues
+
+    state = app.extensions[redis_queues.key]
+    saved = state.connection, state.queues
+    state.connection, state.queues = connection, {name: Queue(name, connection=connection) for name in saved[1]}
+    try:
+        yield
+    finally:
+        state.connection, state.queues = saved
+
+
+def unreachable_redis() -> redis.Redis:
+    """A client of a port nothing listens on: each command fails at once."""
+    return redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
