@@ -96,3 +96,21 @@ def test_what_the_dashboard_does_not_hold_is_not_found_not_an_error(app: Flask, 
         assert json_of(response)["error"]["code"] == "NOT_FOUND"
     else:
         assert response.mimetype == "text/html" and "No such job" in response.get_data(as_text=True)
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("error", [KeyError("k"), ValueError("v"), ZeroDivisionError()])
+def test_outside_the_dashboard_such_errors_stay_internal_errors(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    """The dashboard's not-found mapping is the dashboard's alone: the same exceptions
+    anywhere else are what any unexpected error is (logged, the 500 envelope)."""
+    from app.products import reads
+
+    def broken(**kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(reads, "list_categories", broken)
+    response = client.get("/api/v1/categories")
+    assert response.status_code == 500
+    assert json_of(response)["error"]["code"] == "INTERNAL_ERROR"
