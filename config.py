@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
 BASE_DIR = Path(__file__).resolve().parent
 
@@ -38,17 +40,71 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
-def _check_mail_url(url: str) -> None:
-    """``MAIL_URL`` as the mail backend reads it (app.mail.backends), checked whole at start:
-    a mistake is found now, not by every mail job failing later. The message never shows
-    the URL's password."""
-    from app.mail.backends import backend_for  # here: the app package imports this module
+@dataclass(frozen=True)
+class SMTPSettings:
+    """What ``smtp://user:pass@host:587?starttls=true&timeout=10`` (or ``smtps://…``) says."""
 
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    use_ssl: bool
+    starttls: bool
+    timeout: float
+
+
+_TRUE = frozenset({"1", "true", "yes"})
+_FALSE = frozenset({"0", "false", "no"})
+
+
+def smtp_settings(url: str) -> SMTPSettings:
+    """The settings of an ``smtp://`` or ``smtps://`` URL; ValueError saying what is wrong
+    with it. The one reading of ``MAIL_URL``: checked here at start, used by the mail
+    backend (app.mail.backends) for every delivery."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ValueError(f"its scheme is {parts.scheme!r}")
+    if not parts.hostname or parts.path not in ("", "/") or parts.fragment:
+        raise ValueError("it needs a host, and nothing after it but options")
     try:
-        backend_for(url)
+        port = parts.port
+    except ValueError:
+        raise ValueError("its port is not a port number") from None
+    options = {name: values[-1] for name, values in parse_qs(parts.query, keep_blank_values=True).items()}
+    unknown = sorted(set(options) - {"starttls", "timeout"})
+    if unknown:
+        raise ValueError(f"unknown option {', '.join(unknown)} (starttls and timeout are known)")
+    starttls = options.get("starttls", "false").lower()
+    if starttls not in _TRUE | _FALSE:
+        raise ValueError("starttls must be true or false")
+    try:
+        timeout = float(options.get("timeout", "10"))
+    except ValueError:
+        timeout = 0.0
+    if not 0 < timeout <= 600:
+        raise ValueError("timeout must be seconds, more than 0 and at most 600")
+    use_ssl = parts.scheme == "smtps"
+    return SMTPSettings(
+        host=parts.hostname,
+        port=port or (465 if use_ssl else 25),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        use_ssl=use_ssl,
+        starttls=starttls in _TRUE,
+        timeout=timeout,
+    )
+
+
+def _check_mail_url(url: str) -> None:
+    """``MAIL_URL`` checked whole at start: a mistake is found now, not by every mail job
+    failing later. The message never shows the URL's user or password."""
+    if url == "console" or urlsplit(url).scheme == "console":
+        return
+    try:
+        smtp_settings(url)
     except ValueError as exc:
         scheme, separator, rest = url.partition("://")
-        shown = f"{scheme}{separator}…@{rest.rpartition('@')[2]}" if "@" in rest else url  # no user, no password
+        shown = f"{scheme}{separator}…@{rest.rpartition('@')[2]}" if "@" in rest else url
         raise ConfigError(
             f"MAIL_URL must be console or smtp(s)://[user:password@]host[:port][?starttls=…&timeout=…]; "
             f"{shown!r} cannot be used: {exc}"

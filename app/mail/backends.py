@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from typing import Protocol
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import urlsplit
+
+from config import smtp_settings
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +56,6 @@ class ConsoleBackend:
         log.info("mail to %s: %s\n%s", mail.to, mail.subject, mail.text_body, extra={"mail_to": mail.to})
 
 
-_TRUE = frozenset({"1", "true", "yes"})
-_FALSE = frozenset({"0", "false", "no"})
-
-
 @dataclass(frozen=True)
 class SMTPBackend:
     """``smtp://user:pass@host:587?starttls=true`` or ``smtps://user:pass@host:465``."""
@@ -72,38 +70,8 @@ class SMTPBackend:
 
     @classmethod
     def from_url(cls, url: str) -> SMTPBackend:
-        """The backend ``url`` names; ValueError saying what is wrong with it (config.py
-        checks ``MAIL_URL`` with this at start)."""
-        parts = urlsplit(url)
-        if not parts.hostname or parts.path not in ("", "/") or parts.fragment:
-            raise ValueError("it needs a host, and nothing after it but options")
-        try:
-            port = parts.port
-        except ValueError:
-            raise ValueError("its port is not a port number") from None
-        options = {name: values[-1] for name, values in parse_qs(parts.query, keep_blank_values=True).items()}
-        unknown = sorted(set(options) - {"starttls", "timeout"})
-        if unknown:
-            raise ValueError(f"unknown option {', '.join(unknown)} (starttls and timeout are known)")
-        starttls = options.get("starttls", "false").lower()
-        if starttls not in _TRUE | _FALSE:
-            raise ValueError("starttls must be true or false")
-        try:
-            timeout = float(options.get("timeout", "10"))
-        except ValueError:
-            timeout = 0.0
-        if not 0 < timeout <= 600:
-            raise ValueError("timeout must be seconds, more than 0 and at most 600")
-        use_ssl = parts.scheme == "smtps"
-        return cls(
-            host=parts.hostname,
-            port=port or (465 if use_ssl else 25),
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-            use_ssl=use_ssl,
-            starttls=starttls in _TRUE,
-            timeout=timeout,
-        )
+        """The backend ``url`` names (read by config.smtp_settings: ValueError if wrong)."""
+        return cls(**asdict(smtp_settings(url)))
 
     def send(self, mail: Mail) -> None:
         context = ssl.create_default_context()

@@ -134,3 +134,16 @@ def test_postgresql_connections_give_up_after_the_connect_timeout() -> None:
     with pytest.raises(ConfigError, match="DATABASE_CONNECT_TIMEOUT"):
         get_config(environ={**PRODUCTION_ENV, "DATABASE_CONNECT_TIMEOUT": "0"})
     assert "connect_args" not in DevelopmentConfig({}).SQLALCHEMY_ENGINE_OPTIONS  # SQLite: a file, no timeout
+
+
+def test_reading_the_config_imports_nothing_of_the_app() -> None:
+    """gunicorn.conf.py reads the config before it sets up Prometheus' multiprocess mode,
+    which must happen before the app (and prometheus_client) is imported: a config that
+    imported the app left /metrics without any worker's requests."""
+    script = (
+        "import sys, config\n"
+        f"config.get_config(environ={dict(PRODUCTION_ENV)!r})\n"
+        "loaded = sorted(m for m in sys.modules if m == 'app' or m.startswith('app.') or m.startswith('prometheus'))\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).resolve().parents[2], timeout=60)
