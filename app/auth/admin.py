@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from app.auth import service
 from app.auth.permissions import per_email, per_ip
 from app.auth.schemas import LoginSchema
-from app.errors import DomainError
+from app.errors import DomainError, ServiceUnavailable
 from app.security import client_ip
 from app.urls import public_base_url
 from app.users.models import User
@@ -89,6 +89,12 @@ def _page(message: str | None = None, status: int = 200, headers: dict[str, str]
 def _too_many(error: TooManyRequests) -> Response:
     """A browser gets the sign-in page saying so, not the API's JSON."""
     return _page("Too many attempts from here in a short time. Wait a minute, then try again.", 429)
+
+
+@bp.errorhandler(ServiceUnavailable)
+def _unavailable(error: ServiceUnavailable) -> Response:
+    """The sign-in page too when a service it needs is down (the rate limits' storage)."""
+    return _page(error.message, 503, error.headers)
 
 
 @bp.get("/login")

@@ -21,7 +21,7 @@ from app.auth import recovery
 from app.auth.permissions import email_limit, per_form_ip
 from app.auth.schemas import ForgotPasswordSchema
 from app.db import db
-from app.errors import ValidationFailed
+from app.errors import ServiceUnavailable, ValidationFailed
 
 bp = Blueprint("account", __name__, url_prefix="/account", template_folder="templates")
 
@@ -60,6 +60,14 @@ def _too_many(error: TooManyRequests) -> Response:
         title="Too many attempts",
         message="Too many attempts from here in a short time. Wait a minute, then open the link again.",
     )
+
+
+@bp.errorhandler(ServiceUnavailable)
+def _unavailable(error: ServiceUnavailable) -> Response:
+    """A page too when a service these pages need is down (the rate limits' storage)."""
+    response = _page("done.html", status=503, title="Try again shortly", message=error.message)
+    response.headers.update(error.headers)
+    return response
 
 
 def _messages(error: ValidationFailed, field: str) -> list[str]:

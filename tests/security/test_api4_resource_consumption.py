@@ -178,6 +178,10 @@ register = client.post("/api/v1/auth/register", json={"email": "n@example.com", 
 out["register"] = register.status_code
 products = client.get("/api/v1/products")
 out["products"] = [products.status_code, dict(products.headers)]
+page = client.post("/account/reset-password", data={"email": user.email})
+out["page"] = [page.status_code, page.mimetype, page.headers.get("Retry-After")]
+signin = client.post("/admin/login", data={"email": user.email, "password": user.password})
+out["signin"] = [signin.status_code, signin.mimetype, signin.headers.get("Retry-After")]
 me = client.get("/api/v1/users/me", headers={"Authorization": "Bearer " + user.access_token})
 out["me"] = me.status_code
 out["metrics"] = client.get("/metrics").get_data(as_text=True)
@@ -196,7 +200,10 @@ def test_with_the_limit_storage_down_auth_fails_closed_and_the_rest_serves(app: 
     status, headers = out["products"]
     assert status == 200 and "X-RateLimit-Limit" not in headers
     assert out["me"] == 200
-    assert 'ratelimit_storage_errors_total{outcome="refused"} 2.0' in out["metrics"]
+    # The pages browsers use say so in a page (the API's JSON before).
+    for status, mimetype, retry_after in (out["page"], out["signin"]):
+        assert (status, mimetype) == (503, "text/html") and retry_after.isdigit()
+    assert 'ratelimit_storage_errors_total{outcome="refused"} 4.0' in out["metrics"]
     assert 'ratelimit_storage_errors_total{outcome="served_unlimited"}' in out["metrics"]
     assert "rate-limit storage unreachable" in out["_stdout"]
 
