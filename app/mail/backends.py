@@ -11,7 +11,7 @@ from email.utils import formatdate, make_msgid, parseaddr
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from config import smtp_settings
+from config import SMTPSettings, smtp_settings
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +57,9 @@ class ConsoleBackend:
 
 
 @dataclass(frozen=True)
-class SMTPBackend:
-    """``smtp://user:pass@host:587?starttls=true`` or ``smtps://user:pass@host:465``."""
-
-    host: str
-    port: int
-    username: str | None
-    password: str | None
-    use_ssl: bool
-    starttls: bool
-    timeout: float = 10.0
+class SMTPBackend(SMTPSettings):
+    """``smtp://user:pass@host:587?starttls=true`` or ``smtps://user:pass@host:465``: the
+    settings config.smtp_settings reads from ``MAIL_URL``, and a way to send with them."""
 
     @classmethod
     def from_url(cls, url: str) -> SMTPBackend:
