@@ -95,6 +95,12 @@ def smtp_settings(url: str) -> SMTPSettings:
     )
 
 
+def _check_redis_url(name: str, url: str) -> None:
+    """A Redis URL redis-py can connect to (``redis://``, ``rediss://``, ``unix://``)."""
+    if urlsplit(url).scheme not in {"redis", "rediss", "unix"}:
+        raise ConfigError(f"{name} must be a redis://, rediss:// or unix:// URL")
+
+
 def _check_mail_url(url: str) -> None:
     """``MAIL_URL`` checked whole at start: a mistake is found now, not by every mail job
     failing later. The message never shows the URL's user or password."""
@@ -259,7 +265,15 @@ class Config:
         self.ORDER_MAX_PENDING = _int(env, "ORDER_MAX_PENDING", 3)
         # The catalog's read cache (app/products/cache.py) lives in Redis: it is on whenever
         # REDIS_URL is set, unless CATALOG_CACHE=off; entries expire after the TTL anyway.
+        # CATALOG_CACHE_URL: a Redis of its own for it (one with an eviction policy, which
+        # the queues' Redis must not have); REDIS_URL's by default.
         self.CATALOG_CACHE = _bool(env.get("CATALOG_CACHE"), default=True)
+        cache_url = env.get("CATALOG_CACHE_URL") or None
+        if cache_url is not None:
+            _check_redis_url("CATALOG_CACHE_URL", cache_url)
+            if self.REDIS_URL is None:
+                raise ConfigError("CATALOG_CACHE_URL needs REDIS_URL (without it nothing is cached)")
+        self.CATALOG_CACHE_URL: str | None = cache_url or self.REDIS_URL
         self.CATALOG_CACHE_TTL = _int(env, "CATALOG_CACHE_TTL", 600)
         if self.CATALOG_CACHE_TTL < 1:
             raise ConfigError(f"CATALOG_CACHE_TTL must be at least 1 (seconds), got {self.CATALOG_CACHE_TTL}")
@@ -326,6 +340,7 @@ class TestingConfig(Config):
         overrides["DATABASE_URL"] = env.get("TEST_DATABASE_URL") or self.default_database_url()
         overrides["REDIS_URL"] = env.get("TEST_REDIS_URL") or ""
         overrides.pop("RATELIMIT_STORAGE_URI", None)
+        overrides["CATALOG_CACHE_URL"] = env.get("TEST_CATALOG_CACHE_URL") or ""
         overrides.setdefault("MAIL_URL", "console")
         # Cheap hashing keeps the suite fast; production defaults stay in Config.
         overrides.setdefault("ARGON2_TIME_COST", "1")

@@ -26,27 +26,37 @@ class RedisState:
     connection: redis.Redis
     queues: dict[str, Queue]
     in_process: bool
+    catalog_cache: redis.Redis
+
+
+def _connect(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
 
 
 class RedisQueues:
-    """The Redis connection and the RQ queues.
+    """The Redis connections: the app's (queues, JWT blocklist) with its RQ queues, and the
+    catalog cache's.
 
     With ``REDIS_URL`` unset (the embedded default) the connection is an in-process
     stand-in (fakeredis) and the queues run each job in-process when it is enqueued, so
     a laptop needs no Redis; with it set, jobs go to real workers. Nothing else changes.
+    The catalog cache uses the same connection unless ``CATALOG_CACHE_URL`` names another
+    Redis (``separate_catalog_cache``).
     """
 
     key = "storefront.redis"
 
     def init_app(self, app: Flask) -> None:
         url: str | None = app.config.get("REDIS_URL")
-        connection: redis.Redis
-        if url:
-            connection = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
-        else:
-            connection = fakeredis.FakeRedis()
+        connection: redis.Redis = _connect(url) if url else fakeredis.FakeRedis()
         queues = {name: Queue(name, connection=connection, is_async=bool(url)) for name in QUEUE_NAMES}
-        app.extensions[self.key] = RedisState(connection=connection, queues=queues, in_process=not url)
+        cache_url: str | None = app.config.get("CATALOG_CACHE_URL")
+        # The same connection when it is the same Redis: the cache's writes after a commit
+        # then go in the jobs' round trip.
+        catalog_cache = _connect(cache_url) if cache_url and cache_url != url else connection
+        app.extensions[self.key] = RedisState(
+            connection=connection, queues=queues, in_process=not url, catalog_cache=catalog_cache
+        )
 
     @property
     def _state(self) -> RedisState:
@@ -60,6 +70,15 @@ class RedisQueues:
     @property
     def in_process(self) -> bool:
         return self._state.in_process
+
+    @property
+    def catalog_cache(self) -> redis.Redis:
+        """The catalog cache's Redis (``CATALOG_CACHE_URL``, else the app's)."""
+        return self._state.catalog_cache
+
+    @property
+    def separate_catalog_cache(self) -> bool:
+        return self._state.catalog_cache is not self._state.connection
 
     def queue(self, name: str) -> Queue:
         return self._state.queues[name]

@@ -46,6 +46,10 @@ def _ping_redis() -> None:
     redis_queues.connection.ping()
 
 
+def _ping_catalog_cache() -> None:
+    redis_queues.catalog_cache.ping()
+
+
 @bp.get("/health/live")
 @limiter.exempt
 def live() -> dict[str, str]:
@@ -56,13 +60,17 @@ def live() -> dict[str, str]:
 @bp.get("/health/ready")
 @limiter.exempt
 def ready() -> tuple[dict[str, Any], int]:
-    """Every dependency answers: 200, else 503 naming the failing check."""
+    """Every dependency answers: 200, else 503 naming the failing check. A catalog cache of
+    its own (``CATALOG_CACHE_URL``) is checked too, but its failure is not: catalog reads
+    then go to the database."""
     checks = {
         "database": _check(_ping_database),
         # REDIS_URL unset: pinging the in-process stand-in would prove nothing.
         "redis": {"status": NOT_CONFIGURED} if redis_queues.in_process else _check(_ping_redis),
     }
     healthy = all(c["status"] in {"ok", NOT_CONFIGURED} for c in checks.values())
+    if redis_queues.separate_catalog_cache:
+        checks["catalog_cache"] = _check(_ping_catalog_cache)
     return {"status": "ok" if healthy else "unavailable", "checks": checks}, 200 if healthy else 503
 
 

@@ -101,7 +101,11 @@ def enqueue_now(job: PendingJob) -> bool:
 
 class RedisWrites(Protocol):
     """Redis commands a commit leaves to send besides its jobs (the catalog cache's
-    changes): they go in the same round trip as the jobs (``send_after_commit``)."""
+    changes): they go in the same round trip as the jobs (``send_after_commit``) when
+    they go to the same Redis."""
+
+    def redis(self) -> Redis:
+        """The connection the commands go to."""
 
     def queue(self, pipe: Pipeline) -> None:
         """Add the commands to ``pipe``."""
@@ -134,10 +138,10 @@ def _send_to_redis(jobs: list[PendingJob], writes: Sequence[RedisWrites]) -> boo
         for enqueue in enqueues:
             enqueue.alone()
         return all(enqueue.taken for enqueue in enqueues)
-    # The queues share the app's connection: one pipeline, unless one was given its own.
+    # One pipeline per connection: one round trip when the queues and the writes share one.
     rounds: dict[int, _Round] = {}
-    owners: list[tuple[Redis, RedisWrites]] = [(redis_queues.connection, write) for write in writes]
-    owners += [(redis_queues.queue(enqueue.job.queue).connection, enqueue) for enqueue in enqueues]
+    owners: list[tuple[Redis, RedisWrites]] = [(write.redis(), write) for write in writes]
+    owners += [(enqueue.redis(), enqueue) for enqueue in enqueues]
     for connection, owner in owners:
         if id(connection) not in rounds:
             rounds[id(connection)] = _Round(connection.pipeline())
@@ -156,6 +160,10 @@ class _Enqueue:
 
     job: PendingJob
     taken: bool = True
+
+    def redis(self) -> Redis:
+        connection: Redis = redis_queues.queue(self.job.queue).connection
+        return connection
 
     def queue(self, pipe: Pipeline) -> None:
         _send(self.job, pipe)

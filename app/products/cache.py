@@ -45,6 +45,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, current_app, has_app_context
+from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import NoScriptError, RedisError
 from sqlalchemy.orm import Session, SessionTransaction
@@ -147,6 +148,9 @@ class _Changes:
     states: dict[str, State] = field(default_factory=dict)
     # States the writer already had (from its UPDATE … RETURNING): not read again.
     known: dict[str, State] = field(default_factory=dict)
+
+    def redis(self) -> Redis:
+        return redis_queues.catalog_cache
 
     def queue(self, pipe: Pipeline) -> None:
         """The commands that publish these changes (``_read_states`` has run)."""
@@ -472,7 +476,7 @@ def _scripts() -> dict[str, Any]:
     """The Lua scripts, registered once per connection (redis-py runs them by SHA)."""
     scripts: dict[str, Any] | None = current_app.extensions.get(SCRIPTS_KEY)
     if scripts is None:
-        connection = redis_queues.connection
+        connection = redis_queues.catalog_cache
         scripts = {
             "read": connection.register_script(_READ),
             "store_if_newer": connection.register_script(_STORE_IF_NEWER),
@@ -485,7 +489,7 @@ def _run_script(name: str, *, keys: Sequence[str], args: Sequence[str | int | by
     """Run a script by SHA, loading it again if Redis lost it (a restart, ``SCRIPT
     FLUSH``): what ``Script.__call__`` does, without its per-call steps (a tenth of a
     cached read's round trip)."""
-    connection = redis_queues.connection
+    connection = redis_queues.catalog_cache
     script = _scripts()[name]
     try:
         return connection.evalsha(script.sha, len(keys), *keys, *args)
@@ -498,7 +502,7 @@ def _run_pipeline(queue: Callable[[Pipeline], None]) -> None:
     """Send what ``queue`` puts in a pipeline in one round trip. If Redis lost the scripts
     (a restart, ``SCRIPT FLUSH``), load them and send it all again: every command queued
     here may run twice (they set values, and a new generation twice is one change)."""
-    connection = redis_queues.connection
+    connection = redis_queues.catalog_cache
     for attempt in (1, 2):
         pipe = connection.pipeline(transaction=False)
         queue(pipe)
@@ -514,7 +518,7 @@ def _run_pipeline(queue: Callable[[Pipeline], None]) -> None:
 
 def _establish(key: str) -> bytes:
     """The generation at ``key``, starting one if there is none."""
-    connection = redis_queues.connection
+    connection = redis_queues.catalog_cache
     connection.set(key, _new_token(), nx=True)
     value = _bytes(connection.get(key))
     if value is None:  # pragma: no cover - deleted between the two calls
@@ -555,7 +559,7 @@ def states(ids: Sequence[str]) -> list[State | None]:
     if not ids:
         return []
     try:
-        raw = redis_queues.connection.mget([STATE_PREFIX + i for i in ids])
+        raw = redis_queues.catalog_cache.mget([STATE_PREFIX + i for i in ids])
     except RedisError as exc:  # one line: an outage would write a traceback per read
         log.warning("catalog cache unavailable (%s); reading the database", exc)
         return [None] * len(ids)

@@ -136,6 +136,18 @@ def test_postgresql_connections_give_up_after_the_connect_timeout() -> None:
     assert "connect_args" not in DevelopmentConfig({}).SQLALCHEMY_ENGINE_OPTIONS  # SQLite: a file, no timeout
 
 
+def test_the_catalog_cache_may_have_a_redis_of_its_own() -> None:
+    assert PRODUCTION_ENV["REDIS_URL"] == ProductionConfig(PRODUCTION_ENV).CATALOG_CACHE_URL
+    own = {**PRODUCTION_ENV, "CATALOG_CACHE_URL": "rediss://cache.example:6380/0"}
+    assert ProductionConfig(own).CATALOG_CACHE_URL == "rediss://cache.example:6380/0"
+    with pytest.raises(ConfigError, match="CATALOG_CACHE_URL must be a redis://"):
+        ProductionConfig({**PRODUCTION_ENV, "CATALOG_CACHE_URL": "http://cache.example"})
+    # Without REDIS_URL (the embedded default) nothing is cached: a cache URL there is a mistake.
+    with pytest.raises(ConfigError, match="CATALOG_CACHE_URL needs REDIS_URL"):
+        DevelopmentConfig({"CATALOG_CACHE_URL": "redis://127.0.0.1:6379/3"})
+    assert DevelopmentConfig({}).CATALOG_CACHE_URL is None
+
+
 def test_reading_the_config_imports_nothing_of_the_app() -> None:
     """gunicorn.conf.py reads the config before it sets up Prometheus' multiprocess mode,
     which must happen before the app (and prometheus_client) is imported: a config that

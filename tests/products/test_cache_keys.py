@@ -64,7 +64,7 @@ def test_different_queries_stay_different_keys(one: str, other: str) -> None:
 
 def _entries(app: Flask) -> int:
     with app.app_context():
-        return sum(1 for _ in redis_queues.connection.scan_iter(match=cache.ENTRY_PREFIX + "*", count=1000))
+        return sum(1 for _ in redis_queues.catalog_cache.scan_iter(match=cache.ENTRY_PREFIX + "*", count=1000))
 
 
 @pytest.mark.services

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import redis
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
@@ -32,8 +33,8 @@ from tests.conftest import json_of
 from tests.factories import AuthedUser
 from tests.orders.conftest import ADDRESS
 from tests.products.builders import CATEGORIES, PRODUCTS, make_category, make_product
-from tests.support.processes import http, start_gunicorn, stop
-from tests.support.services import redis_at, unreachable_redis
+from tests.support.processes import http, start_gunicorn, stop, wait_until
+from tests.support.services import catalog_cache_at, private_redis, redis_at, unreachable_redis
 from tests.support.sql import count_selects
 
 pytestmark = pytest.mark.services
@@ -64,7 +65,7 @@ def _warm(reader: Callable[[str], Any], path: str) -> Any:
 
 
 def _entries() -> int:
-    return sum(1 for _ in redis_queues.connection.scan_iter(match=cache.ENTRY_PREFIX + "*"))
+    return sum(1 for _ in redis_queues.catalog_cache.scan_iter(match=cache.ENTRY_PREFIX + "*"))
 
 
 def test_the_reader_serves_from_the_cache(app: Flask, reader: Callable[[str], Any]) -> None:
@@ -142,7 +143,7 @@ def test_stock_from_an_order_and_a_cancel_is_seen_at_once_without_emptying_the_c
     for path in paths.values():
         _warm(reader, path)
     with app.app_context():
-        generation = redis_queues.connection.get(cache.GENERATION_KEY)
+        generation = redis_queues.catalog_cache.get(cache.GENERATION_KEY)
 
     def mug(path: str) -> dict[str, Any] | None:
         status, body = reader(path)
@@ -164,7 +165,7 @@ def test_stock_from_an_order_and_a_cancel_is_seen_at_once_without_emptying_the_c
 
     with app.app_context():
         # Sales renewed no generation: every page but the in-stock ones stayed cached.
-        assert redis_queues.connection.get(cache.GENERATION_KEY) == generation
+        assert redis_queues.catalog_cache.get(cache.GENERATION_KEY) == generation
 
 
 def test_after_a_sale_the_next_page_read_runs_no_sql(app: Flask, client: FlaskClient, customer: AuthedUser) -> None:
@@ -209,12 +210,12 @@ def test_a_sale_is_seen_after_redis_lost_the_caches_scripts(
     path = f"{PRODUCTS}/{product_id}"
     _warm(reader, path)
     with app.app_context():
-        redis_queues.connection.script_flush()
+        redis_queues.catalog_cache.script_flush()
     _order(client, customer, product_id, 1)
     status, body = reader(path)
     assert status == 200 and (body["data"]["stock"], body["data"]["version"]) == (3, 2)
     with app.app_context():
-        assert redis_queues.connection.get(cache.STATE_PREFIX + product_id).startswith(b"2|3|")
+        assert redis_queues.catalog_cache.get(cache.STATE_PREFIX + product_id).startswith(b"2|3|")
 
 
 def test_a_sale_while_redis_is_down_is_committed_and_its_unsent_changes_are_logged(
@@ -239,7 +240,7 @@ def test_a_cached_read_after_redis_lost_the_caches_scripts_is_still_served_from_
     make_product(app, stock=5)
     client.get(PRODUCTS)
     with app.app_context():
-        redis_queues.connection.script_flush()
+        redis_queues.catalog_cache.script_flush()
     with count_selects(app) as statements:
         response = client.get(PRODUCTS)
     assert response.status_code == 200 and json_of(response)["data"][0]["stock"] == 5
@@ -251,7 +252,7 @@ def test_a_state_redis_lost_is_read_from_the_database(app: Flask, client: FlaskC
     client.get(PRODUCTS)
     _order(client, customer, product_id, 1)
     with app.app_context():
-        redis_queues.connection.delete(cache.STATE_PREFIX + product_id)
+        redis_queues.catalog_cache.delete(cache.STATE_PREFIX + product_id)
     with count_selects(app) as statements:
         assert json_of(client.get(PRODUCTS))["data"][0]["stock"] == 4
     assert len(statements) == 1
@@ -299,11 +300,11 @@ def test_bulk_writes_that_call_catalog_changed_are_seen_at_once(app: Flask, read
 def test_a_rolled_back_write_changes_nothing(app: Flask) -> None:
     make_product(app)
     with app.app_context():
-        before = redis_queues.connection.get(cache.GENERATION_KEY)
+        before = redis_queues.catalog_cache.get(cache.GENERATION_KEY)
         db.session.execute(sa.update(Product).values(name="never"))
         catalog_changed()
         db.session.rollback()
-        assert redis_queues.connection.get(cache.GENERATION_KEY) == before
+        assert redis_queues.catalog_cache.get(cache.GENERATION_KEY) == before
 
 
 def test_a_write_while_redis_is_down_is_seen_by_every_process_once_redis_is_back(
@@ -340,6 +341,70 @@ def test_a_write_while_redis_is_down_is_seen_by_every_process_once_redis_is_back
     assert not cache._unpublished.pending
 
 
+def test_a_catalog_cache_of_its_own_holds_every_entry_and_is_never_stale(
+    app: Flask,
+    client: FlaskClient,
+    staff: AuthedUser,
+    customer: AuthedUser,
+    mailbox: Any,
+    run_jobs: Callable[[], int],
+    tmp_path: Any,
+) -> None:
+    """``CATALOG_CACHE_URL``: a second process configured with a Redis of its own for the
+    cache keeps its entries there (none in the queues' Redis), sees every kind of write of
+    a process that publishes there at once, and keeps serving (from the database) with its
+    readiness intact when that Redis is gone; the writes' jobs still reach the queues."""
+    product_id = make_product(app, name="Mug", price=Decimal("5.00"), stock=2)
+    item, listed = f"{PRODUCTS}/{product_id}", f"{PRODUCTS}?in_stock=true&sort=name"
+    with app.app_context():
+        queues_redis = redis_queues.connection
+        generation_there = queues_redis.get(cache.GENERATION_KEY)
+    proc = None
+    try:
+        with private_redis() as cache_url:
+            own_cache = redis.Redis.from_url(cache_url)
+            env = {"APP_ENV": "testing", "WEB_CONCURRENCY": "1", "RATELIMIT_ENABLED": "false"}
+            proc, base = start_gunicorn({**env, "TEST_CATALOG_CACHE_URL": cache_url}, tmp_path / "gunicorn.log")
+
+            def read(path: str) -> Any:
+                status, body = http("GET", base + path)
+                assert status == 200, body
+                return json.loads(body)
+
+            for path in (item, listed):
+                assert read(path) == read(path)
+            assert sum(1 for _ in own_cache.scan_iter(match=cache.ENTRY_PREFIX + "*")) >= 2
+            ready = read("/health/ready")
+            assert ready["checks"]["catalog_cache"]["status"] == "ok" and ready["checks"]["redis"]["status"] == "ok"
+
+            with catalog_cache_at(app, own_cache):
+                patched = client.patch(item, json={"price": "6.00"}, headers=staff.headers)
+                assert patched.status_code == 200, patched.get_data(as_text=True)
+                assert read(item)["data"]["price"] == "6.00"
+                _order(client, customer, product_id, 2)  # the last two: its mail job goes to the queues
+                assert (read(item)["data"]["stock"], read(item)["data"]["in_stock"]) == (0, False)
+                assert product_id not in [p["id"] for p in read(listed)["data"]]
+            with app.app_context():
+                assert queues_redis.get(cache.GENERATION_KEY) == generation_there  # nothing published there
+            assert not own_cache.keys("rq:*"), "jobs go to the queues' Redis only"
+
+            def mailed() -> bool:
+                run_jobs()  # (the suite's own worker may take it first)
+                return any(customer.email in str(message["To"]) for message in mailbox.messages)
+
+            wait_until(mailed, timeout=20, what="the order's mail, through the queues' Redis")
+            own_cache.close()
+        # The cache's Redis is gone: the instance stays ready, and serves from the database.
+        ready_status, ready_body = http("GET", base + "/health/ready")
+        assert ready_status == 200, ready_body
+        assert json.loads(ready_body)["checks"]["catalog_cache"]["status"] == "fail"
+        status, body = http("GET", base + item)
+        assert status == 200 and json.loads(body)["data"]["price"] == "6.00"
+    finally:
+        if proc is not None:
+            stop(proc)
+
+
 class _StalledRedis:
     """A server that takes connections and never answers (a Redis that hangs)."""
 
@@ -364,8 +429,6 @@ class _StalledRedis:
                 pass
 
     def client(self) -> Any:
-        import redis
-
         port = self.server.getsockname()[1]
         return redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.2, socket_connect_timeout=0.2)
 

@@ -110,18 +110,36 @@ def private_redis() -> Iterator[str]:
 
 @contextmanager
 def redis_at(app: Any, connection: redis.Redis) -> Iterator[None]:
-    """The app talks to ``connection`` instead of its Redis, its RQ queues included."""
+    """The app talks to ``connection`` instead of its Redis, its RQ queues included (and
+    its catalog cache, unless that has a Redis of its own)."""
     from rq import Queue
 
     from app.extensions import redis_queues
 
     state = app.extensions[redis_queues.key]
-    saved = state.connection, state.queues
+    saved = state.connection, state.queues, state.catalog_cache
+    shared_cache = state.catalog_cache is state.connection
     state.connection, state.queues = connection, {name: Queue(name, connection=connection) for name in saved[1]}
+    if shared_cache:
+        state.catalog_cache = connection
     try:
         yield
     finally:
-        state.connection, state.queues = saved
+        state.connection, state.queues, state.catalog_cache = saved
+
+
+@contextmanager
+def catalog_cache_at(app: Any, connection: redis.Redis) -> Iterator[None]:
+    """The app keeps its catalog cache in ``connection`` (as with ``CATALOG_CACHE_URL``)."""
+    from app.extensions import redis_queues
+
+    state = app.extensions[redis_queues.key]
+    saved = state.catalog_cache
+    state.catalog_cache = connection
+    try:
+        yield
+    finally:
+        state.catalog_cache = saved
 
 
 def unreachable_redis() -> redis.Redis:
