@@ -81,6 +81,8 @@ class RequestParser(FlaskParser):
             data = super().load_json(req, schema)
         except RecursionError as exc:  # nesting deeper than the decoder's stack
             raise BadRequest("Malformed JSON body: nested too deeply") from exc
+        except ValueError as exc:  # an integer of more digits than Python converts (not a JSONDecodeError)
+            raise BadRequest("Malformed JSON body: a number too long") from exc
         if data is webargs_core.missing:
             return {}
         if not isinstance(data, dict):

@@ -34,8 +34,12 @@ def _email_limit() -> str:
     return str(current_app.config["RATELIMIT_AUTH_EMAIL"])
 
 
+_FORMS = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
 def _submitted_email() -> object:
-    if request.mimetype == "application/x-www-form-urlencoded":
+    """The email a form (either encoding the pages read) or a JSON body sends."""
+    if request.mimetype in _FORMS:
         return request.form.get("email")
     body = request.get_json(silent=True)  # may raise on a pathological body: safe_key catches it
     return body.get("email") if isinstance(body, dict) else None

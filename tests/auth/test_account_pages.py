@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from limits import parse_many
 from werkzeug.test import TestResponse
 
 from tests.conftest import json_of
@@ -170,3 +171,25 @@ def test_opening_links_uses_no_budget_and_a_refused_form_is_a_page(app: Flask, c
     assert "Too many attempts" in refused.get_data(as_text=True)
     assert refused.headers["Retry-After"]
     assert_page_headers(refused)
+
+
+def test_the_reset_form_counts_per_email_in_either_form_encoding(
+    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
+) -> None:
+    """The per-email budget holds whichever encoding a browser (or a script) sends the form
+    in: multipart, which the view reads as well, is counted like urlencoded."""
+    user = create_user(app, role="customer")
+    limit = min(item.amount for item in parse_many(app.config["RATELIMIT_AUTH_EMAIL"]))
+    statuses = []
+    for i in range(limit + 3):
+        encoding = "multipart/form-data" if i % 2 else "application/x-www-form-urlencoded"
+        response = client.post(
+            "/account/reset-password",
+            data={"email": user.email},
+            content_type=encoding,
+            environ_base={"REMOTE_ADDR": f"203.0.113.{i + 1}"},
+        )
+        statuses.append(response.status_code)
+    assert statuses == [200] * limit + [429] * 3, statuses
+    run_jobs()
+    assert len([m for m in mailbox.messages if user.email in str(m["To"])]) <= limit

@@ -86,6 +86,16 @@ def test_deeply_nested_json_is_400(client: FlaskClient) -> None:
         assert_envelope(response, 400, "BAD_REQUEST")
 
 
+def test_a_number_too_long_for_python_is_400_not_500(client: FlaskClient) -> None:
+    # Python refuses to convert an integer of more than 4,300 digits (a ValueError, not a
+    # JSONDecodeError): malformed input all the same, anonymous endpoints included.
+    digits = "9" * 4301
+    for path in (WIDGETS, "/api/v1/auth/login", "/api/v1/auth/register"):
+        response = client.post(path, data='{"email": ' + digits + "}", content_type="application/json")
+        assert_envelope(response, 400, "BAD_REQUEST")
+    assert client.post(WIDGETS, data='{"name": ' + "9" * 4300 + "}", content_type="application/json").status_code == 422
+
+
 def test_nul_bytes_are_422_naming_the_field_or_404_in_a_path(client: FlaskClient) -> None:
     # PostgreSQL text cannot store NUL: refused up front, never a database error.
     error = assert_envelope(client.post(WIDGETS, json={"name": "a\u0000b", "price": "1.00"}), 422, "VALIDATION_ERROR")
