@@ -14,6 +14,7 @@ and the outage is logged (at most every 30 s per process).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from collections.abc import Callable
@@ -42,7 +43,18 @@ _last_logged = 0.0
 
 
 def ip_key() -> str:
-    return "ip:" + (client_ip() or "unknown")
+    """The client's address, as its limits count it: an IPv6 client by its /64 (the network
+    one subscriber gets, where a host may take any address it likes), an IPv4 one (an
+    IPv4-mapped IPv6 address too) by its address."""
+    address = client_ip()
+    if address is None:
+        return "ip:unknown"
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return f"ip:{ip.ipv4_mapped}"
+        return f"ip:{ipaddress.IPv6Network((ip, 64), strict=False)}"
+    return f"ip:{address}"
 
 
 def safe_key(key_func: Callable[[], str]) -> Callable[[], str]:

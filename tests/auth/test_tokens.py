@@ -370,3 +370,24 @@ def test_login_is_rate_limited_per_email_across_many_ips(
         LOGIN, json={**attempt, "email": "other@example.com"}, environ_base={"REMOTE_ADDR": "198.51.100.7"}
     )
     assert other.status_code == 401
+
+
+def test_an_ipv6_client_is_counted_by_its_64_whichever_address_it_takes(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host picks any of the 2^64 addresses of its network: per-IP limits count the /64,
+    so a fresh address per request gains nothing; another network has its own budget, and
+    an IPv4-mapped address counts as the IPv4 one."""
+    monkeypatch.setitem(app.config, "LOGIN_MAX_FAILURES", 1000)  # so that the lockout (423) cannot answer first
+    limit = min(item.amount for item in parse_many(app.config["RATELIMIT_AUTH_IP"]))
+
+    def attempt(address: str, n: int) -> int:
+        body = {"email": f"someone{n}@example.com", "password": "Wrong-Password-99"}
+        return client.post(LOGIN, json=body, environ_base={"REMOTE_ADDR": address}).status_code
+
+    statuses = [attempt(f"2001:db8:1:2:{n:x}::{n + 1:x}", n) for n in range(limit + 2)]
+    assert statuses == [401] * limit + [429] * 2, statuses
+    assert attempt("2001:db8:1:3::1", 999) == 401  # the next /64
+    for n in range(limit):
+        assert attempt("198.51.100.9", 2000 + n) == 401
+    assert attempt("::ffff:198.51.100.9", 3000) == 429
