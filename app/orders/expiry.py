@@ -20,7 +20,7 @@ from app.orders.models import Order, OrderStatus
 
 log = logging.getLogger(__name__)
 
-REASON = "payment_timeout"
+REASON = service.PAYMENT_TIMEOUT
 BATCH = 500
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.orm import selectinload
 
 from app.db import db, utcnow
@@ -62,9 +64,30 @@ def pay(*, principal: Principal, order_id: uuid.UUID) -> Order:
     order = _locked(principal, order_id)
     if not permissions.can_pay(principal, order):
         raise PermissionDenied("Only the customer who placed the order can pay for it")
+    if order.status == OrderStatus.PENDING.value and utcnow() >= payment_deadline(order):
+        # Its hold has run out (the clock cancels such orders within a minute, or later if
+        # it is held up): cancelled now as the clock would, never paid for stock it no
+        # longer holds.
+        _expire_locked(order, PAYMENT_TIMEOUT)
+        db.session.commit()
+        raise InvalidState(
+            f"The order was not paid within {_payment_minutes()} minutes: it is cancelled and its stock released"
+        )
     _transition(order, "pay", actor_id=principal.id, reason=None)
     db.session.commit()
     return order
+
+
+PAYMENT_TIMEOUT = "payment_timeout"  # the event reason of an order cancelled for want of payment
+
+
+def _payment_minutes() -> int:
+    return int(current_app.config["ORDER_PAYMENT_MINUTES"])
+
+
+def payment_deadline(order: Order) -> datetime:
+    """When an unpaid order's hold on its stock ends."""
+    return order.created_at + timedelta(minutes=_payment_minutes())
 
 
 def cancel(*, principal: Principal, order_id: uuid.UUID, reason: str | None) -> Order:
@@ -95,14 +118,19 @@ def expire(*, order_id: uuid.UUID, reason: str) -> bool:
         db.session.rollback()
         return False
     try:
-        _transition(order, "expire", actor_id=None, reason=reason)
+        _expire_locked(order, reason)
     except InvalidState:
         db.session.rollback()
         return False
-    restock(order)
-    _notify(order, "order_cancelled", reason="not paid in time")
     db.session.commit()
     return True
+
+
+def _expire_locked(order: Order, reason: str) -> None:
+    """Cancel a locked order left unpaid, and give its stock back (uncommitted)."""
+    _transition(order, "expire", actor_id=None, reason=reason)
+    restock(order)
+    _notify(order, "order_cancelled", reason="not paid in time")
 
 
 def restock(order: Order) -> None:

@@ -102,6 +102,31 @@ def test_the_clock_cancels_unpaid_orders_and_restocks_them_once(
     assert client.post(f"/api/v1/orders/{hoarded}/pay", headers=hoarder.headers).status_code == 409
 
 
+def test_an_order_past_its_payment_window_cannot_be_paid_whether_or_not_the_clock_ran(
+    app: Flask, client: FlaskClient
+) -> None:
+    """The hold ends at ``ORDER_PAYMENT_MINUTES`` whatever the clock does (it runs every
+    minute, later if its queue is held up): a payment after that cancels the order as the
+    clock would, stock back once, and is refused; a payment just within it goes through."""
+    product = make_product(app, stock=10)
+    late, on_time = create_user(app), create_user(app)
+    expired, within = placed(client, late, product, 4), placed(client, on_time, product, 1)
+    age(app, expired, 31)
+    age(app, within, 29)
+    response = client.post(f"/api/v1/orders/{expired}/pay", headers=late.headers)
+    assert response.status_code == 409, response.get_data(as_text=True)
+    error = json_of(response)["error"]
+    assert error["code"] == "INVALID_STATE" and "30 minutes" in error["message"]
+    assert status_of(app, expired) == "cancelled"
+    assert events_of(app, expired)[-1] == ("pending", "cancelled", "payment_timeout", None)
+    assert stock_of(app, product) == 9
+    assert client.post(f"/api/v1/orders/{expired}/pay", headers=late.headers).status_code == 409
+    with app.app_context():
+        assert expiry.cancel_unpaid() == 0  # nothing left for the clock, nothing restocked twice
+    assert stock_of(app, product) == 9
+    assert client.post(f"/api/v1/orders/{within}/pay", headers=on_time.headers).status_code == 200
+
+
 def set_stock(app: Flask, product: str, stock: int) -> None:
     with app.app_context():
         db.session.execute(sa.update(Product).where(Product.id == uuid.UUID(product)).values(stock=stock))
