@@ -1,8 +1,10 @@
 """The RQ worker process (the Procfile's ``worker``): ``python worker.py [--burst]``.
 
 Builds the application once and pushes one application context, then runs an RQ worker
-(with its scheduler, so that retries with backoff happen) on the ``mail``, ``imports`` and
-``media`` queues. Each job forks from this process, so the app is imported before any job runs.
+(with its scheduler, so that retries with backoff happen) on the ``housekeeping``, ``mail``,
+``imports`` and ``media`` queues, in that order (``--queues`` names fewer: a worker of its own
+for ``housekeeping,mail`` keeps them moving while long imports run). Each job forks from this
+process, so the app is imported before any job runs.
 
 ``python worker.py --cron`` is the Procfile's ``clock`` instead: it enqueues the periodic
 jobs of ``app.schedule`` (the mail relay, the uploads upkeep) for the workers to run.
@@ -22,7 +24,7 @@ from rq import Queue, Worker
 from rq.exceptions import StopRequested
 
 from app import create_app
-from app.extensions import db, redis_queues
+from app.extensions import QUEUE_NAMES, db, redis_queues
 from app.schedule import build_scheduler
 from config import ConfigError
 
@@ -38,7 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", action="store_true", help="process what is queued, then exit")
     parser.add_argument("--name", default=None, help="worker name (default: generated)")
     parser.add_argument("--cron", action="store_true", help="run the periodic-job clock instead of a worker")
+    parser.add_argument(
+        "--queues",
+        default=None,
+        help=f"comma-separated queues to serve, in order (default: all: {','.join(QUEUE_NAMES)})",
+    )
     args = parser.parse_args(argv)
+    queue_names = _queue_names(parser, args.queues)
 
     try:
         app = create_app()
@@ -57,10 +65,21 @@ def main(argv: list[str] | None = None) -> int:
             return run_clock(redis_queues.connection, logging_level=app.config["LOG_LEVEL"])
         # Work horses are forked from here: they must not share the parent's sockets.
         db.engine.dispose()
-        worker = build_worker(redis_queues.all_queues(), redis_queues.connection, name=args.name)
+        queues = [redis_queues.queue(name) for name in queue_names]
+        worker = build_worker(queues, redis_queues.connection, name=args.name)
         log.info("worker starting", extra={"queues": worker.queue_names(), "burst": args.burst})
         worker.work(burst=args.burst, with_scheduler=True, logging_level=app.config["LOG_LEVEL"])
     return 0
+
+
+def _queue_names(parser: argparse.ArgumentParser, given: str | None) -> list[str]:
+    if given is None:
+        return list(QUEUE_NAMES)
+    names = [name.strip() for name in given.split(",") if name.strip()]
+    unknown = [name for name in names if name not in QUEUE_NAMES]
+    if not names or unknown:
+        parser.error(f"--queues takes names of {', '.join(QUEUE_NAMES)} (got {given!r})")
+    return names
 
 
 def build_worker(queues: list[Queue], connection: Redis, *, name: str | None = None) -> Worker:

@@ -18,7 +18,9 @@ from app.ratelimits import Limiter, client_key, default_limit
 
 __all__ = ["api", "cors", "db", "jwt", "limiter", "migrate", "redis_queues"]
 
-QUEUE_NAMES = ("mail", "imports", "media")
+# In the order a worker takes jobs from them: the clock's short periodic jobs (the expiry
+# of unpaid orders among them) first, so that no backlog of mail or imports holds them up.
+QUEUE_NAMES = ("housekeeping", "mail", "imports", "media")
 
 
 @dataclass

@@ -21,17 +21,19 @@ IDEMPOTENCY_PURGE_SECONDS = 3600
 UNPAID_ORDERS_SECONDS = 60
 UPLOADS_UPKEEP_SECONDS = 600
 TRANSFERS_RELAY_SECONDS = 60
+HOUSEKEEPING = "housekeeping"
 
 
 def build_scheduler(connection: Redis, *, logging_level: str = "INFO") -> CronScheduler:
     scheduler = CronScheduler(connection=connection, logging_level=logging_level, name="storefront-clock")
     logging.getLogger("rq.cron").propagate = True
     scheduler.register(relay_unsent_mail, "mail", interval=MAIL_RELAY_SECONDS, name="mail-relay")
+    # Short jobs on the queue workers serve first: a flood of mail (anyone can ask for a
+    # reset link) or a queue of imports does not keep unpaid orders holding their stock.
     scheduler.register(
-        purge_expired_idempotency_keys, "imports", interval=IDEMPOTENCY_PURGE_SECONDS, name="idempotency-purge"
+        purge_expired_idempotency_keys, HOUSEKEEPING, interval=IDEMPOTENCY_PURGE_SECONDS, name="idempotency-purge"
     )
-    # Housekeeping runs on the imports queue, like the key purge (no queue of its own).
-    scheduler.register(cancel_unpaid_orders, "imports", interval=UNPAID_ORDERS_SECONDS, name="unpaid-orders")
+    scheduler.register(cancel_unpaid_orders, HOUSEKEEPING, interval=UNPAID_ORDERS_SECONDS, name="unpaid-orders")
+    scheduler.register(relay_transfers, HOUSEKEEPING, interval=TRANSFERS_RELAY_SECONDS, name="transfers-relay")
     scheduler.register(maintain_uploads, "media", interval=UPLOADS_UPKEEP_SECONDS, name="uploads-upkeep")
-    scheduler.register(relay_transfers, "imports", interval=TRANSFERS_RELAY_SECONDS, name="transfers-relay")
     return scheduler

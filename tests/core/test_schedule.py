@@ -22,10 +22,10 @@ def test_clock_enqueues_the_periodic_jobs(app: Flask, run_jobs: Callable[[], int
     with app.app_context():
         for name, queue, idle in (
             ("mail-relay", "mail", 0),
-            ("idempotency-purge", "imports", 0),
-            ("unpaid-orders", "imports", 0),
+            ("idempotency-purge", "housekeeping", 0),
+            ("unpaid-orders", "housekeeping", 0),
             ("uploads-upkeep", "media", {"purged": 0, "failed": 0, "relayed": 0, "swept": 0}),
-            ("transfers-relay", "imports", {"requeued": 0, "failed": 0}),
+            ("transfers-relay", "housekeeping", {"requeued": 0, "failed": 0}),
         ):
             job = redis_queues.queue(queue).fetch_job(job_ids[name])
             assert job is not None

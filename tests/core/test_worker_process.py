@@ -90,3 +90,31 @@ def test_a_worker_looks_after_itself_every_minute() -> None:
     worker = build_worker([Queue("mail", connection=connection)], connection)
     assert worker.maintenance_interval == MAINTENANCE_SECONDS <= 60
     assert worker.dequeue_timeout <= MAINTENANCE_SECONDS
+
+
+@pytest.mark.services  # real processes and a Redis server of their own
+def test_a_worker_of_its_own_serves_only_the_queues_it_is_given(tmp_path: Path) -> None:
+    """``--queues housekeeping,mail``: a worker that long imports never hold up."""
+    port = free_port()
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "APP_ENV": "development",
+        "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'worker.db'}",
+    }
+
+    def worker(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "worker.py", "--burst", *args]
+        return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    refused = worker("--queues", "mail,nope")
+    assert refused.returncode == 2 and "--queues takes names of housekeeping, mail, imports, media" in refused.stderr
+    with redis_on(port) as server:
+        queues = {name: Queue(name, connection=server) for name in ("housekeeping", "mail", "imports")}
+        for queue in queues.values():
+            queue.enqueue("builtins.len", "abc")
+        done = worker("--queues", "housekeeping,mail")
+        assert done.returncode == 0, done.stderr
+        assert [queues[name].count for name in ("housekeeping", "mail", "imports")] == [0, 0, 1]
+        assert worker().returncode == 0  # every queue by default
+        assert queues["imports"].count == 0
