@@ -131,3 +131,17 @@ def test_the_dashboard_shows_job_text_escaped(app: Flask, client: FlaskClient, r
     template = page.split('<script name="job-info" type="text/template">', 1)[1].split("</script>", 1)[0]
     assert "<%- d.exc_info %>" in template and "<%- d.description %>" in template
     assert "<%=" not in template  # Underscore's unescaped interpolation, nowhere
+
+
+@pytest.mark.services
+def test_the_dashboard_shows_workers_escaped_and_without_job_arguments(app: Flask, client: FlaskClient) -> None:
+    """rq-dashboard 0.9.0's workers page rendered a running job's call string (its
+    arguments: an address anyone may type into the reset form) as HTML."""
+    admin = create_user(app, role="admin")
+    admin_sign_in(client, admin.email, admin.password)
+    page = client.get("/admin/rq/0/view/workers")
+    assert page.status_code == 200
+    template = page.get_data(as_text=True).split('<script name="worker-row" type="text/template">', 1)[1]
+    template = template.split("</script>", 1)[0]
+    assert "<%- d.current_job.description || d.current_job.job_id %>" in template
+    assert "<%=" not in template and "call_string" not in template
