@@ -58,13 +58,23 @@ def on_starting(server):  # type: ignore[no-untyped-def]
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]
-    """The app is loaded in this worker: what it built at start lives as long as the worker.
+    """The app is loaded in this worker: gunicorn's own error answers become the app's
+    envelope (``app.server_errors``), and what the app built at start lives as long as the
+    worker.
 
     Moved to the collector's permanent generation, those objects (about 170,000) are no
     longer traversed by each full collection, which otherwise stalls every thread of the
     worker for over 100 ms now and then: the tail latency of every endpoint.
     """
     import gc
+
+    import gunicorn.util
+
+    from app.server_errors import gunicorn_error_writer
+
+    # What gunicorn refuses itself (a request line too long, headers too large, bytes not
+    # allowed in a request line) gets the API's JSON envelope, not gunicorn's HTML page.
+    gunicorn.util.write_error = gunicorn_error_writer(worker.wsgi)
 
     gc.collect()
     gc.freeze()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -105,14 +105,22 @@ _DEFAULT_HEADERS = (
 )
 
 
+def _hsts(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    hsts = int(config["HSTS_SECONDS"])
+    return [("Strict-Transport-Security", f"max-age={hsts}; includeSubDomains")] if hsts else []
+
+
+def security_headers_for_errors(app: Flask) -> list[tuple[str, str]]:
+    """The headers of every API answer, for answers written outside a request of the app
+    (``app.server_errors``)."""
+    return [*_DEFAULT_HEADERS, *_hsts(app.config)]
+
+
 def _security_headers(response: Response) -> Response:
     headers = response.headers
     # One pass over what the view set (each header it set is kept), not one per default.
     present = {name.lower() for name, _ in headers.items()}
-    wanted = list(_DEFAULT_HEADERS)
-    hsts = int(current_app.config["HSTS_SECONDS"])
-    if hsts:
-        wanted.append(("Strict-Transport-Security", f"max-age={hsts}; includeSubDomains"))
+    wanted = [*_DEFAULT_HEADERS, *_hsts(current_app.config)]
     if _is_private():
         wanted.append(("Cache-Control", "no-store"))
     headers.extend([(name, value) for name, value in wanted if name.lower() not in present])
