@@ -263,6 +263,8 @@ class Config:
         # holds at most ORDER_MAX_PENDING of them at once.
         self.ORDER_PAYMENT_MINUTES = _int(env, "ORDER_PAYMENT_MINUTES", 30)
         self.ORDER_MAX_PENDING = _int(env, "ORDER_MAX_PENDING", 3)
+        # Only an account whose address is verified may place orders (hold stock).
+        self.ORDER_REQUIRES_VERIFIED_EMAIL = _bool(env.get("ORDER_REQUIRES_VERIFIED_EMAIL"), default=True)
         # The catalog's read cache (app/products/cache.py) lives in Redis: it is on whenever
         # REDIS_URL is set, unless CATALOG_CACHE=off; entries expire after the TTL anyway.
         # CATALOG_CACHE_URL: a Redis of its own for it (one with an eviction policy, which

@@ -262,8 +262,18 @@ def _handle_data_error(error: DataError) -> Response:
     return error_response(422, "VALIDATION_ERROR", "A value in the request is out of range or not allowed")
 
 
+# PostgreSQL gave up on this transaction to let a concurrent one finish (a deadlock, a
+# serialization failure): nothing was written, and the same request again will succeed.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
 def _handle_database_unavailable(error: DBAPIError) -> Response:
     db.session.rollback()
+    if getattr(error.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+        log.warning("transaction rolled back for a concurrent one: %s", error.orig)
+        return error_response(
+            409, "CONFLICT", "The request collided with another one at the same moment; send it again"
+        )
     log.error("database unavailable: %s", error, exc_info=error)
     return error_response(503, "SERVICE_UNAVAILABLE", "The database is temporarily unavailable")
 

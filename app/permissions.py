@@ -12,6 +12,7 @@ import enum
 import uuid
 from collections.abc import Callable
 from copy import deepcopy
+from datetime import datetime
 from functools import wraps
 from typing import Any, Protocol, TypeVar, cast
 
@@ -49,6 +50,7 @@ ALL_PERMISSIONS = frozenset(ADMIN_PERMISSIONS)
 class Principal(Protocol):
     id: uuid.UUID
     role: str
+    email_verified_at: datetime | None
 
 
 def has_permission(principal: Principal | None, permission: str) -> bool:

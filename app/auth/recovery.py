@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from app.auth.models import AccountToken, TokenPurpose
 from app.auth.sessions import revoke_all
 from app.db import db, new_id, utcnow
-from app.errors import ValidationFailed
+from app.errors import Conflict, ValidationFailed
 from app.jobs import PendingJob, enqueue_now
 from app.mail import service as mail
 from app.permissions import Role
@@ -78,13 +78,15 @@ def _spend_token(token: str, purpose: TokenPurpose) -> User:
     )
     if row is None or row.used_at is not None or row.expires_at <= now:
         raise _invalid_token()
+    # The account's row first, as every change to an account takes it (a password change,
+    # a deactivation: they retire its tokens after): racing them, this waits, not deadlocks.
+    user = users_service.lock_account(row.user_id)
     spent = db.session.execute(
         sa.update(AccountToken)
         .where(AccountToken.id == row.id, AccountToken.used_at.is_(None))
         .values(used_at=now)
         .execution_options(synchronize_session=False)
     )
-    user = db.session.get(User, row.user_id)
     if getattr(spent, "rowcount", 0) != 1 or user is None or not user.can_authenticate:
         db.session.rollback()
         raise _invalid_token()
@@ -138,6 +140,18 @@ def register(*, email: str, password: str, full_name: str) -> User:
         created_at=now,
         updated_at=now,
     )
+
+
+def resend_verification(*, user_id: uuid.UUID) -> None:
+    """Mail the account a new verification link (one that expired or went astray)."""
+    user = users_service.get(user_id=user_id)
+    if user.email_verified_at is not None:
+        raise Conflict("Your email address is already verified")
+    token = _issue_token(user, TokenPurpose.VERIFY_EMAIL, current_app.config["VERIFY_TOKEN_SECONDS"])
+    mail.send(
+        to=user.email, template="verify_email", context={"full_name": user.full_name, "token": token}, sensitive=True
+    )
+    db.session.commit()
 
 
 def verify_email(*, token: str) -> None:

@@ -106,6 +106,18 @@ def verify_email(data: dict[str, Any]) -> None:
     recovery.verify_email(token=data["token"])
 
 
+@blp.route("/verify-email/resend", methods=["POST"])
+@per_account
+@authenticated
+@blp.response(202, AcceptedSchema)
+@blp.alt_response(409, response="CONFLICT", description="The address is verified already")
+@blp.doc(operationId="resend_verification")
+def resend_verification() -> dict[str, str]:
+    """Mail the caller a new link to verify their email address."""
+    recovery.resend_verification(user_id=current_principal().id)
+    return {"message": "A new verification link has been sent."}
+
+
 @blp.route("/password/forgot", methods=["POST"])
 @per_ip
 @per_email

@@ -29,8 +29,9 @@ INVALID_CREDENTIALS = "Invalid email or password"
 DASHBOARD_PERMISSION = "jobs:dashboard"
 
 
-def authenticate(*, email: str, password: str) -> User:
-    """The account behind ``email`` and ``password``, for every way of signing in.
+def _authenticate(*, email: str, password: str) -> tuple[User, str]:
+    """The account behind ``email`` and ``password``, for every way of signing in, and its
+    password hash as this check left it (see ``_still_signing_in``).
 
     The same answer and the same hashing work for an unknown email and a wrong password,
     and the same lockout: a wrong password counts toward it, and so does any password for
@@ -47,16 +48,43 @@ def authenticate(*, email: str, password: str) -> User:
         raise Unauthorized(INVALID_CREDENTIALS)
     if not lockout.check_password(user, password):  # 423 while locked
         raise Unauthorized(INVALID_CREDENTIALS)
-
-    if needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
+    checked: str = user.password_hash  # the hash the password was checked against
+    if needs_rehash(checked):
+        # Only over the hash just checked: a password changed meanwhile is not undone.
+        rehashed = hash_password(password)
+        result = db.session.execute(
+            sa.update(User)
+            .where(User.id == user.id, User.password_hash == checked)
+            .values(password_hash=rehashed, updated_at=User.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(result, "rowcount", 0) == 1:
+            checked = rehashed
     db.session.commit()  # whatever the caller does next, this check succeeded
-    return user
+    return user, checked
+
+
+def _still_signing_in(user: User, checked: str, *, permission: str | None = None) -> User:
+    """``user`` locked (``users.service.lock_account``) and as it was when its password
+    was checked: the same password (not changed or reset meanwhile), able to sign in (not
+    deactivated), with ``permission`` (not demoted). A session opened under this lock is
+    ended by a change committed after it; a change committed before is seen here."""
+    locked = users_service.lock_account(user.id)
+    if (
+        locked is None
+        or locked.password_hash != checked
+        or not locked.can_authenticate
+        or (permission is not None and not has_permission(locked, permission))
+    ):
+        db.session.rollback()
+        raise Unauthorized(INVALID_CREDENTIALS)
+    return locked
 
 
 def login(*, email: str, password: str, user_agent: str | None, ip: str | None) -> TokenPair:
     """Exchange credentials for a token pair and a new session."""
-    user = authenticate(email=email, password=password)
+    user, checked = _authenticate(email=email, password=password)
+    user = _still_signing_in(user, checked)
     pair = open_session(user, user_agent=user_agent, ip=ip)
     db.session.commit()
     return pair
@@ -67,10 +95,11 @@ def dashboard_login(*, email: str, password: str, user_agent: str | None, ip: st
 
     An account without the dashboard permission gets the answer of a wrong password.
     """
-    user = authenticate(email=email, password=password)
+    user, checked = _authenticate(email=email, password=password)
     if not has_permission(user, DASHBOARD_PERMISSION):
         db.session.rollback()
         raise Unauthorized(INVALID_CREDENTIALS)
+    user = _still_signing_in(user, checked, permission=DASHBOARD_PERMISSION)
     lifetime = timedelta(seconds=int(current_app.config["ADMIN_SESSION_SECONDS"]))
     session = start_session(user, user_agent=user_agent, ip=ip, expires_at=utcnow() + lifetime)
     db.session.commit()

@@ -12,12 +12,13 @@ from flask import current_app
 from sqlalchemy.dialects import postgresql
 
 from app.db import db, insert_new, inserted_together, new_id, on_postgresql, table_of, utcnow
-from app.errors import Conflict, ErrorDetail, InsufficientStock, ValidationFailed
+from app.errors import Conflict, ErrorDetail, InsufficientStock, PermissionDenied, ValidationFailed
 from app.mail import service as mail
 from app.orders import idempotency, numbers, pricing
 from app.orders.idempotency import StoredResponse
 from app.orders.models import Order, OrderEvent, OrderItem, OrderStatus
 from app.orders.schemas import OrderSchema
+from app.permissions import Principal
 from app.products.cache import State, catalog_changed
 from app.products.models import Product
 from app.users.models import User
@@ -40,7 +41,14 @@ def location_of(order_id: uuid.UUID) -> str:
     return f"/api/v1/orders/{order_id}"
 
 
-def place_order(*, user_id: uuid.UUID, data: Mapping[str, Any], idempotency_key: str | None) -> Placed:
+def place_order(*, customer: Principal, data: Mapping[str, Any], idempotency_key: str | None) -> Placed:
+    user_id = customer.id
+    if customer.email_verified_at is None and current_app.config["ORDER_REQUIRES_VERIFIED_EMAIL"]:
+        # An order holds stock until it is paid or expires: an account nobody can reach by
+        # mail (made by the dozen, and thrown away) does not get to hold any.
+        raise PermissionDenied(
+            "Verify your email address before placing an order (POST /auth/verify-email/resend mails a new link)"
+        )
     key_row = None
     if idempotency_key is not None:
         claimed = idempotency.claim(user_id=user_id, key=idempotency_key, request_hash=idempotency.fingerprint(data))

@@ -59,7 +59,7 @@ class Orders(MethodView):
     def post(self, headers: dict[str, str], data: dict[str, Any]) -> tuple[Order, int, dict[str, str]] | Response:
         """Place an order; prices come from the catalog."""
         placed = placing.place_order(
-            user_id=current_principal().id, data=data, idempotency_key=headers.get("idempotency_key")
+            customer=current_principal(), data=data, idempotency_key=headers.get("idempotency_key")
         )
         if placed.replay is not None:
             response = jsonify(placed.replay.body)

@@ -42,10 +42,13 @@ def find_by_email(email: str) -> User | None:
     return db.session.scalar(sa.select(User).where(User.email == email.strip().lower()))
 
 
-def create(*, email: str, password: str, full_name: str, role: Role = Role.CUSTOMER) -> User:
-    """Add a user to the current transaction (flushes; the caller commits)."""
+def create(*, email: str, password: str, full_name: str, role: Role = Role.CUSTOMER, verified: bool = False) -> User:
+    """Add a user to the current transaction (flushes; the caller commits). ``verified``:
+    an operator vouches for the address (the CLI's accounts), no link is needed."""
     check_password_policy(password, email=email, full_name=full_name)
     user = User(email=email.strip().lower(), password_hash=hash_password(password), full_name=full_name, role=role)
+    if verified:
+        user.email_verified_at = utcnow()
     db.session.add(user)
     db.session.flush()
     return user
@@ -65,6 +68,17 @@ def promote_to_admin(*, user_id: uuid.UUID, password: str) -> User:
     sessions_invalidated.send(user, keep_session_id=None)
     db.session.flush()
     return user
+
+
+def lock_account(user_id: uuid.UUID) -> User | None:
+    """The account's row, locked until the transaction ends, as it is now (whatever the
+    session held). Every change to an account's credentials or standing (a password
+    changed or reset, a token spent, a deactivation, a role) and every session opened for
+    it happens under this lock, users row first: a sign-in racing a change either sees it
+    or is ended by it, and two changes wait for each other instead of deadlocking."""
+    return db.session.scalar(
+        sa.select(User).where(User.id == user_id).with_for_update().execution_options(populate_existing=True)
+    )
 
 
 def get(*, user_id: uuid.UUID) -> User:
@@ -112,7 +126,14 @@ def _change_password(user: User, data: Mapping[str, Any], current_session_id: uu
     if details:
         db.session.commit()  # the check succeeded (its count cleared), whatever the new password's fate
         raise ValidationFailed(details=details)
-    user.password_hash = hash_password(data["password"])
+    checked = user.password_hash
+    new_hash = hash_password(data["password"])
+    # Under the account's lock, the password checked must still be the account's: a reset
+    # or another change that committed meanwhile wins, and this one is refused.
+    if lock_account(user.id) is None or user.password_hash != checked:
+        db.session.rollback()
+        raise ValidationFailed(details=[{"field": "current_password", "message": "Incorrect password."}])
+    user.password_hash = new_hash
     sessions_invalidated.send(user, keep_session_id=current_session_id)
 
 

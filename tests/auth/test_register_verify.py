@@ -244,3 +244,40 @@ def test_account_mails_say_how_long_their_links_work_as_configured(
     assert client.post("/api/v1/auth/password/forgot", json={"email": "clock@example.com"}).status_code in (202, 204)
     run_jobs()
     assert "within 90 minutes" in mailbox.text_of(mailbox.to("clock@example.com")[-1])
+
+
+def test_only_a_verified_address_places_orders_and_a_new_link_is_one_request_away(
+    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An order holds stock: an account nobody can reach by mail (made by the dozen and
+    thrown away) holds none. The caller asks for a new link; once verified it orders."""
+    from tests.orders.conftest import ADDRESS, make_product, stock_of
+
+    product = make_product(app, stock=5)
+    user = create_user(app, verified=False)
+    order = {"items": [{"product_id": product, "quantity": 5}], "shipping_address": ADDRESS}
+    refused = client.post("/api/v1/orders", json=order, headers=user.headers)
+    assert refused.status_code == 403, refused.get_data(as_text=True)
+    assert json_of(refused)["error"]["code"] == "FORBIDDEN"
+    assert "/auth/verify-email/resend" in json_of(refused)["error"]["message"]
+    assert stock_of(app, product) == 5
+
+    resent = client.post("/api/v1/auth/verify-email/resend", headers=user.headers)
+    assert resent.status_code == 202, resent.get_data(as_text=True)
+    run_jobs()
+    [mail] = mailbox.to(user.email)
+    assert "confirm your email" in mail["Subject"].lower()
+    assert client.post("/api/v1/auth/verify-email", json={"token": mailbox.token_for(user.email)}).status_code == 204
+
+    assert client.post("/api/v1/orders", json=order, headers=user.headers).status_code == 201
+    assert stock_of(app, product) == 0
+    again = client.post("/api/v1/auth/verify-email/resend", headers=user.headers)
+    assert again.status_code == 409 and json_of(again)["error"]["code"] == "CONFLICT"
+    assert client.post("/api/v1/auth/verify-email/resend").status_code == 401
+
+    # A store that takes orders from unverified accounts says so.
+    monkeypatch.setitem(app.config, "ORDER_REQUIRES_VERIFIED_EMAIL", False)
+    other = create_user(app, verified=False)
+    restocked = make_product(app, stock=1)
+    body = {"items": [{"product_id": restocked, "quantity": 1}], "shipping_address": ADDRESS}
+    assert client.post("/api/v1/orders", json=body, headers=other.headers).status_code == 201

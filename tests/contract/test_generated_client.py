@@ -16,7 +16,7 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -26,6 +26,7 @@ from flask.testing import FlaskClient
 
 from tests.conftest import json_of
 from tests.factories import create_user
+from tests.support.mailbox import Mailbox
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -86,15 +87,23 @@ def test_every_operation_becomes_a_named_function(generated: Path) -> None:
     assert not any(m.startswith(("get_api", "post_api")) for m in modules)
 
 
-def test_the_typed_scenario_runs(generated: Path, app: Flask, client: FlaskClient) -> None:
+def test_the_typed_scenario_runs(
+    generated: Path, app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
+) -> None:
     staff = create_user(app, role="staff")
     scenario = importlib.import_module("typed_scenario")
+
+    def mailed_token(address: str) -> str:
+        run_jobs()
+        return mailbox.token_for(address)
+
     outcome = scenario.run(
         base_url="http://localhost",
         httpx_args={"transport": httpx.WSGITransport(app=app)},
         staff_token=staff.access_token,
         email="typed.client@example.com",
         password="Typed-Client-Passw0rd!",
+        mailed_token=mailed_token,
     )
     assert outcome.order_number.startswith("ORD-")
     assert str(outcome.order_total) == "9.00"

@@ -11,12 +11,13 @@ are told apart.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from storefront_client import AuthenticatedClient, Client
-from storefront_client.api.auth import login, logout, refresh_tokens, register
+from storefront_client.api.auth import login, logout, refresh_tokens, register, verify_email
 from storefront_client.api.orders import cancel_order, list_order_events, place_order
 from storefront_client.api.products import create_category, create_product, list_categories, list_products
 from storefront_client.models import (
@@ -40,6 +41,7 @@ from storefront_client.models import (
     ShippingAddressInCountry,
     TokenPairEnvelope,
     UserEnvelope,
+    VerifyEmail,
 )
 
 T = TypeVar("T")
@@ -66,7 +68,17 @@ def expect(parsed: object, kind: type[T]) -> T:
     return parsed
 
 
-def run(*, base_url: str, httpx_args: dict[str, Any], staff_token: str, email: str, password: str) -> Outcome:
+def run(
+    *,
+    base_url: str,
+    httpx_args: dict[str, Any],
+    staff_token: str,
+    email: str,
+    password: str,
+    mailed_token: Callable[[str], str],
+) -> Outcome:
+    """``mailed_token``: the verification token mailed to an address (a client's user
+    pastes it, or opens the link)."""
     anonymous = Client(base_url=base_url, httpx_args=httpx_args)
     staff = AuthenticatedClient(base_url=base_url, token=staff_token, httpx_args=httpx_args)
 
@@ -74,6 +86,9 @@ def run(*, base_url: str, httpx_args: dict[str, Any], staff_token: str, email: s
         register.sync(client=anonymous, body=Register(email=email, password=password, full_name="Typed Client")),
         UserEnvelope,
     ).data
+    # Only a verified address may place orders.
+    verified = verify_email.sync_detailed(client=anonymous, body=VerifyEmail(token=mailed_token(email)))
+    assert verified.status_code == 204, verified.content
     tokens = expect(login.sync(client=anonymous, body=Login(email=email, password=password)), TokenPairEnvelope).data
     customer = AuthenticatedClient(base_url=base_url, token=tokens.access_token, httpx_args=httpx_args)
 
