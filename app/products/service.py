@@ -117,10 +117,17 @@ def _as_uuid(ref: str) -> uuid.UUID | None:
 
 
 def _for_write(ref: str, if_match: str | None) -> Product:
-    """A live product by id or slug (writers see inactive ones), checked against ``If-Match``."""
+    """A live product by id or slug (writers see inactive ones), checked against ``If-Match``.
+
+    Without ``If-Match`` the client asked to change the product as it is now: its row is
+    locked until the commit, so a sale landing meanwhile waits instead of failing the
+    write (the version check). With one, it is changed only as the client saw it: optimistic,
+    a 412 if anything (a sale too: stock is part of it) changed it since."""
     product_id = _as_uuid(ref)
     stmt = sa.select(Product).options(selectinload(Product.categories)).where(_live())
     stmt = stmt.where(Product.id == product_id) if product_id else stmt.where(Product.slug == ref)
+    if if_match is None:
+        stmt = stmt.with_for_update(of=Product)
     product = db.session.scalar(stmt)
     if product is None:
         raise NotFound("Product not found")
