@@ -250,8 +250,34 @@ def _handle_http_exception(error: HTTPException) -> Response:
 
 def _handle_integrity_error(error: IntegrityError) -> Response:
     db.session.rollback()
+    field = _missing_reference(error)
+    if field is not None:
+        # What the request refers to was there when it was checked, and deleted before the
+        # write (a concurrent request): the field's value is no longer valid.
+        log.info("reference gone before the write: %s", error.orig)
+        details: list[ErrorDetail] = [{"field": field, "message": "Refers to something that no longer exists."}]
+        return error_response(422, "VALIDATION_ERROR", "Request validation failed", details=details)
     log.info("integrity error mapped to 409: %s", error.orig)
     return error_response(409, "CONFLICT", "The request conflicts with existing data")
+
+
+def _missing_reference(error: IntegrityError) -> str | None:
+    """The column of a row this request wrote whose foreign key names a row that is gone
+    (PostgreSQL names the constraint; the models' metadata its column), or None."""
+    orig = error.orig
+    diag = getattr(orig, "diag", None)
+    if getattr(orig, "sqlstate", None) != "23503" or diag is None:
+        return None
+    if not str(getattr(diag, "message_primary", "")).startswith("insert or update on table"):
+        return None  # a delete of a row others refer to: not about this request's fields
+    table = db.metadata.tables.get(str(getattr(diag, "table_name", "")))
+    constraint = getattr(diag, "constraint_name", None)
+    if table is None:
+        return None
+    for foreign_key in table.foreign_key_constraints:
+        if foreign_key.name == constraint and len(foreign_key.column_keys) == 1:
+            return foreign_key.column_keys[0]
+    return None
 
 
 def _handle_data_error(error: DataError) -> Response:

@@ -142,3 +142,37 @@ def test_storage_that_stops_answering_is_a_503_within_seconds(
         elapsed = time.monotonic() - started
     assert response.status_code == 503 and json_of(response)["error"]["code"] == "SERVICE_UNAVAILABLE"
     assert 1 <= elapsed < 15, elapsed  # it did wait for the store, not fail before asking
+
+
+@pytest.mark.services  # PostgreSQL names the foreign key that refused the row
+def test_an_image_deleted_while_a_product_is_being_given_it_is_a_422_naming_the_field(
+    app: Flask,
+    client: FlaskClient,
+    file_storage: Storage,
+    staff: AuthedUser,
+    run_jobs: Callable[[], int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Checked ready, then deleted by another request before the product's write: the
+    answer API.md promises for an image that is not a ready product image, not a bare 409."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from app.db import db
+    from app.products import service
+    from app.uploads.models import Upload
+
+    image_id = _image(client, staff, run_jobs)
+    check_image = service._check_image
+
+    def deleted_right_after_the_check(upload_id: uuid.UUID | None) -> None:
+        check_image(upload_id)
+        with db.engine.begin() as other:  # another request's DELETE, committed meanwhile
+            other.execute(sa.delete(Upload.__table__).where(Upload.__table__.c.id == uuid.UUID(image_id)))
+
+    monkeypatch.setattr(service, "_check_image", deleted_right_after_the_check)
+    response = client.post(PRODUCTS, json=product_body(image_upload_id=image_id), headers=staff.headers)
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert [d["field"] for d in json_of(response)["error"]["details"]] == ["image_upload_id"]
+    assert json_of(client.get(PRODUCTS, headers=staff.headers))["data"] == []
