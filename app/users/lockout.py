@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -31,26 +32,53 @@ from app.users.passwords import verify_password
 log = logging.getLogger(__name__)
 
 
+# A check that finds every check the window allows under way waits for their outcome
+# (a right password among them starts a new count) this long, polling, before it counts
+# the ones still unfinished as failures (their process may have died).
+IN_FLIGHT_WAIT_SECONDS = 3.0
+IN_FLIGHT_POLL_SECONDS = 0.05
+
+
 def begin_check(user: User) -> int | None:
     """Count a password check of ``user`` before it is made, and commit: the count with
     this check in it, or None while the account is locked (nothing counted). Counted
-    first, checks that arrive together cannot all pass a lock that none has recorded yet:
-    a lock window allows ``LOGIN_MAX_FAILURES`` checks however many come at once. The
-    check that reaches the limit locks the account until it succeeds (``clear_failures``).
-    Called by ``check_password``.
-    A lock that has run out starts a new count. ``updated_at`` is not touched: wrong
-    passwords typed by anyone are not a change of the account."""
+    first, checks that arrive together cannot all be made: a lock window allows
+    ``LOGIN_MAX_FAILURES`` checks however many come at once. A check beyond them waits
+    for those under way (``IN_FLIGHT_WAIT_SECONDS`` at most): if one was right the count
+    starts again and this one is made; if they were all wrong the account is locked.
+    Called by ``check_password``. A lock that has run out starts a new count.
+    ``updated_at`` is not touched: wrong passwords typed by anyone are not a change of
+    the account."""
+    deadline = time.monotonic() + IN_FLIGHT_WAIT_SECONDS
+    while True:
+        counted = _reserve(user)
+        if counted is not None:
+            return counted
+        locked_until = db.session.scalar(sa.select(User.locked_until).where(User.id == user.id))
+        db.session.commit()
+        if locked_until is not None and locked_until > utcnow():
+            return None
+        if time.monotonic() >= deadline:
+            _lock_if_due(user)  # checks that never ended count as the failures they were counted as
+            return None
+        time.sleep(IN_FLIGHT_POLL_SECONDS)
+
+
+def _reserve(user: User) -> int | None:
+    """Count one more check while the window has room for it (committed); None if not."""
     now = utcnow()
     limit = int(current_app.config["LOGIN_MAX_FAILURES"])
-    lock_until = now + timedelta(seconds=int(current_app.config["LOGIN_LOCKOUT_SECONDS"]))
     lock_ran_out = sa.and_(User.locked_until.is_not(None), User.locked_until <= now)
-    count = sa.case((lock_ran_out, 0), else_=User.failed_login_count) + 1
     counted = db.session.execute(
         sa.update(User)
-        .where(User.id == user.id, sa.or_(User.locked_until.is_(None), User.locked_until <= now))
+        .where(
+            User.id == user.id,
+            sa.or_(User.locked_until.is_(None), lock_ran_out),
+            sa.or_(lock_ran_out, User.failed_login_count < limit),
+        )
         .values(
-            failed_login_count=count,
-            locked_until=sa.case((count >= limit, lock_until), else_=None),
+            failed_login_count=sa.case((lock_ran_out, 0), else_=User.failed_login_count) + 1,
+            locked_until=None,
             updated_at=User.updated_at,
         )
         .returning(User.failed_login_count)
@@ -58,6 +86,26 @@ def begin_check(user: User) -> int | None:
     ).scalar_one_or_none()
     db.session.commit()
     return counted
+
+
+def _lock_if_due(user: User) -> bool:
+    """Lock the account if its count of failures has reached the limit (a right password
+    since clears it): committed; whether it is locked now."""
+    now = utcnow()
+    limit = int(current_app.config["LOGIN_MAX_FAILURES"])
+    lock_until = now + timedelta(seconds=int(current_app.config["LOGIN_LOCKOUT_SECONDS"]))
+    locked = db.session.execute(
+        sa.update(User)
+        .where(
+            User.id == user.id,
+            User.failed_login_count >= limit,
+            sa.or_(User.locked_until.is_(None), User.locked_until <= now),
+        )
+        .values(locked_until=lock_until, updated_at=User.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return getattr(locked, "rowcount", 0) == 1
 
 
 def check_password(user: User, password: str) -> bool:
@@ -70,7 +118,7 @@ def check_password(user: User, password: str) -> bool:
     if count is None:
         raise locked_error(user)
     if not ok:
-        if count >= int(current_app.config["LOGIN_MAX_FAILURES"]):
+        if count >= int(current_app.config["LOGIN_MAX_FAILURES"]) and _lock_if_due(user):
             log.warning("account locked after %d failed password checks", count, extra={"locked_user_id": str(user.id)})
             raise locked_error(user)
         return False

@@ -82,3 +82,16 @@ def test_wrong_current_passwords_sent_together_are_checked_no_more_than_the_limi
     statuses = sorted(r.status_code for r in at_once(app, send, guesses))
     assert statuses == [422] * (limit - 1) + [423] * (guesses - limit + 1), statuses
     assert _account(app, user.email)[0] == limit
+
+
+def test_the_right_password_sent_many_times_at_once_is_never_locked_out(app: Flask) -> None:
+    """A client retrying, or several devices signing in at once: only wrong passwords count
+    toward the lock. Checks beyond the window's room wait for those under way, which
+    were right, rather than being refused as if they had failed."""
+    limit = int(app.config["LOGIN_MAX_FAILURES"])
+    user = create_user(app)
+    responses = at_once(
+        app, lambda client, i: client.post(LOGIN, json={"email": user.email, "password": DEFAULT_PASSWORD}), limit + 4
+    )
+    assert [r.status_code for r in responses] == [200] * (limit + 4), [r.get_data(as_text=True) for r in responses]
+    assert _account(app, user.email) == (0, None)
