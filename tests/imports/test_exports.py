@@ -131,3 +131,28 @@ def test_an_export_that_runs_out_of_time_fails_at_once_with_its_reason(
     export = _export(client, staff, run_jobs)
     assert export["status"] == "failed", export
     assert "took longer than" in export["failure_reason"] and "IMPORT_JOB_TIMEOUT" in export["failure_reason"]
+
+
+@pytest.mark.services  # PostgreSQL: one snapshot for the whole export
+def test_an_export_is_the_catalog_at_one_moment_whatever_changes_while_it_runs(
+    app: Flask, client: FlaskClient, staff: AuthedUser, run_jobs: Jobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows come from one statement and their categories from others, chunk by chunk:
+    a change committed in between (a product's categories taken away) is not half in it."""
+    import sqlalchemy as sa
+
+    from app.db import db
+    from app.products.models import product_categories
+
+    _catalog_worth_exporting(app)
+    categories_of = exports.queries.categories_of
+
+    def after_a_concurrent_change(product_ids: Any) -> Any:
+        with db.engine.begin() as other:  # another request, committed while the export runs
+            other.execute(sa.delete(product_categories))
+        return categories_of(product_ids)
+
+    monkeypatch.setattr(exports.queries, "categories_of", after_a_concurrent_change)
+    export = _export(client, staff, run_jobs)
+    rows = {row["sku"]: row for row in csv.DictReader(io.StringIO(_content(app, client, staff, export).decode()))}
+    assert "kitchen" in rows["MUG-1"]["categories"] and "garden" in rows["MUG-1"]["categories"]

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from flask import current_app
 from rq.timeouts import JobTimeoutException
 
-from app.db import db, utcnow
+from app.db import db, on_postgresql, utcnow
 from app.jobs import final_attempt, run_time_limit
 from app.products import queries
 from app.products.models import Product
@@ -34,7 +34,11 @@ MONEY_FILTERS = frozenset({"min_price", "max_price"})
 
 
 def exported_products(filters: Mapping[str, Any]) -> Iterator[exporting.ExportedProduct]:
-    """Every live product matching ``filters`` (inactive ones too), by SKU, streamed."""
+    """Every live product matching ``filters`` (inactive ones too), by SKU, streamed: as
+    they all were at one moment (PostgreSQL: one REPEATABLE READ snapshot for the rows and
+    the categories read chunk by chunk beside them)."""
+    if on_postgresql() and not db.session().in_transaction():
+        db.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     stmt = queries.apply_filters(
         sa.select(*queries.COLUMNS).where(queries.live()),
         filters,
