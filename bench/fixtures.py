@@ -31,7 +31,7 @@ def catalog(ctx: harness.Context) -> Catalog:
 
     from app import create_app
     from app.auth.sessions import open_session
-    from app.db import db
+    from app.db import db, utcnow
     from app.orders.models import Order
     from app.products.models import Product
     from app.products.seed import seed_catalog
@@ -56,8 +56,9 @@ def catalog(ctx: harness.Context) -> Catalog:
         for n in range(CUSTOMERS):
             email = f"bench-customer-{n}@example.com"
             user = users_service.find_by_email(email) or users_service.create(
-                email=email, password=secrets.token_urlsafe(16) + "-Aa1", full_name=f"Bench {n}"
+                email=email, password=secrets.token_urlsafe(16) + "-Aa1", full_name=f"Bench {n}", verified=True
             )
+            user.email_verified_at = user.email_verified_at or utcnow()  # only verified addresses order
             customer_ids.append(user.id)
             tokens.append(open_session(user, user_agent="bench", ip=harness.HOST).access_token)
         # Each run starts where a fresh database would: the customers' orders of earlier
