@@ -68,13 +68,16 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
     """
     import gc
 
-    import gunicorn.util
-
-    from app.server_errors import gunicorn_error_writer
-
     # What gunicorn refuses itself (a request line too long, headers too large, bytes not
-    # allowed in a request line) gets the API's JSON envelope, not gunicorn's HTML page.
-    gunicorn.util.write_error = gunicorn_error_writer(worker.wsgi)
+    # allowed in a request line) gets the API's JSON envelope, not gunicorn's HTML page:
+    # for this project's app (``create_app`` names it "app"), not another one served with
+    # this file (the bench's peers).
+    if getattr(worker.wsgi, "import_name", None) == "app":
+        import gunicorn.util
+
+        from app.server_errors import gunicorn_error_writer
+
+        gunicorn.util.write_error = gunicorn_error_writer(worker.wsgi)
 
     gc.collect()
     gc.freeze()
