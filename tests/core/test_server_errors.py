@@ -67,27 +67,10 @@ def test_a_request_gunicorn_refuses_gets_the_envelope(base: str, request_bytes: 
 def test_the_gunicorn_settings_serve_another_app_unchanged(tmp_path_factory: pytest.TempPathFactory) -> None:
     """gunicorn.conf.py installs the envelope for this app only: another app served with it
     (the bench's bare Flask ceiling) boots, and gunicorn answers its errors as usual."""
-    import os
-    import subprocess
-
-    from tests.support.processes import ROOT, free_port, tool, wait_for_http
-
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    env.update(APP_ENV="development", WEB_CONCURRENCY="1", PORT=str(port))
+    env = {"APP_ENV": "development", "WEB_CONCURRENCY": "1"}
     log = tmp_path_factory.mktemp("peer") / "gunicorn.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [tool("gunicorn"), "bench.peers.hello:app", "--bind", f"127.0.0.1:{port}"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc, base = start_gunicorn(env, log, target="bench.peers.hello:app", ready_path="/")
     try:
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(base + "/", proc=proc)
         status, headers, _ = raw(base, b"GET /?q=" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
         assert status == 414 and headers["content-type"] == "text/html"
     finally:

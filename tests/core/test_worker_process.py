@@ -45,15 +45,20 @@ def clock_registered(server: redis.Redis) -> bool:
 
 
 @pytest.mark.services  # real processes and a Redis server of their own
-def test_the_clock_waits_for_redis_and_goes_on_after_an_outage(tmp_path: Path) -> None:
-    port = free_port()
-    env = {
+def _process_env(port: int, database: Path) -> dict[str, str]:
+    """A worker's or the clock's environment: a Redis on ``port``, a SQLite database."""
+    return {
         "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
         "APP_ENV": "development",
         "REDIS_URL": f"redis://127.0.0.1:{port}/0",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'clock.db'}",
+        "DATABASE_URL": f"sqlite:///{database}",
         "LOG_LEVEL": "INFO",
     }
+
+
+def test_the_clock_waits_for_redis_and_goes_on_after_an_outage(tmp_path: Path) -> None:
+    port = free_port()
+    env = _process_env(port, tmp_path / "clock.db")
     log = tmp_path / "clock.log"
     with log.open("wb") as output:
         clock = subprocess.Popen(
@@ -96,12 +101,7 @@ def test_a_worker_looks_after_itself_every_minute() -> None:
 def test_a_worker_of_its_own_serves_only_the_queues_it_is_given(tmp_path: Path) -> None:
     """``--queues housekeeping,mail``: a worker that long imports never hold up."""
     port = free_port()
-    env = {
-        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
-        "APP_ENV": "development",
-        "REDIS_URL": f"redis://127.0.0.1:{port}/0",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'worker.db'}",
-    }
+    env = _process_env(port, tmp_path / "worker.db")
 
     def worker(*args: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "worker.py", "--burst", *args]

@@ -98,17 +98,20 @@ def run_probe(source: str, *args: str, env: Mapping[str, str]) -> dict[str, Any]
     return result
 
 
-def start_gunicorn(env: Mapping[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """The Procfile's web process (gunicorn with gunicorn.conf.py), bound to loopback on a
-    free port, its output in ``log``; returns it and its base URL once ``/health/ready``
-    answers 200 (the checks never count a request to ``/health/live``)."""
+def start_gunicorn(
+    env: Mapping[str, str], log: Path, *, target: str = "wsgi:app", ready_path: str = "/health/ready"
+) -> tuple[subprocess.Popen[bytes], str]:
+    """The Procfile's web process (gunicorn with gunicorn.conf.py; ``target``: the app it
+    serves), bound to loopback on a free port, its output in ``log``; returns it and its
+    base URL once ``ready_path`` answers 200 (the checks never count a request to
+    ``/health/live``)."""
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     environ.update(env)
     environ["PORT"] = str(port)
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [tool("gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{port}"],
+            [tool("gunicorn"), target, "--bind", f"127.0.0.1:{port}"],
             cwd=ROOT,
             env=environ,
             stdout=out,
@@ -116,7 +119,7 @@ def start_gunicorn(env: Mapping[str, str], log: Path) -> tuple[subprocess.Popen[
             start_new_session=True,
         )
     base = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{base}/health/ready", proc=proc)
+    wait_for_http(base + ready_path, proc=proc)
     return proc, base
 
 
