@@ -9,10 +9,8 @@ cleanly: the stock comes back exactly once, or not at all if the order was paid.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 import sqlalchemy as sa
-from flask import current_app
 
 from app.db import db, utcnow
 from app.orders import service
@@ -28,7 +26,7 @@ def cancel_unpaid() -> int:
     """Cancel the orders unpaid for longer than allowed; returns how many were cancelled.
     An order that fails is logged and skipped; the others are still cancelled, then this
     raises ``ExpiryFailed``."""
-    cutoff = utcnow() - timedelta(minutes=int(current_app.config["ORDER_PAYMENT_MINUTES"]))
+    cutoff = utcnow() - service.payment_window()
     ids = db.session.scalars(
         sa.select(Order.id)
         .where(Order.status == OrderStatus.PENDING.value, Order.created_at <= cutoff)

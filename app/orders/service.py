@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,6 +22,8 @@ from app.permissions import Principal
 from app.products.cache import catalog_changed
 from app.products.models import INT_MAX, Product
 from app.users.models import User
+
+PAYMENT_TIMEOUT = "payment_timeout"  # the event reason of an order cancelled for want of payment
 
 SORTABLE = {"created_at": Order.created_at, "total": Order.total}
 
@@ -64,30 +66,24 @@ def pay(*, principal: Principal, order_id: uuid.UUID) -> Order:
     order = _locked(principal, order_id)
     if not permissions.can_pay(principal, order):
         raise PermissionDenied("Only the customer who placed the order can pay for it")
-    if order.status == OrderStatus.PENDING.value and utcnow() >= payment_deadline(order):
+    if order.status == OrderStatus.PENDING.value and utcnow() >= order.created_at + payment_window():
         # Its hold has run out (the clock cancels such orders within a minute, or later if
         # it is held up): cancelled now as the clock would, never paid for stock it no
         # longer holds.
         _expire_locked(order, PAYMENT_TIMEOUT)
         db.session.commit()
         raise InvalidState(
-            f"The order was not paid within {_payment_minutes()} minutes: it is cancelled and its stock released"
+            f"The order was not paid within {payment_window().total_seconds() / 60:g} minutes: "
+            "it is cancelled and its stock released"
         )
     _transition(order, "pay", actor_id=principal.id, reason=None)
     db.session.commit()
     return order
 
 
-PAYMENT_TIMEOUT = "payment_timeout"  # the event reason of an order cancelled for want of payment
-
-
-def _payment_minutes() -> int:
-    return int(current_app.config["ORDER_PAYMENT_MINUTES"])
-
-
-def payment_deadline(order: Order) -> datetime:
-    """When an unpaid order's hold on its stock ends."""
-    return order.created_at + timedelta(minutes=_payment_minutes())
+def payment_window() -> timedelta:
+    """How long an unpaid order holds its stock (``ORDER_PAYMENT_MINUTES``)."""
+    return timedelta(minutes=int(current_app.config["ORDER_PAYMENT_MINUTES"]))
 
 
 def cancel(*, principal: Principal, order_id: uuid.UUID, reason: str | None) -> Order:

@@ -58,8 +58,9 @@ def begin_check(user: User) -> int | None:
         db.session.commit()
         if locked_until is not None and locked_until > utcnow():
             return None
-        if time.monotonic() >= deadline:
-            _lock_if_due(user)  # checks that never ended count as the failures they were counted as
+        # Waited long enough: checks that never ended count as the failures they were
+        # counted as (if the count dropped meanwhile, a right one did end: try again).
+        if time.monotonic() >= deadline and _lock_if_due(user):
             return None
         time.sleep(IN_FLIGHT_POLL_SECONDS)
 
