@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
+
+from limits import parse_many
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 BASE_DIR = Path(__file__).resolve().parent
 
@@ -101,6 +105,33 @@ def _check_redis_url(name: str, url: str) -> None:
         raise ConfigError(f"{name} must be a redis://, rediss:// or unix:// URL")
 
 
+def _redis_tls(url: str, *, verify: bool) -> str:
+    """``url``, told not to verify the server's certificate when ``verify`` is off and it is
+    a ``rediss://`` URL that does not say otherwise: Heroku Redis serves TLS with a
+    self-signed certificate, and its add-on rewrites ``REDIS_URL`` when it rotates
+    credentials, so the option cannot live in the URL itself. Every Redis client here (the
+    queues, the cache, the rate limits, the dashboard) takes the URL, so all of them agree."""
+    parts = urlsplit(url)
+    if verify or parts.scheme != "rediss" or "ssl_cert_reqs" in parse_qs(parts.query):
+        return url
+    return urlunsplit(parts._replace(query="&".join(filter(None, (parts.query, "ssl_cert_reqs=none")))))
+
+
+def _rate_limits(env: Mapping[str, str], name: str, default: str) -> str:
+    """A flask-limiter limit string (``10 per minute; 100 per day``), checked now: a typo
+    would otherwise be a 500 on every request it guards, or no limit at all."""
+    value = (env.get(name) or "").strip() or default
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be rate limits such as '10 per minute; 100 per day', got {value!r}") from None
+    return value
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DATABASE_DIALECTS = ("postgresql", "sqlite")
+
+
 def _check_mail_url(url: str) -> None:
     """``MAIL_URL`` checked whole at start: a mistake is found now, not by every mail job
     failing later. The message never shows the URL's user or password."""
@@ -156,6 +187,19 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+def _check_database_url(url: str) -> None:
+    """A URL of a database this app runs on (PostgreSQL, SQLite), with its driver installed;
+    the message never shows the URL's password."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError("DATABASE_URL must be a postgres:// or sqlite:/// URL") from None
+    if parsed.get_backend_name() not in DATABASE_DIALECTS:
+        raise ConfigError(
+            f"DATABASE_URL must be a postgres:// or sqlite:/// URL, got a {parsed.get_backend_name()!r} one"
+        )
+
+
 class Config:
     """Settings shared by every environment; the embedded default needs no environment."""
 
@@ -172,7 +216,10 @@ class Config:
 
         database_url = env.get("DATABASE_URL") or self.default_database_url()
         self.SQLALCHEMY_DATABASE_URI = normalize_database_url(database_url)
-        self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, object] = {"pool_pre_ping": True}
+        _check_database_url(self.SQLALCHEMY_DATABASE_URI)
+        # hide_parameters: a database error's message (logged, and kept in a failed job's
+        # traceback) names the statement but never its values: password hashes, addresses.
+        self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, object] = {"pool_pre_ping": True, "hide_parameters": True}
         # A database that accepts connections and never answers: a 503 after this many
         # seconds, not a request thread held for libpq's default (over two minutes), which
         # gunicorn's gthread workers do not time out (their heartbeat keeps going).
@@ -181,11 +228,35 @@ class Config:
             self.SQLALCHEMY_ENGINE_OPTIONS["connect_args"] = {"connect_timeout": self.DATABASE_CONNECT_TIMEOUT}
         self.SQLALCHEMY_RECORD_QUERIES = False
 
+        # Seconds a statement of a process serving requests may run, waits for locks
+        # included (``for_web``): a request held up behind a migration or a long lock gets a
+        # 503 instead of its thread being held; 0: no limit. Jobs and commands have none.
+        self.DATABASE_STATEMENT_TIMEOUT = _int(env, "DATABASE_STATEMENT_TIMEOUT", 30)
+        # Seconds a migration waits for a table's lock before it gives up (and tries again,
+        # MIGRATION_LOCK_ATTEMPTS times in all): the release fails rather than queueing every
+        # request behind its lock while a long read runs.
+        self.MIGRATION_LOCK_TIMEOUT = _seconds(env, "MIGRATION_LOCK_TIMEOUT", 5)
+        self.MIGRATION_LOCK_ATTEMPTS = _seconds(env, "MIGRATION_LOCK_ATTEMPTS", 3)
+        if self.DATABASE_STATEMENT_TIMEOUT < 0:
+            raise ConfigError(f"DATABASE_STATEMENT_TIMEOUT must be 0 or more, got {self.DATABASE_STATEMENT_TIMEOUT}")
+
         # None means the embedded default: an in-process Redis stand-in, jobs run in-process.
-        self.REDIS_URL: str | None = env.get("REDIS_URL") or None
+        # REDIS_TLS_VERIFY=false: a rediss:// server's certificate is not verified (Heroku
+        # Redis's is self-signed); the traffic is still encrypted.
+        self.REDIS_TLS_VERIFY = _bool(env.get("REDIS_TLS_VERIFY"), default=True)
+        redis_url = env.get("REDIS_URL") or None
+        if redis_url is not None:
+            _check_redis_url("REDIS_URL", redis_url)
+            redis_url = _redis_tls(redis_url, verify=self.REDIS_TLS_VERIFY)
+        self.REDIS_URL: str | None = redis_url
 
         self.RATELIMIT_ENABLED = _bool(env.get("RATELIMIT_ENABLED"), default=True)
-        self.RATELIMIT_STORAGE_URI = env.get("RATELIMIT_STORAGE_URI") or self.REDIS_URL or "memory://"
+        storage_uri = env.get("RATELIMIT_STORAGE_URI") or None
+        if storage_uri is not None:
+            if urlsplit(storage_uri).scheme not in {"memory", "redis", "rediss", "unix"}:
+                raise ConfigError("RATELIMIT_STORAGE_URI must be a redis://, rediss:// or memory:// URL")
+            storage_uri = _redis_tls(storage_uri, verify=self.REDIS_TLS_VERIFY)
+        self.RATELIMIT_STORAGE_URI = storage_uri or self.REDIS_URL or "memory://"
         self.RATELIMIT_HEADERS_ENABLED = True
         # Storage errors reach app.ratelimits, which decides per endpoint (auth: 503, the rest:
         # served unlimited, logged and counted). Never per-process counters: with N processes
@@ -196,9 +267,8 @@ class Config:
         if self.RATELIMIT_STORAGE_URI.startswith(("redis://", "rediss://")):
             self.RATELIMIT_STORAGE_OPTIONS.update(socket_connect_timeout=1, socket_timeout=1)
         # Per client (the user of a valid access token, else the IP), per endpoint.
-        self.RATELIMIT_DEFAULT = env.get("RATELIMIT_DEFAULT") or "600 per minute"
-        self.RATELIMIT_ORDERS = env.get("RATELIMIT_ORDERS") or "10 per minute; 100 per day"
-        self.RATELIMIT_UPLOADS = env.get("RATELIMIT_UPLOADS") or "30 per minute; 500 per day"
+        self.RATELIMIT_DEFAULT = _rate_limits(env, "RATELIMIT_DEFAULT", "600 per minute")
+        self.RATELIMIT_ORDERS = _rate_limits(env, "RATELIMIT_ORDERS", "10 per minute; 100 per day")
 
         self.MAIL_URL = env.get("MAIL_URL") or "console"
         _check_mail_url(self.MAIL_URL)
@@ -231,7 +301,7 @@ class Config:
         for name in ("IMPORT_MAX_ROWS", "IMPORT_BATCH_SIZE", "IMPORT_JOB_TIMEOUT"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        self.RATELIMIT_UPLOADS = env.get("RATELIMIT_UPLOADS") or "60 per minute"
+        self.RATELIMIT_UPLOADS = _rate_limits(env, "RATELIMIT_UPLOADS", "60 per minute")
         # Where clients reach this API (links in mail). Unset outside production: the address
         # actually served (app.urls.public_base_url). FRONTEND_URL: a web app that serves
         # /account/verify-email and /account/reset-password itself, for the mail links.
@@ -242,7 +312,9 @@ class Config:
         self.MAX_CONTENT_LENGTH = _int(env, "MAX_CONTENT_LENGTH", 16 * 1024 * 1024)
         # Every body but an upload's: JSON this large is already far beyond any real request.
         self.MAX_JSON_BYTES = _int(env, "MAX_JSON_BYTES", 64 * 1024)
-        self.LOG_LEVEL = (env.get("LOG_LEVEL") or "INFO").upper()
+        self.LOG_LEVEL = (env.get("LOG_LEVEL") or "INFO").strip().upper()
+        if self.LOG_LEVEL not in LOG_LEVELS:
+            raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {self.LOG_LEVEL!r}")
         # Number of proxies in front of the app whose X-Forwarded-For/-Proto are trusted. 0 by
         # default everywhere: without a proxy any client could pick its address (set 1 on
         # Heroku, whose router appends the real one). X-Forwarded-Host is never trusted.
@@ -275,6 +347,7 @@ class Config:
             _check_redis_url("CATALOG_CACHE_URL", cache_url)
             if self.REDIS_URL is None:
                 raise ConfigError("CATALOG_CACHE_URL needs REDIS_URL (without it nothing is cached)")
+            cache_url = _redis_tls(cache_url, verify=self.REDIS_TLS_VERIFY)
         self.CATALOG_CACHE_URL: str | None = cache_url or self.REDIS_URL
         self.CATALOG_CACHE_TTL = _int(env, "CATALOG_CACHE_TTL", 600)
         if self.CATALOG_CACHE_TTL < 1:
@@ -307,8 +380,8 @@ class Config:
         self.VERIFY_TOKEN_SECONDS = _int(env, "VERIFY_TOKEN_SECONDS", 24 * 3600)
         self.RESET_TOKEN_SECONDS = _int(env, "RESET_TOKEN_SECONDS", 3600)
         # Rate limits of the account endpoints (flask-limiter syntax), per IP and per email.
-        self.RATELIMIT_AUTH_IP = env.get("RATELIMIT_AUTH_IP") or "20 per minute; 200 per hour"
-        self.RATELIMIT_AUTH_EMAIL = env.get("RATELIMIT_AUTH_EMAIL") or "10 per minute; 50 per hour"
+        self.RATELIMIT_AUTH_IP = _rate_limits(env, "RATELIMIT_AUTH_IP", "20 per minute; 200 per hour")
+        self.RATELIMIT_AUTH_EMAIL = _rate_limits(env, "RATELIMIT_AUTH_EMAIL", "10 per minute; 50 per hour")
 
         # flask-smorest / OpenAPI
         self.API_TITLE = "Storefront API"
@@ -317,6 +390,16 @@ class Config:
         self.OPENAPI_URL_PREFIX = "/api/v1"
         self.OPENAPI_JSON_PATH = "openapi.json"
         # /api/v1/docs is app.apidocs (Swagger UI from a pinned package, no CDN).
+
+    def for_web(self) -> Config:
+        """These settings for a process that serves requests (``wsgi.py``): on PostgreSQL each
+        statement, lock waits included, ends after ``DATABASE_STATEMENT_TIMEOUT`` seconds."""
+        if self.DATABASE_STATEMENT_TIMEOUT and self.SQLALCHEMY_DATABASE_URI.startswith("postgresql"):
+            existing = self.SQLALCHEMY_ENGINE_OPTIONS.get("connect_args")
+            connect_args: dict[str, object] = dict(existing) if isinstance(existing, dict) else {}
+            connect_args["options"] = f"-c statement_timeout={self.DATABASE_STATEMENT_TIMEOUT * 1000}"
+            self.SQLALCHEMY_ENGINE_OPTIONS = {**self.SQLALCHEMY_ENGINE_OPTIONS, "connect_args": connect_args}
+        return self
 
     def _dev_secret(self, name: str) -> str:
         # Outside production a missing secret gets a random per-process value: nothing
@@ -400,6 +483,17 @@ class ProductionConfig(Config):
 
     def _dev_secret(self, name: str) -> str:  # pragma: no cover - guarded in __init__
         raise ConfigError(f"Refusing to start in production: {name} is not set")
+
+
+def load_local_env() -> None:
+    """Read a ``.env`` file (local use) as ``flask`` commands do, for the processes that are
+    not ``flask`` commands: the web server and the worker. Variables already in the
+    environment win, and ``FLASK_SKIP_DOTENV=1`` turns it off, as for ``flask``."""
+    from flask.cli import load_dotenv
+    from flask.helpers import get_load_dotenv
+
+    if get_load_dotenv():
+        load_dotenv()
 
 
 CONFIGS: dict[str, type[Config]] = {

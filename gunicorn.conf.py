@@ -8,9 +8,15 @@ again), and drops the files of workers that die.
 """
 
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
+
+from config import load_local_env
+
+# A .env file (local use) is read as `flask` commands read it; the environment wins.
+load_local_env()
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -41,10 +47,17 @@ def on_starting(server):  # type: ignore[no-untyped-def]
     from config import ConfigError, get_config
 
     try:
-        get_config()
+        config = get_config()
     except ConfigError as exc:  # one line, once: not a traceback per worker, then "failed to boot"
         server.log.error("storefront: %s", exc)
         raise SystemExit(1) from None
+    # Outside production a missing secret is random per process: made here, in the master,
+    # every worker shares it (else a token signed by one worker is refused by the others).
+    if config.ENV_NAME != "production":
+        for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
+            if not os.environ.get(name):
+                os.environ[name] = secrets.token_urlsafe(48)
+                server.log.warning("storefront: %s is not set: a random one for this run (tokens end with it)", name)
     configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if configured:
         folder = Path(configured)

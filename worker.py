@@ -26,7 +26,7 @@ from rq.exceptions import StopRequested
 from app import create_app
 from app.extensions import QUEUE_NAMES, db, redis_queues
 from app.schedule import build_scheduler
-from config import ConfigError
+from config import ConfigError, load_local_env
 
 log = logging.getLogger("storefront.worker")
 
@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     queue_names = _queue_names(parser, args.queues)
 
+    load_local_env()
     try:
         app = create_app()
     except ConfigError as exc:  # its message says it all: no traceback around it

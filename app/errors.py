@@ -293,6 +293,10 @@ def _handle_data_error(error: DataError) -> Response:
 _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 
 
+_STATEMENT_TIMEOUT_SQLSTATE = "57014"  # query_canceled: statement_timeout
+_DATABASE_RETRY_SECONDS = 5
+
+
 def _handle_database_unavailable(error: DBAPIError) -> Response:
     db.session.rollback()
     if getattr(error.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
@@ -300,8 +304,23 @@ def _handle_database_unavailable(error: DBAPIError) -> Response:
         return error_response(
             409, "CONFLICT", "The request collided with another one at the same moment; send it again"
         )
+    if getattr(error.orig, "sqlstate", None) == _STATEMENT_TIMEOUT_SQLSTATE:
+        # DATABASE_STATEMENT_TIMEOUT: held up (a lock a migration or a long transaction
+        # holds); the request's thread is free again, and the client may send it again.
+        log.warning("statement timed out: %s", error.orig)
+        return error_response(
+            503,
+            "SERVICE_UNAVAILABLE",
+            "The database took too long to answer; send it again shortly",
+            headers={"Retry-After": str(_DATABASE_RETRY_SECONDS)},
+        )
     log.error("database unavailable: %s", error, exc_info=error)
-    return error_response(503, "SERVICE_UNAVAILABLE", "The database is temporarily unavailable")
+    return error_response(
+        503,
+        "SERVICE_UNAVAILABLE",
+        "The database is temporarily unavailable",
+        headers={"Retry-After": str(_DATABASE_RETRY_SECONDS)},
+    )
 
 
 def _handle_redis_unavailable(error: RedisError) -> Response:

@@ -1,4 +1,5 @@
 import logging
+import time
 from logging.config import fileConfig
 
 from alembic import context
@@ -108,9 +109,57 @@ def run_migrations_online():
 
     with connectable.connect() as connection:
         context.configure(connection=connection, target_metadata=get_metadata(), render_item=render_item, **conf_args)
+        if connection.dialect.name != "postgresql":
+            with context.begin_transaction():
+                context.run_migrations()
+            return
+        _run_on_postgresql(connection)
 
-        with context.begin_transaction():
-            context.run_migrations()
+
+# Any constant: the key of the advisory lock that lets one migration run at a time.
+MIGRATION_LOCK_KEY = 0x53544F5245  # "STORE"
+
+
+def _run_on_postgresql(connection):
+    """Migrations on PostgreSQL, for a release on a live site:
+
+    - one at a time: a second ``flask db upgrade`` (another replica's release) waits for
+      the first, then finds nothing to do;
+    - each lock a migration asks for is waited on at most ``MIGRATION_LOCK_TIMEOUT``
+      seconds: while it waits, every request for that table queues behind it, so a long
+      read in progress (an export) would hold the whole site up. Past the timeout the
+      migrations (one transaction) roll back and are tried again, up to
+      ``MIGRATION_LOCK_ATTEMPTS`` times; then the release fails, to be run again.
+    """
+    from sqlalchemy.exc import OperationalError
+
+    settings = current_app.config
+    timeout_ms = int(settings["MIGRATION_LOCK_TIMEOUT"]) * 1000
+    attempts = int(settings["MIGRATION_LOCK_ATTEMPTS"])
+    connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
+    connection.commit()
+    try:
+        for attempt in range(1, attempts + 1):
+            try:
+                with context.begin_transaction():
+                    connection.exec_driver_sql(f"SET LOCAL lock_timeout = {timeout_ms}")
+                    context.run_migrations()
+                return
+            except OperationalError as exc:
+                if getattr(exc.orig, "sqlstate", None) != "55P03" or attempt == attempts:
+                    raise
+                logger.warning(
+                    "a table the migration needs stayed locked for %d s (attempt %d of %d): trying again",
+                    timeout_ms // 1000,
+                    attempt,
+                    attempts,
+                )
+                time.sleep(min(2 * attempt, 10))
+    finally:
+        if connection.in_transaction():
+            connection.rollback()
+        connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")
+        connection.commit()
 
 
 if context.is_offline_mode():

@@ -32,6 +32,9 @@ from tests.support import widgets
 from tests.support.mailbox import Mailbox
 
 SERVICES = os.environ.get("TEST_SERVICES") == "1"
+# The processes tests start (gunicorn, worker.py, flask) get the environment a test gives
+# them, never a developer's .env (make run writes one) filled in behind it.
+os.environ.setdefault("FLASK_SKIP_DOTENV", "1")
 # Each run gets its own SQLite file, so that parallel runs never share a database.
 os.environ.setdefault("STOREFRONT_TEST_SQLITE", os.path.join(tempfile.mkdtemp(prefix="storefront-"), "test.db"))
 # Uploads go to a folder of this run, never instance/ (tests of uploads swap in their own).

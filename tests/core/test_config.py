@@ -91,6 +91,7 @@ def test_bad_app_env_and_bad_integer_are_clear() -> None:
 def test_production_process_refuses_to_start_and_names_missing_secrets(command: list[str]) -> None:
     env = {k: v for k, v in os.environ.items() if k not in PRODUCTION_ENV}
     env["APP_ENV"] = "production"
+    env["FLASK_SKIP_DOTENV"] = "1"  # a developer's .env (make run writes one) would fill some in
     proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
     assert proc.returncode == 1
     output = proc.stdout + proc.stderr
@@ -159,3 +160,95 @@ def test_reading_the_config_imports_nothing_of_the_app() -> None:
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).resolve().parents[2], timeout=60)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "RATELIMIT_DEFAULT",
+        "RATELIMIT_ORDERS",
+        "RATELIMIT_UPLOADS",
+        "RATELIMIT_AUTH_IP",
+        "RATELIMIT_AUTH_EMAIL",
+    ],
+)
+def test_a_rate_limit_that_does_not_parse_is_refused_at_start(name: str) -> None:
+    # Accepted, "lots" was a 500 on every request it guarded; "ten a minute" on a credential
+    # endpoint was no limit at all (flask-limiter logs and skips a limit it cannot read).
+    for typo in ("lots", "ten a minute", "10 per fortnight"):
+        with pytest.raises(ConfigError, match=name):
+            get_config(environ={**PRODUCTION_ENV, name: typo})
+    assert getattr(get_config(environ={**PRODUCTION_ENV, name: "5/minute; 50 per day"}), name) == "5/minute; 50 per day"
+
+
+def test_a_malformed_setting_is_a_one_line_refusal_not_a_traceback() -> None:
+    refused = {
+        "REDIS_URL": ("http://cache.example:6379", "REDIS_URL must be a redis://"),
+        "RATELIMIT_STORAGE_URI": ("mongodb://limits.example", "RATELIMIT_STORAGE_URI must be"),
+        "LOG_LEVEL": ("verbose", "LOG_LEVEL must be one of"),
+        "DATABASE_STATEMENT_TIMEOUT": ("-1", "DATABASE_STATEMENT_TIMEOUT"),
+        "MIGRATION_LOCK_TIMEOUT": ("0", "MIGRATION_LOCK_TIMEOUT"),
+    }
+    for name, (value, message) in refused.items():
+        with pytest.raises(ConfigError, match=message):
+            get_config(environ={**PRODUCTION_ENV, name: value})
+    for url in ("notaurl", "mysql://u:hunter2@db.example/shop", "oracle://db.example/shop"):
+        with pytest.raises(ConfigError, match="DATABASE_URL must be a postgres:// or sqlite:///") as excinfo:
+            get_config(environ={**PRODUCTION_ENV, "DATABASE_URL": url})
+        assert "hunter2" not in str(excinfo.value)
+    env = {k: v for k, v in os.environ.items() if k not in PRODUCTION_ENV}
+    env.update({**PRODUCTION_ENV, "REDIS_URL": "http://cache.example:6379", "FLASK_SKIP_DOTENV": "1"})
+    proc = subprocess.run([sys.executable, "-c", "import wsgi"], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert proc.returncode == 1
+    assert "REDIS_URL must be a redis://" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_redis_tls_verification_can_be_turned_off_for_every_client() -> None:
+    tls = {
+        **PRODUCTION_ENV,
+        "REDIS_URL": "rediss://:pw@ec2.example:6380",
+        "CATALOG_CACHE_URL": "rediss://cache.example:6380/0",
+        "RATELIMIT_STORAGE_URI": "rediss://limits.example:6380/1?socket_timeout=2",
+    }
+    verified = get_config(environ=tls)
+    assert (tls["REDIS_URL"], tls["CATALOG_CACHE_URL"]) == (verified.REDIS_URL, verified.CATALOG_CACHE_URL)
+    trusting = get_config(environ={**tls, "REDIS_TLS_VERIFY": "false"})
+    assert trusting.REDIS_URL == "rediss://:pw@ec2.example:6380?ssl_cert_reqs=none"
+    assert trusting.CATALOG_CACHE_URL == "rediss://cache.example:6380/0?ssl_cert_reqs=none"
+    assert trusting.RATELIMIT_STORAGE_URI == "rediss://limits.example:6380/1?socket_timeout=2&ssl_cert_reqs=none"
+    # Without a storage URI of their own, the rate limits use REDIS_URL as it now reads.
+    assert get_config(environ={**tls, "RATELIMIT_STORAGE_URI": "", "REDIS_TLS_VERIFY": "0"}).RATELIMIT_STORAGE_URI == (
+        "rediss://:pw@ec2.example:6380?ssl_cert_reqs=none"
+    )
+    # A URL that says how to verify, or one without TLS, is left as it is.
+    told = {**tls, "REDIS_TLS_VERIFY": "false", "REDIS_URL": "rediss://ec2.example:6380?ssl_cert_reqs=required"}
+    assert told["REDIS_URL"] == get_config(environ=told).REDIS_URL
+    plain = {**tls, "REDIS_TLS_VERIFY": "false", "REDIS_URL": "redis://cache.example:6379/0"}
+    assert plain["REDIS_URL"] == get_config(environ=plain).REDIS_URL
+
+
+def test_database_errors_never_carry_the_values_of_their_statement() -> None:
+    """A failed statement's message is logged and kept in a failed job's traceback: a
+    registration's error carried the password hash and the address."""
+    import sqlalchemy as sa
+
+    config = DevelopmentConfig({"DATABASE_URL": "sqlite://"})
+    engine = sa.create_engine(config.SQLALCHEMY_DATABASE_URI, **config.SQLALCHEMY_ENGINE_OPTIONS)  # type: ignore[arg-type]
+    with engine.connect() as conn, pytest.raises(sa.exc.DBAPIError) as excinfo:
+        conn.execute(sa.text("INSERT INTO users (email) VALUES (:email)"), {"email": "secret-person@example.com"})
+    assert "secret-person" not in str(excinfo.value)
+    assert "parameters hidden" in str(excinfo.value)
+
+
+def test_request_serving_processes_bound_every_statement_and_others_do_not() -> None:
+    config = get_config(environ={**PRODUCTION_ENV, "DATABASE_STATEMENT_TIMEOUT": "7"})
+    assert "options" not in config.SQLALCHEMY_ENGINE_OPTIONS["connect_args"]  # type: ignore[operator]
+    web = config.for_web()
+    assert web.SQLALCHEMY_ENGINE_OPTIONS["connect_args"] == {
+        "connect_timeout": 5,
+        "options": "-c statement_timeout=7000",
+    }
+    unbounded = get_config(environ={**PRODUCTION_ENV, "DATABASE_STATEMENT_TIMEOUT": "0"}).for_web()
+    assert "options" not in unbounded.SQLALCHEMY_ENGINE_OPTIONS["connect_args"]  # type: ignore[operator]
+    sqlite = DevelopmentConfig({}).for_web()
+    assert "connect_args" not in sqlite.SQLALCHEMY_ENGINE_OPTIONS

@@ -83,20 +83,27 @@ def _fresh_database(server_url: str) -> Iterator[str]:
 
 
 @contextmanager
-def private_redis() -> Iterator[str]:
+def private_redis(*, tls: bool = False) -> Iterator[str]:
+    """A Redis server of the caller's own on a free port; with ``tls``, one that speaks TLS
+    only, with a self-signed certificate (as Heroku Redis does): its ``rediss://`` URL."""
     server = shutil.which("redis-server")
     assert server, "redis-server is not installed (apt-get install redis-server)"
     port = free_port()
-    proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
+    command = [server, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    folder = Path(tempfile.mkdtemp(prefix="storefront-redis-"))
+    if tls:
+        cert, key = _self_signed_certificate(folder)
+        command += ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key)]
+        command += ["--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"]
+        url = f"rediss://127.0.0.1:{port}/0"
+    else:
+        command += ["--port", str(port)]
+        url = f"redis://127.0.0.1:{port}/0"
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def answers() -> bool:
         try:
-            return bool(redis.Redis.from_url(url).ping())
+            return bool(redis.Redis.from_url(url, **({"ssl_cert_reqs": "none"} if tls else {})).ping())
         except redis.RedisError:
             return False
 
@@ -106,6 +113,39 @@ def private_redis() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by its own key (no authority vouches for it)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "storefront test redis")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "redis.crt", folder / "redis.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
 
 
 @contextmanager
