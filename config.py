@@ -249,6 +249,9 @@ class Config:
             _check_redis_url("REDIS_URL", redis_url)
             redis_url = _redis_tls(redis_url, verify=self.REDIS_TLS_VERIFY)
         self.REDIS_URL: str | None = redis_url
+        # On SIGTERM a worker's job in progress has this long to finish; then it fails (and is
+        # retried). Keep it under the platform's own limit (Heroku SIGKILLs after 30 s).
+        self.WORKER_SHUTDOWN_GRACE_SECONDS = _seconds(env, "WORKER_SHUTDOWN_GRACE_SECONDS", 25)
 
         self.RATELIMIT_ENABLED = _bool(env.get("RATELIMIT_ENABLED"), default=True)
         storage_uri = env.get("RATELIMIT_STORAGE_URI") or None

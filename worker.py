@@ -6,6 +6,10 @@ Builds the application once and pushes one application context, then runs an RQ 
 for ``housekeeping,mail`` keeps them moving while long imports run). Each job forks from this
 process, so the app is imported before any job runs.
 
+On SIGTERM (a platform signals every process, the work horse included) the job in
+progress has ``WORKER_SHUTDOWN_GRACE_SECONDS`` to finish; past them it fails through RQ's
+failure handling, so that its retry applies (``StorefrontWorker``).
+
 ``python worker.py --cron`` is the Procfile's ``clock`` instead: it enqueues the periodic
 jobs of ``app.schedule`` (the mail relay, the uploads upkeep) for the workers to run.
 """
@@ -15,13 +19,18 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
+import signal
 import sys
+import threading
 import time
+from types import FrameType
 
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue, Worker
+from rq import Queue
 from rq.exceptions import StopRequested
+from rq.job import Job
+from rq.worker import HerokuWorker
 
 from app import create_app
 from app.extensions import QUEUE_NAMES, db, redis_queues
@@ -33,6 +42,7 @@ log = logging.getLogger("storefront.worker")
 MAINTENANCE_SECONDS = 60
 REDIS_RETRY_FIRST_SECONDS = 2
 REDIS_RETRY_MAX_SECONDS = 30
+SHUTDOWN_GRACE_SECONDS = 25  # config.py's default of WORKER_SHUTDOWN_GRACE_SECONDS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +77,12 @@ def main(argv: list[str] | None = None) -> int:
         # Work horses are forked from here: they must not share the parent's sockets.
         db.engine.dispose()
         queues = [redis_queues.queue(name) for name in queue_names]
-        worker = build_worker(queues, redis_queues.connection, name=args.name)
+        worker = build_worker(
+            queues,
+            redis_queues.connection,
+            name=args.name,
+            shutdown_grace=app.config["WORKER_SHUTDOWN_GRACE_SECONDS"],
+        )
         log.info("worker starting", extra={"queues": worker.queue_names(), "burst": args.burst})
         worker.work(burst=args.burst, with_scheduler=True, logging_level=app.config["LOG_LEVEL"])
     return 0
@@ -83,18 +98,68 @@ def _queue_names(parser: argparse.ArgumentParser, given: str | None) -> list[str
     return names
 
 
-def build_worker(queues: list[Queue], connection: Redis, *, name: str | None = None) -> Worker:
+class StorefrontWorker(HerokuWorker):
+    """RQ's ``HerokuWorker``: a platform's SIGTERM to every process (Heroku signals the whole
+    dyno, then SIGKILLs it 30 s later) leaves the work horse alone. The worker's own SIGTERM
+    asks for a warm shutdown: it sends the horse SIGRTMIN, and the job in progress has
+    ``imminent_shutdown_delay`` seconds to finish. Past them the horse raises
+    ``ShutDownImminentException`` in the job, which RQ's failure handling records (its
+    ``Retry`` schedules it again): it fails visibly, it is never lost.
+
+    One change to HerokuWorker: it counts those seconds with ``signal.alarm``, which would
+    replace the alarm of the job's own timeout (RQ's death penalty uses SIGALRM as well), or
+    be replaced by it when the job starts after the signal. A timer thread counts them here
+    and sends the horse's main thread the second SIGRTMIN, which HerokuWorker's handler
+    turns into the exception; the job's timeout keeps its alarm, whichever ends first."""
+
+    imminent_shutdown_delay = SHUTDOWN_GRACE_SECONDS
+    _job_ended = False
+    _shutdown_timer: threading.Timer | None = None
+
+    def request_stop_sigrtmin(self, signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGRTMIN, self.request_force_stop_sigrtmin)  # the next SIGRTMIN raises
+        if self._job_ended:  # only RQ's bookkeeping is left: let it finish
+            return
+        self.log.warning(
+            "shutdown: the job in progress has %d s to finish, then it fails (and is retried)",
+            self.imminent_shutdown_delay,
+        )
+        main = threading.main_thread().ident
+        assert main is not None
+        timer = threading.Timer(self.imminent_shutdown_delay, signal.pthread_kill, args=(main, signal.SIGRTMIN))
+        timer.daemon = True
+        timer.start()
+        self._shutdown_timer = timer
+
+    def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
+        """The job function returned or raised: RQ records how, undisturbed by the timer."""
+        self._job_ended = True
+        if self._shutdown_timer is not None:
+            self._shutdown_timer.cancel()
+        super().handle_execution_ended(job, queue, heartbeat_ttl)
+
+
+def build_worker(
+    queues: list[Queue],
+    connection: Redis,
+    *,
+    name: str | None = None,
+    shutdown_grace: int = SHUTDOWN_GRACE_SECONDS,
+) -> StorefrontWorker:
     """An RQ worker that looks after itself every ``MAINTENANCE_SECONDS``: RQ restarts its
     scheduler process (which a Redis outage kills, and which retries with backoff need) and
     finds the jobs of dead workers only in its maintenance, which by default comes every 10
-    minutes and waits for a dequeue that blocks up to 405 s."""
-    return Worker(
+    minutes and waits for a dequeue that blocks up to 405 s. On SIGTERM the job in progress
+    has ``shutdown_grace`` seconds to finish (``StorefrontWorker``)."""
+    worker = StorefrontWorker(
         queues,
         connection=connection,
         name=name,
         maintenance_interval=MAINTENANCE_SECONDS,
         worker_ttl=MAINTENANCE_SECONDS + 15,  # its blocking dequeue returns within MAINTENANCE_SECONDS
     )
+    worker.imminent_shutdown_delay = shutdown_grace
+    return worker
 
 
 def wait_for_redis(connection: Redis) -> None:

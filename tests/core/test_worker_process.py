@@ -1,4 +1,5 @@
-"""``python worker.py``: the worker and the clock ride out a Redis that comes and goes."""
+"""``python worker.py``: the worker and the clock ride out a Redis that comes and goes; a
+platform's SIGTERM lets the job in progress finish (or fail, to be retried)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,12 +16,23 @@ from pathlib import Path
 import fakeredis
 import pytest
 import redis
-from rq import Queue
+from rq import Queue, Retry
+from rq.job import Job
 
-from tests.support.processes import ROOT, free_port, stop, wait_until
+from tests.support.processes import (
+    ROOT,
+    free_port,
+    poll_until,
+    rq_worker,
+    signal_every_process,
+    stop,
+    wait_until,
+    work_horses,
+)
 from worker import MAINTENANCE_SECONDS, build_worker
 
 CLOCK_REGISTRY = "rq:cron_schedulers"  # rq.cron_scheduler_registry.get_registry_key()
+SLOW_JOB = "tests.support.slow_jobs.sleep_then_mark"
 
 
 @contextmanager
@@ -118,3 +132,71 @@ def test_a_worker_of_its_own_serves_only_the_queues_it_is_given(tmp_path: Path) 
         assert [queues[name].count for name in ("housekeeping", "mail", "imports")] == [0, 0, 1]
         assert worker().returncode == 0  # every queue by default
         assert queues["imports"].count == 0
+
+
+def _worker_env(port: int, tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {**_process_env(port, tmp_path / "worker.db"), **extra}
+
+
+def _running(job: Job, worker: subprocess.Popen[bytes]) -> None:
+    poll_until(lambda: job.get_status() == "started", timeout=60, what="the job to start")
+    poll_until(lambda: work_horses(worker.pid), timeout=10, what="the work horse")
+    time.sleep(1)  # well inside the job
+
+
+@pytest.mark.services  # real processes and a Redis server of their own
+def test_sigterm_to_every_process_lets_the_job_in_progress_finish(tmp_path: Path) -> None:
+    """Heroku signals every process of a dyno (SIGKILL follows 30 s later): the work horse
+    too, which RQ's plain Worker let SIGTERM kill mid-job."""
+    port = free_port()
+    log = tmp_path / "worker.log"
+    with redis_on(port) as server, rq_worker(_worker_env(port, tmp_path), log, name=f"w-{uuid.uuid4().hex[:8]}") as w:
+        job = Queue("mail", connection=server).enqueue(SLOW_JOB, 4, "test:finished", retry=Retry(max=3, interval=60))
+        _running(job, w)
+        signal_every_process(w.pid, signal.SIGTERM)
+        assert w.wait(timeout=25) == 0  # it exits once the job is done
+        assert server.get("test:finished") == b"done"
+        assert job.get_status() == "finished"
+    assert "Work-horse terminated unexpectedly" not in log.read_text()
+
+
+@pytest.mark.services  # real processes and a Redis server of their own
+def test_a_job_past_the_shutdown_grace_fails_and_is_retried(tmp_path: Path) -> None:
+    port = free_port()
+    env = _worker_env(port, tmp_path, WORKER_SHUTDOWN_GRACE_SECONDS="2")
+    log = tmp_path / "worker.log"
+    with redis_on(port) as server, rq_worker(env, log, name=f"w-{uuid.uuid4().hex[:8]}") as w:
+        queue = Queue("mail", connection=server)
+        job = queue.enqueue(SLOW_JOB, 60, "test:finished", retry=Retry(max=2, interval=600), job_timeout=300)
+        _running(job, w)
+        signal_every_process(w.pid, signal.SIGTERM)
+        signalled = time.monotonic()
+        assert w.wait(timeout=25) == 0
+        assert 2 <= time.monotonic() - signalled < 20
+        # Failed through RQ's failure handling: logged, and scheduled for its retry.
+        assert job.get_status() == "scheduled" and job.id in queue.scheduled_job_registry.get_job_ids()
+        job.refresh()
+        assert job.retries_left == 1
+        assert server.get("test:finished") is None
+    text = log.read_text()
+    assert f"job {job.id}: exception raised while executing" in text and "ShutDownImminentException" in text
+    assert "Work-horse terminated unexpectedly" not in text
+
+
+@pytest.mark.services  # real processes and a Redis server of their own
+def test_a_job_keeps_its_own_timeout_during_the_shutdown_grace(tmp_path: Path) -> None:
+    """RQ's HerokuWorker counts the grace with SIGALRM, which would replace the alarm of
+    the job's timeout: the job would run on to the grace's end."""
+    port = free_port()
+    env = _worker_env(port, tmp_path, WORKER_SHUTDOWN_GRACE_SECONDS="20")
+    log = tmp_path / "worker.log"
+    with redis_on(port) as server, rq_worker(env, log, name=f"w-{uuid.uuid4().hex[:8]}") as w:
+        queue = Queue("mail", connection=server)
+        job = queue.enqueue(SLOW_JOB, 60, "test:finished", retry=Retry(max=2, interval=600), job_timeout=4)
+        _running(job, w)
+        signal_every_process(w.pid, signal.SIGTERM)
+        signalled = time.monotonic()
+        assert w.wait(timeout=25) == 0
+        assert time.monotonic() - signalled < 12  # its timeout came 3 s after the signal, the grace 20 s
+        assert job.get_status() == "scheduled"
+    assert "JobTimeoutException" in log.read_text() and "ShutDownImminentException" not in log.read_text()

@@ -128,6 +128,23 @@ def children(pid: int) -> set[int]:
     return {int(p) for p in path.read_text().split()} if path.exists() else set()
 
 
+def process_tree(pid: int) -> set[int]:
+    """``pid`` and every process under it, whatever process group each leads."""
+    found = {pid}
+    for child in children(pid):
+        found |= process_tree(child)
+    return found
+
+
+def signal_every_process(pid: int, sig: int) -> None:
+    """What a platform does at a restart (Heroku signals every process of the dyno): ``sig``
+    to ``pid`` and each process under it, RQ's work horse (in a process group of its own)
+    included."""
+    for each in sorted(process_tree(pid), reverse=True):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(each, sig)
+
+
 def work_horses(worker_pid: int) -> set[int]:
     """RQ's work-horse leads a process group of its own (the scheduler process does not)."""
     found = set()
