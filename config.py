@@ -252,6 +252,11 @@ class Config:
         # On SIGTERM a worker's job in progress has this long to finish; then it fails (and is
         # retried). Keep it under the platform's own limit (Heroku SIGKILLs after 30 s).
         self.WORKER_SHUTDOWN_GRACE_SECONDS = _seconds(env, "WORKER_SHUTDOWN_GRACE_SECONDS", 25)
+        # Only the clock holding a lock in Redis schedules; it renews it every third of this,
+        # and another clock takes over within about this long after it dies.
+        self.CLOCK_LOCK_SECONDS = _int(env, "CLOCK_LOCK_SECONDS", 45)
+        if self.CLOCK_LOCK_SECONDS < 3:
+            raise ConfigError(f"CLOCK_LOCK_SECONDS must be at least 3 (seconds), got {self.CLOCK_LOCK_SECONDS}")
 
         self.RATELIMIT_ENABLED = _bool(env.get("RATELIMIT_ENABLED"), default=True)
         storage_uri = env.get("RATELIMIT_STORAGE_URI") or None

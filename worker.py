@@ -11,7 +11,8 @@ progress has ``WORKER_SHUTDOWN_GRACE_SECONDS`` to finish; past them it fails thr
 failure handling, so that its retry applies (``StorefrontWorker``).
 
 ``python worker.py --cron`` is the Procfile's ``clock`` instead: it enqueues the periodic
-jobs of ``app.schedule`` (the mail relay, the uploads upkeep) for the workers to run.
+jobs of ``app.schedule`` (the mail relay, the uploads upkeep) for the workers to run. Only
+the clock holding the clock lock in Redis schedules; another one waits to take over.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from rq.worker import HerokuWorker
 
 from app import create_app
 from app.extensions import QUEUE_NAMES, db, redis_queues
-from app.schedule import build_scheduler
+from app.schedule import CLOCK_LOCK_SECONDS, ClockLockLost, build_scheduler
 from config import ConfigError, load_local_env
 
 log = logging.getLogger("storefront.worker")
@@ -73,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         wait_for_redis(redis_queues.connection)
         if args.cron:
-            return run_clock(redis_queues.connection, logging_level=app.config["LOG_LEVEL"])
+            return run_clock(
+                redis_queues.connection,
+                logging_level=app.config["LOG_LEVEL"],
+                lock_seconds=app.config["CLOCK_LOCK_SECONDS"],
+            )
         # Work horses are forked from here: they must not share the parent's sockets.
         db.engine.dispose()
         queues = [redis_queues.queue(name) for name in queue_names]
@@ -175,18 +180,23 @@ def wait_for_redis(connection: Redis) -> None:
             time.sleep(delay)
 
 
-def run_clock(connection: Redis, *, logging_level: str) -> int:
+def run_clock(connection: Redis, *, logging_level: str, lock_seconds: int = CLOCK_LOCK_SECONDS) -> int:
     """The periodic-job clock, until SIGTERM: through Redis outages (RQ's scheduler stops
-    at the first error it meets; it starts again, with its timings, once Redis answers)."""
+    at the first error it meets; it starts again, with its timings, once Redis answers).
+    It schedules only while it holds the clock lock (``app.schedule.Clock``): a second
+    clock waits, and takes over when the first stops or dies."""
     log.info("clock starting")
-    scheduler = build_scheduler(connection, logging_level=logging_level)
+    scheduler = build_scheduler(connection, logging_level=logging_level, lock_seconds=lock_seconds)
     try:
         while True:
             try:
-                scheduler.start()  # type: ignore[no-untyped-call]  # rq.cron leaves start() unannotated
+                scheduler.start()
                 return 0
             except RedisError as exc:
                 log.warning("clock: Redis unavailable (%s): it goes on when Redis answers", exc)
+            except ClockLockLost as exc:
+                log.warning("clock: %s: it waits to take over again", exc)
+                continue
             time.sleep(REDIS_RETRY_FIRST_SECONDS)
             wait_for_redis(connection)
     except StopRequested:  # SIGTERM while waiting (start() installed the handler)

@@ -258,3 +258,13 @@ def test_the_worker_shutdown_grace_is_seconds() -> None:
     for value in ("0", "soon"):
         with pytest.raises(ConfigError, match="WORKER_SHUTDOWN_GRACE_SECONDS"):
             DevelopmentConfig({"WORKER_SHUTDOWN_GRACE_SECONDS": value})
+def test_the_worker_grace_and_the_clock_lock_are_seconds() -> None:
+    defaults = DevelopmentConfig({})
+    assert (defaults.WORKER_SHUTDOWN_GRACE_SECONDS, defaults.CLOCK_LOCK_SECONDS) == (25, 45)
+    given = DevelopmentConfig({"WORKER_SHUTDOWN_GRACE_SECONDS": "10", "CLOCK_LOCK_SECONDS": "3"})
+    assert (given.WORKER_SHUTDOWN_GRACE_SECONDS, given.CLOCK_LOCK_SECONDS) == (10, 3)
+    for name, value in (("WORKER_SHUTDOWN_GRACE_SECONDS", "0"), ("WORKER_SHUTDOWN_GRACE_SECONDS", "soon")):
+        with pytest.raises(ConfigError, match=name):
+            DevelopmentConfig({name: value})
+    with pytest.raises(ConfigError, match="CLOCK_LOCK_SECONDS must be at least 3"):
+        DevelopmentConfig({"CLOCK_LOCK_SECONDS": "2"})

@@ -1,5 +1,6 @@
 """``python worker.py``: the worker and the clock ride out a Redis that comes and goes; a
-platform's SIGTERM lets the job in progress finish (or fail, to be retried)."""
+platform's SIGTERM lets the job in progress finish (or fail, to be retried); only one clock
+schedules at a time."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import redis
 from rq import Queue, Retry
 from rq.job import Job
 
+from app.schedule import CLOCK_LOCK_KEY
 from tests.support.processes import (
     ROOT,
     free_port,
@@ -54,8 +56,13 @@ def redis_on(port: int) -> Iterator[redis.Redis]:
         proc.wait(timeout=20)
 
 
+def clocks_registered(server: redis.Redis) -> list[str]:
+    """The names of the clocks in RQ's registry (each clock has one of its own)."""
+    return [name.decode() for name in server.zrange(CLOCK_REGISTRY, 0, -1)]
+
+
 def clock_registered(server: redis.Redis) -> bool:
-    return server.zscore(CLOCK_REGISTRY, "storefront-clock") is not None
+    return bool(clocks_registered(server))
 
 
 @pytest.mark.services  # real processes and a Redis server of their own
@@ -132,6 +139,77 @@ def test_a_worker_of_its_own_serves_only_the_queues_it_is_given(tmp_path: Path) 
         assert [queues[name].count for name in ("housekeeping", "mail", "imports")] == [0, 0, 1]
         assert worker().returncode == 0  # every queue by default
         assert queues["imports"].count == 0
+
+
+def _start_clock(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            [sys.executable, "worker.py", "--cron"],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _lock_holder(server: redis.Redis) -> str | None:
+    holder = server.get(CLOCK_LOCK_KEY)
+    return holder.decode() if holder is not None else None
+
+
+@pytest.mark.services  # real processes and a Redis server of their own
+def test_one_clock_schedules_at_a_time_and_another_takes_over_when_it_dies(tmp_path: Path) -> None:
+    port = free_port()
+    # A short lock keeps the test short; production's is CLOCK_LOCK_SECONDS' default (45 s).
+    env = {**_process_env(port, tmp_path / "clock.db"), "CLOCK_LOCK_SECONDS": "6"}
+    logs = {name: tmp_path / f"{name}.log" for name in ("first", "second", "third")}
+    text = lambda name: logs[name].read_text(errors="replace")  # noqa: E731
+    waiting = "another clock is active"
+    clocks: list[subprocess.Popen[bytes]] = []
+    with redis_on(port) as server:
+        queues = [Queue(name, connection=server) for name in ("mail", "housekeeping", "media")]
+        counts = lambda: [queue.count for queue in queues]  # noqa: E731
+        try:
+            first = _start_clock(env, logs["first"])
+            clocks.append(first)
+            wait_until(lambda: counts() == [1, 3, 1], timeout=60, what="the first clock's jobs", proc=first)
+            second = _start_clock(env, logs["second"])
+            clocks.append(second)
+            wait_until(
+                lambda: waiting in text("second") or counts() != [1, 3, 1],
+                timeout=60,
+                what="the second clock to wait",
+                proc=second,
+            )
+            assert counts() == [1, 3, 1]  # the second enqueued nothing as it started
+            time.sleep(7)  # past a whole lock's life: the first renews it, the second goes on waiting
+            assert counts() == [1, 3, 1]  # nothing enqueued twice
+            (active,) = clocks_registered(server)
+            assert f":{first.pid}:" in active and _lock_holder(server) == active
+            assert text("second").count(waiting) == 1  # said once, not at every try
+
+            stop(first, sig=signal.SIGKILL)  # no release: its lock expires
+            wait_until(lambda: counts() == [2, 6, 2], timeout=30, what="the second clock to take over", proc=second)
+            holder = _lock_holder(server)
+            assert holder is not None and f":{second.pid}:" in holder and holder in clocks_registered(server)
+
+            # A clock that waits stops cleanly, and leaves the active one registered.
+            third = _start_clock(env, logs["third"])
+            clocks.append(third)
+            wait_until(lambda: waiting in text("third"), timeout=60, what="the third clock to wait", proc=third)
+            assert stop(third, sig=signal.SIGTERM) == 0
+            assert _lock_holder(server) == holder and holder in clocks_registered(server)
+            assert counts() == [2, 6, 2]
+
+            assert stop(second, sig=signal.SIGTERM) == 0
+            assert _lock_holder(server) is None  # released at once: a next clock need not wait
+            assert holder not in clocks_registered(server)
+        finally:
+            for clock in clocks:
+                stop(clock, sig=signal.SIGKILL)
+    for name in logs:
+        assert "Traceback" not in text(name), text(name)
 
 
 def _worker_env(port: int, tmp_path: Path, **extra: str) -> dict[str, str]:
