@@ -252,12 +252,16 @@ def test_request_serving_processes_bound_every_statement_and_others_do_not() -> 
     assert "options" not in unbounded.SQLALCHEMY_ENGINE_OPTIONS["connect_args"]  # type: ignore[operator]
     sqlite = DevelopmentConfig({}).for_web()
     assert "connect_args" not in sqlite.SQLALCHEMY_ENGINE_OPTIONS
+
+
 def test_the_worker_shutdown_grace_is_seconds() -> None:
     assert DevelopmentConfig({}).WORKER_SHUTDOWN_GRACE_SECONDS == 25
     assert DevelopmentConfig({"WORKER_SHUTDOWN_GRACE_SECONDS": "10"}).WORKER_SHUTDOWN_GRACE_SECONDS == 10
     for value in ("0", "soon"):
         with pytest.raises(ConfigError, match="WORKER_SHUTDOWN_GRACE_SECONDS"):
             DevelopmentConfig({"WORKER_SHUTDOWN_GRACE_SECONDS": value})
+
+
 def test_the_worker_grace_and_the_clock_lock_are_seconds() -> None:
     defaults = DevelopmentConfig({})
     assert (defaults.WORKER_SHUTDOWN_GRACE_SECONDS, defaults.CLOCK_LOCK_SECONDS) == (25, 45)
