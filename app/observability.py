@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
+from rq import Queue, Worker
 
 from app.extensions import redis_queues
 from app.jobs import current_job_id
@@ -104,26 +105,49 @@ def configure_logging(level: str) -> None:
 
 
 class QueueDepthCollector(Collector):
-    """Jobs waiting and jobs failed per RQ queue, read from Redis at scrape time.
+    """Whether Redis answers, and per RQ queue the jobs waiting, the jobs failed and the
+    workers serving it, read from Redis at scrape time.
 
     Read from Redis, not counted in-process, so every web process reports the same
-    figures and nothing needs aggregating across gunicorn workers.
+    figures and nothing needs aggregating across gunicorn workers. ``redis_up`` is always
+    there; while it is 0 the ``rq_*`` series are absent (there is nothing to read them
+    from), so alerts on them must also fire on ``redis_up == 0``.
     """
 
     def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("redis_up", "1 when the queues' Redis answered this scrape, else 0")
         depth = GaugeMetricFamily("rq_queue_depth", "Jobs waiting in each RQ queue", labels=["queue"])
         failed = GaugeMetricFamily(
             "rq_failed_jobs", "Jobs in each RQ queue's failed registry (kept 30 days)", labels=["queue"]
         )
+        workers = GaugeMetricFamily("rq_workers", "Live RQ workers serving each queue", labels=["queue"])
         if has_app_context():
             try:
-                for queue in redis_queues.all_queues():
-                    depth.add_metric([queue.name], float(queue.count))
-                    failed.add_metric([queue.name], float(queue.failed_job_registry.count))
+                figures = [(queue.name, *_queue_figures(queue)) for queue in redis_queues.all_queues()]
             except RedisError:
-                pass
+                up.add_metric([], 0.0)
+            else:
+                up.add_metric([], 1.0)
+                for name, waiting, failures, serving in figures:
+                    depth.add_metric([name], float(waiting))
+                    failed.add_metric([name], float(failures))
+                    workers.add_metric([name], float(serving))
+            yield up
         yield depth
         yield failed
+        yield workers
+
+
+def _queue_figures(queue: Queue) -> tuple[int, int, int]:
+    """Jobs waiting, jobs failed, and workers alive (a worker's key expires ``worker_ttl``
+    after its last heartbeat, while its name stays in the queue's set until another
+    worker's maintenance cleans it: a killed worker stops counting within that TTL)."""
+    keys = Worker.all_keys(connection=queue.connection, queue=queue)
+    with queue.connection.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.exists(key)
+        alive = sum(1 for found in pipe.execute() if found)
+    return queue.count, queue.failed_job_registry.count, alive
 
 
 class Metrics:

@@ -5,10 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+from flask import Flask
 from flask.testing import FlaskClient
+from rq import Worker
 
+from app.extensions import QUEUE_NAMES, redis_queues
 from tests.conftest import SERVICES, _service_environ, json_of
 from tests.support.processes import run_probe
+from tests.support.services import redis_at, unreachable_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -132,3 +137,54 @@ def test_a_database_that_never_answers_is_a_503_within_the_connect_timeout() -> 
     status, body = out["/api/v1/products"]
     assert status == 503 and body["error"]["code"] == "SERVICE_UNAVAILABLE"
     assert out["seconds"] < 30
+
+
+METRICS_TOKEN = "m" * 40
+
+
+def _scrape(app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
+    """/metrics as an operator's Prometheus reads it (with its token): series → value."""
+    monkeypatch.setitem(app.config, "METRICS_TOKEN", METRICS_TOKEN)
+    assert client.get("/metrics").status_code == 401
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert response.status_code == 200
+    samples = {}
+    for line in response.get_data(as_text=True).splitlines():
+        if line and not line.startswith("#"):
+            series, _, value = line.rpartition(" ")
+            samples[series] = float(value)
+    return samples
+
+
+def test_metrics_say_whether_redis_answers_and_how_many_workers_serve_each_queue(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    up = _scrape(app, client, monkeypatch)
+    assert up["redis_up"] == 1.0
+    for queue in QUEUE_NAMES:
+        assert up[f'rq_workers{{queue="{queue}"}}'] == 0.0
+        assert up[f'rq_failed_jobs{{queue="{queue}"}}'] == 0.0
+    if SERVICES:
+        # A worker of housekeeping and mail registers in Redis as RQ's workers do: it counts
+        # for those queues only, and stops counting once its key expires (a killed worker).
+        with app.app_context():
+            queues = [redis_queues.queue("housekeeping"), redis_queues.queue("mail")]
+            worker = Worker(queues, connection=redis_queues.connection, name=f"metrics-{os.getpid()}")
+            worker.register_birth()
+        try:
+            serving = _scrape(app, client, monkeypatch)
+            assert serving['rq_workers{queue="housekeeping"}'] == serving['rq_workers{queue="mail"}'] == 1.0
+            assert serving['rq_workers{queue="imports"}'] == serving['rq_workers{queue="media"}'] == 0.0
+            with app.app_context():
+                redis_queues.connection.delete(worker.key)  # its TTL ran out
+            assert _scrape(app, client, monkeypatch)['rq_workers{queue="mail"}'] == 0.0
+        finally:
+            with app.app_context():
+                worker.register_death()
+
+    # Redis stops answering: /metrics still answers, says so, and leaves out what it cannot read.
+    with redis_at(app, unreachable_redis()):
+        down = _scrape(app, client, monkeypatch)
+    assert down["redis_up"] == 0.0
+    assert not [series for series in down if series.startswith("rq_")]
+    assert 'http_requests_total{endpoint="/metrics",method="GET",status="200"}' in down
