@@ -3,9 +3,14 @@ relay, and one that keeps dying is failed with a reason instead of looping forev
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,12 +20,15 @@ from flask.testing import FlaskClient
 from rq.timeouts import JobTimeoutException
 
 from app.db import db, utcnow
-from app.products.transfer import importing, reading, relay, writing
+from app.jobs import PendingJob, enqueue_now
+from app.products.transfer import importing, reading, relay, service, writing
 from app.products.transfer.models import ProductImport
 from app.storage import current_storage
 from app.uploads.models import Upload
+from tests.conftest import _service_environ
 from tests.factories import AuthedUser
 from tests.imports.support import catalog, csv_file, get_import, run_import, upload_import
+from tests.support.processes import ROOT, poll_until
 
 Jobs = Callable[[], int]
 
@@ -120,3 +128,151 @@ def test_a_run_whose_checkpoint_another_run_moved_stops_without_ending_the_impor
         db.session.remove()
     assert get_import(client, staff, str(import_id))["status"] == "running"
     assert set(catalog(app)) == {"MUG-1"}  # the first batch; the overtaken one was undone
+
+
+FLASK = os.path.join(os.path.dirname(sys.executable), "flask")
+COMMAND_ROWS = 8_000
+
+
+def _command_file(path: Path) -> Path:
+    path.write_bytes(
+        csv_file(*(f"CLI-{n:05d},Product {n},,{n % 90 + 1}.50,,{n % 9},,,true," for n in range(COMMAND_ROWS)))
+    )
+    return path
+
+
+def _quiet(app: Flask, import_id: uuid.UUID) -> None:
+    """As the clock finds it: unmoved for longer than the relay's quiet time."""
+    with app.app_context():
+        quiet = utcnow() - relay.QUIET_FOR - timedelta(seconds=5)
+        db.session.execute(sa.update(ProductImport).where(ProductImport.id == import_id).values(updated_at=quiet))
+        db.session.commit()
+
+
+def _killed_command_import(app: Flask, path: Path) -> tuple[uuid.UUID, int]:
+    """``flask import-products`` in a process of its own, killed (SIGKILL) once batches are
+    written: its run, left ``running``, and the rows it had written."""
+    env = {**_service_environ(), "FLASK_APP": "wsgi", "IMPORT_BATCH_SIZE": "200"}
+    command = subprocess.Popen(
+        [FLASK, "import-products", str(path)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+    def written() -> tuple[uuid.UUID, int] | None:
+        with app.app_context():
+            row = db.session.execute(sa.select(ProductImport.id, ProductImport.processed_rows)).first()
+            db.session.rollback()
+        return (row[0], row[1]) if row is not None and row[1] >= 1_000 else None
+
+    try:
+        poll_until(lambda: written() or command.poll() is not None, timeout=120, what="the command to write rows")
+    finally:
+        command.kill()
+        command.wait(timeout=30)
+    assert command.returncode == -signal.SIGKILL, "the command finished before it was killed: give it more rows"
+    with app.app_context():
+        run = db.session.execute(sa.select(ProductImport)).scalar_one()
+        assert (run.status, run.upload_id, run.requested_by_id) == ("running", None, None)
+        return run.id, run.processed_rows
+
+
+def test_an_import_whose_command_was_killed_is_failed_saying_so_and_running_it_again_finishes_it(
+    app: Flask, client: FlaskClient, staff: AuthedUser, tmp_path: Path
+) -> None:
+    path = _command_file(tmp_path / "big.csv")
+    import_id, processed = _killed_command_import(app, path)
+    assert len(catalog(app)) == processed < COMMAND_ROWS
+    _quiet(app, import_id)
+    with app.app_context():
+        assert relay.relay() == {"requeued": 0, "failed": 1}  # never queued: no worker has its file
+    run = get_import(client, staff, str(import_id))
+    assert run["status"] == "failed"
+    reason = run["failure_reason"]
+    assert "deleted" not in reason and "upload" not in reason
+    assert reason.startswith("The command running this import (flask import-products) stopped before it finished")
+    assert f"{processed} of {COMMAND_ROWS} rows were read and {processed} products written" in reason
+    assert "Run the command again on the same file to finish it" in reason
+    assert "left unchanged" in reason
+    with app.app_context():
+        assert relay.relay() == {"requeued": 0, "failed": 0}
+
+    # As the reason says: the same command again writes the rest and rewrites nothing.
+    before = catalog(app)
+    result = app.test_cli_runner().invoke(args=["import-products", str(path)])
+    assert result.exit_code == 0, result.output
+    assert f"{COMMAND_ROWS - processed} created, 0 updated, {processed} unchanged, 0 rejected" in result.output
+    after = catalog(app)
+    assert len(after) == COMMAND_ROWS
+    assert all(after[sku] == row for sku, row in before.items())
+
+
+def _stopped_command_import(app: Flask, **values: Any) -> uuid.UUID:
+    """A run of ``flask import-products`` whose process died: no upload, no requester."""
+    with app.app_context():
+        columns: dict[str, Any] = {
+            "filename": "local.csv",
+            "content_type": "text/csv",
+            "mode": "upsert",
+            "dry_run": False,
+            "error_policy": "skip_invalid_rows",
+            "status": "running",
+            "total_rows": 150_000,
+            "processed_rows": 24_000,
+            "created": 23_990,
+            "failed": 10,
+            "attempts": 1,
+        }
+        run = ProductImport(**{**columns, **values})
+        db.session.add(run)
+        db.session.commit()
+        return run.id
+
+
+def test_a_command_import_relayed_by_the_previous_version_is_failed_by_the_worker_saying_why(
+    app: Flask, client: FlaskClient, staff: AuthedUser, run_jobs: Jobs
+) -> None:
+    # The previous relay queued such runs; the worker then said their file had been deleted.
+    import_id = _stopped_command_import(app)
+    with app.app_context():
+        job = PendingJob(
+            service.IMPORT_QUEUE, service.RUN_IMPORT, (str(import_id),), service.import_job_id(import_id), 5
+        )
+        assert enqueue_now(job)
+    run_jobs()
+    run = get_import(client, staff, str(import_id))
+    assert run["status"] == "failed"
+    assert run["failure_reason"] == (
+        "The command running this import (flask import-products) stopped before it finished: 24000 of 150000 rows "
+        "were read and 23990 products written (23990 created, 0 updated, 0 unchanged, 10 rejected). Run the command "
+        "again on the same file to finish it: its rows already written are then left unchanged (nothing is written "
+        "twice), the others written."
+    )
+    assert (run["processed_rows"], run["created"]) == (24_000, 23_990)  # what it did stays
+
+
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [
+        ({"mode": "create"}, "rejected as existing SKUs (--mode create)"),
+        ({"dry_run": True, "created": 0}, "it was a dry run: nothing was written (24000 of 150000 rows checked)"),
+        ({"error_policy": "reject_all", "created": 0}, "nothing was written (--reject-all writes every row at the end"),
+    ],
+)
+def test_a_stopped_command_import_says_what_running_it_again_does(
+    app: Flask, client: FlaskClient, staff: AuthedUser, values: dict[str, Any], says: str
+) -> None:
+    import_id = _stopped_command_import(app, **values)
+    _quiet(app, import_id)
+    with app.app_context():
+        assert relay.relay() == {"requeued": 0, "failed": 1}
+    assert says in get_import(client, staff, str(import_id))["failure_reason"]
+
+
+@pytest.mark.services
+def test_a_command_import_still_running_is_left_alone(app: Flask, client: FlaskClient, staff: AuthedUser) -> None:
+    # A batch slower than the relay's quiet time: the command still holds its import.
+    import_id = _stopped_command_import(app)
+    _quiet(app, import_id)
+    with app.app_context(), importing._exclusive(import_id) as held:
+        assert held
+        assert relay.relay() == {"requeued": 0, "failed": 0}
+    assert get_import(client, staff, str(import_id))["status"] == "running"

@@ -162,6 +162,43 @@ def run_import(import_id: uuid.UUID, *, open_file: Opener, on_progress: Progress
         return status
 
 
+def end_stopped_command_run(import_id: uuid.UUID) -> str | None:
+    """Fail an import of ``flask import-products`` whose command stopped (killed, its
+    terminal closed) before it finished, saying so and how far it got: no worker can
+    finish it, the file is on the command's machine. Its status, or None while the command
+    still runs it (it holds the import: PostgreSQL's advisory lock)."""
+    with _exclusive(import_id) as acquired:
+        if not acquired:
+            return None
+        run_row = db.session.get(ProductImport, import_id, populate_existing=True)
+        if run_row is None:
+            return "gone"
+        if run_row.status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
+            return run_row.status
+        return _finish(import_id, RunStatus.FAILED, reason=stopped_command_reason(run_row))
+
+
+def stopped_command_reason(run_row: ProductImport) -> str:
+    """What a stopped command's import did, and what running the command again does."""
+    of = f" of {run_row.total_rows}" if run_row.total_rows is not None else ""
+    stopped = "The command running this import (flask import-products) stopped before it finished"
+    again = "Run the command again on the same file to finish it"
+    if run_row.dry_run:
+        return f"{stopped}; it was a dry run: nothing was written ({run_row.processed_rows}{of} rows checked). {again}."
+    if run_row.error_policy == ErrorPolicy.REJECT_ALL:
+        return f"{stopped}; nothing was written (--reject-all writes every row at the end, at once). {again}."
+    written = run_row.created + run_row.updated
+    if run_row.mode == Mode.CREATE:
+        repeat = "its rows already written are then rejected as existing SKUs (--mode create), the others created"
+    else:
+        repeat = "its rows already written are then left unchanged (nothing is written twice), the others written"
+    return (
+        f"{stopped}: {run_row.processed_rows}{of} rows were read and {written} products written "
+        f"({run_row.created} created, {run_row.updated} updated, {run_row.unchanged} unchanged, "
+        f"{run_row.failed} rejected). {again}: {repeat}."
+    )
+
+
 def _run(run: _Run, *, dry_run: bool, reject_all: bool) -> Counts:
     run.total_rows = _count_rows(run)
     checkpoint = db.session.execute(

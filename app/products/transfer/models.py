@@ -77,6 +77,14 @@ class ProductImport(IdMixin, TimestampMixin, Base):
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
 
+    @property
+    def from_command_line(self) -> bool:
+        """Started by ``flask import-products``, which runs it in its own process on a local
+        file: no upload, no requester. (An import of the API always has a requester: accounts
+        are only ever soft-deleted, so ``requested_by_id`` stays; its upload may be deleted.)
+        No worker can run it: its file is on the command's machine."""
+        return self.upload_id is None and self.requested_by_id is None
+
     def __repr__(self) -> str:
         return f"<ProductImport {self.id} {self.status} {self.processed_rows}/{self.total_rows}>"
 

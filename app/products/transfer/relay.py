@@ -5,11 +5,16 @@ was killed on the job's last attempt (RQ gives up on it without our code running
 row stays ``queued`` or ``running`` with no job. The clock calls ``relay`` every minute:
 such a run is queued again (it resumes from its checkpoint), or, after ``MAX_ATTEMPTS``
 starts, failed with a reason, so that nothing is silently dropped and nothing loops forever.
+
+An import of ``flask import-products`` left ``running`` (its command was killed) is no
+worker's to resume (its file is on the command's machine): it is failed at once, with what
+it wrote and what running the command again does.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -17,7 +22,7 @@ from flask import current_app
 
 from app.db import db, utcnow
 from app.jobs import PendingJob, enqueue_now, has_live_job
-from app.products.transfer import service
+from app.products.transfer import importing, service
 from app.products.transfer.models import ProductExport, ProductImport, RunStatus
 
 log = logging.getLogger(__name__)
@@ -45,6 +50,10 @@ def relay() -> dict[str, int]:
             job_id = job_id_of(run_id)
             if has_live_job(job_id):
                 continue
+            if model is ProductImport and _from_command_line(run_id):
+                if importing.end_stopped_command_run(run_id) == RunStatus.FAILED:
+                    counts["failed"] += 1
+                continue
             if attempts >= MAX_ATTEMPTS:
                 db.session.execute(
                     sa.update(model)
@@ -70,3 +79,9 @@ def relay() -> dict[str, int]:
     if any(counts.values()):
         log.info("transfers relayed", extra=counts)
     return counts
+
+
+def _from_command_line(import_id: uuid.UUID) -> bool:
+    run = db.session.get(ProductImport, import_id)
+    db.session.rollback()  # nothing held while the command's lock is tried
+    return run is not None and run.from_command_line

@@ -15,8 +15,16 @@ from app.uploads.models import Upload
 
 @task
 def run_import(import_id: str) -> str:
-    """Run or resume an import from its checkpoint."""
+    """Run or resume an import from its checkpoint (one of ``flask import-products``,
+    relayed by an earlier version, is failed saying its command stopped: its file is not here)."""
     run_id = uuid.UUID(import_id)
+    run = db.session.get(ProductImport, run_id)
+    if run is not None and run.from_command_line:
+        db.session.rollback()
+        status = importing.end_stopped_command_run(run_id)
+        if status is None:  # the command is still running it
+            raise importing.ImportBusy(f"import {run_id} is run by a command")
+        return status
 
     def open_file() -> ReadStream:
         run = db.session.get(ProductImport, run_id)
