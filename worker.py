@@ -35,6 +35,7 @@ from rq.worker import HerokuWorker
 
 from app import create_app
 from app.extensions import QUEUE_NAMES, db, redis_queues
+from app.jobs import record_last_error
 from app.schedule import CLOCK_LOCK_SECONDS, ClockLockLost, build_scheduler
 from config import ConfigError, load_local_env
 
@@ -162,6 +163,9 @@ def build_worker(
         name=name,
         maintenance_interval=MAINTENANCE_SECONDS,
         worker_ttl=MAINTENANCE_SECONDS + 15,  # its blocking dequeue returns within MAINTENANCE_SECONDS
+        # A failed job's last error in its meta: the dashboard shows it while the job waits
+        # for its retry (RQ keeps the exception only once the job has failed for good).
+        exception_handlers=[record_last_error],
     )
     worker.imminent_shutdown_delay = shutdown_grace
     return worker
@@ -176,7 +180,10 @@ def wait_for_redis(connection: Redis) -> None:
             return
         except RedisError as exc:
             delay = min(REDIS_RETRY_MAX_SECONDS, 2**attempt)
-            log.warning("Redis unavailable (%s): trying again in %d s", exc, delay)
+            # A certificate nobody vouches for will not change by waiting: say what to set.
+            hint = " (a self-signed certificate, as Heroku Redis's: set REDIS_TLS_VERIFY=false)"
+            hint = hint if "CERTIFICATE_VERIFY_FAILED" in str(exc) else ""
+            log.warning("Redis unavailable (%s)%s: trying again in %d s", exc, hint, delay)
             time.sleep(delay)
 
 

@@ -10,13 +10,16 @@ queue executes it. Exceptions propagate so that RQ retries and records failures.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import wraps
-from typing import Any, ParamSpec, Protocol, TypeVar
+from types import TracebackType
+from typing import Any, NoReturn, ParamSpec, Protocol, TypeVar
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, has_app_context
 from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import RedisError
@@ -288,3 +291,55 @@ def has_live_job(job_id: str) -> bool:
     except RedisError:
         return True
     return job.get_status(refresh=False) in _LIVE_STATUSES
+
+
+class JobCannotRun(Exception):
+    """A failure no retry can fix (``fail_for_good``)."""
+
+
+def fail_for_good(message: str) -> NoReturn:
+    """Fail the running job now, without the retries it has left: it stays in RQ's failed
+    registry with ``message``."""
+    job = get_current_job()
+    if job is not None:
+        job.retries_left = 0  # the job RQ is performing: its failure handling reads this
+    raise JobCannotRun(message)
+
+
+LAST_ERROR_MAX = 500
+# What an error message may carry that the dashboard must not show: a URL's credentials
+# (a database or SMTP URL in a driver's message), an email address.
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^\s/@]+@")
+_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_SECRET_SETTINGS = ("SECRET_KEY", "JWT_SECRET_KEY", "METRICS_TOKEN")
+
+
+def record_last_error(
+    job: Job, exc_type: type[BaseException], exc_value: BaseException, traceback: TracebackType | None
+) -> bool:
+    """An RQ exception handler (the worker's, ``build_worker``): the job's meta keeps its
+    last error (type and message, cut short, without credentials, secrets or addresses),
+    so the dashboard shows why a job waiting for its retry failed. RQ's own handling goes
+    on (True)."""
+    job.meta["last_error"] = {
+        "type": exc_type.__name__,
+        "message": _without_secrets(str(exc_value))[:LAST_ERROR_MAX],
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "retries_left": (job.retries_left or 1) - 1 if job.should_retry else 0,  # after this retry
+    }
+    try:
+        job.save_meta()  # type: ignore[no-untyped-call]  # rq leaves save_meta unannotated
+    except RedisError as error:  # RQ's failure handling goes on (and meets the same outage)
+        log.warning("could not record the last error of job %s: %s", job.id, error)
+    return True
+
+
+def _without_secrets(message: str) -> str:
+    message = _URL_CREDENTIALS.sub(r"\g<scheme>[redacted]@", message)
+    message = _EMAIL.sub("[address]", message)
+    if has_app_context():
+        for name in _SECRET_SETTINGS:
+            secret = current_app.config.get(name)
+            if isinstance(secret, str) and len(secret) >= 8:
+                message = message.replace(secret, "[redacted]")
+    return message

@@ -5,7 +5,8 @@ may send an admin's access token instead. Every state-changing request is a POST
 session's CSRF token (a GET on an action route is refused), and every page sends a CSP
 that frames nothing and runs only our scripts. rq-dashboard 0.9.0 (the latest release)
 renders a job's description and ``exc_info`` unescaped on its job page: app/templates/
-rq_dashboard/job.html overrides that template, and base.html adds the CSP nonce.
+rq_dashboard/job.html overrides that template (and shows a job's last error from its meta), and
+base.html adds the CSP nonce.
 Without ``REDIS_URL`` (jobs run in-process) there is no queue to show.
 """
 

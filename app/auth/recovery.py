@@ -16,7 +16,8 @@ from app.auth.models import AccountToken, TokenPurpose
 from app.auth.sessions import revoke_all
 from app.db import db, new_id, utcnow
 from app.errors import Conflict, ValidationFailed
-from app.jobs import PendingJob, enqueue_now
+from app.jobs import PendingJob, enqueue_now, fail_for_good
+from app.mail import sealing
 from app.mail import service as mail
 from app.permissions import Role
 from app.users import service as users_service
@@ -168,9 +169,27 @@ def forgot_password(*, email: str) -> None:
     If Redis cannot take the job, the work is done here instead (the mail then waits in
     the outbox for the relay): an outage delays a reset link but loses none.
     """
-    job = PendingJob("mail", SEND_RESET_LINK, (email,), None, 2, "password reset request")
+    # Sealed: RQ keeps a job's arguments in Redis, and the dashboard and the worker's log
+    # show them.
+    sealed = sealing.seal(email, context=sealing.JOB_ARGUMENTS)
+    job = PendingJob("mail", SEND_RESET_LINK, (sealed,), None, 2, "password reset request")
     if not enqueue_now(job):
         send_reset_link(email=email)
+
+
+def email_of_reset_job(argument: str) -> str:
+    """The address a reset job was given: sealed (``forgot_password``), or plain from a job
+    the previous version enqueued (a sealed one has no ``@``). One sealed under another
+    ``SECRET_KEY`` cannot be read: the job fails for good (no retry can read it), visibly."""
+    if "@" in argument:
+        return argument
+    try:
+        return sealing.unseal(argument, context=sealing.JOB_ARGUMENTS)
+    except sealing.InvalidToken:
+        fail_for_good(
+            "The address of this password reset request was sealed under another SECRET_KEY and cannot be "
+            "read; the request is dropped (its sender can ask for a reset link again)."
+        )
 
 
 def send_reset_link(*, email: str) -> None:

@@ -8,5 +8,7 @@ from app.jobs import task
 
 @task
 def send_reset_link(email: str) -> None:
-    """Mail a reset link if ``email`` has an account (enqueued for every forgot request)."""
-    recovery.send_reset_link(email=email)
+    """Mail a reset link if ``email`` has an account (enqueued for every forgot request).
+    ``email`` is sealed (``app.mail.sealing``); a plain one, from the previous version's
+    jobs, is taken as it is."""
+    recovery.send_reset_link(email=recovery.email_of_reset_job(email))

@@ -144,3 +144,54 @@ def test_tokens_are_stored_hashed(app: Flask, client: FlaskClient, request_reset
         stored = db.session.scalars(sa.select(AccountToken.token_hash)).all()
     assert token not in stored
     assert all(len(h) == 64 for h in stored)
+
+
+def test_a_reset_job_of_the_previous_version_with_a_plain_address_still_mails_the_link(
+    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
+) -> None:
+    from app.auth import tasks
+
+    user = create_user(app)
+    with app.app_context():
+        tasks.send_reset_link(user.email)  # as a job enqueued before the address was sealed runs
+    run_jobs()
+    token = mailbox.token_for(user.email)
+    assert client.post(RESET, json={"token": token, "password": NEW_PASSWORD}).status_code == 204
+
+
+def _sealed_elsewhere(app: Flask, email: str) -> str:
+    """``email`` sealed as a reset job's argument by a deployment with another SECRET_KEY."""
+    from app.mail import sealing
+
+    with app.app_context():
+        keys, secret = app.extensions.pop(sealing._KEY_CACHE, None), app.config["SECRET_KEY"]
+        app.config["SECRET_KEY"] = "another-secret-key-of-another-deployment-0123456789"
+        try:
+            return sealing.seal(email, context=sealing.JOB_ARGUMENTS)
+        finally:
+            app.config["SECRET_KEY"] = secret
+            app.extensions[sealing._KEY_CACHE] = keys or {}
+
+
+def test_a_reset_job_sealed_under_another_secret_key_fails_for_good_and_says_why(
+    app: Flask, mailbox: Mailbox, run_jobs: Callable[[], int]
+) -> None:
+    from rq import Retry
+
+    from app.auth import recovery
+    from app.extensions import redis_queues
+
+    user = create_user(app)
+    argument = _sealed_elsewhere(app, user.email)
+    assert "@" not in argument
+    with app.app_context():
+        queue = redis_queues.queue("mail")  # in-process (the embedded default) it runs here
+        job = queue.enqueue(recovery.SEND_RESET_LINK, argument, retry=Retry(max=2, interval=[10, 60]))
+    run_jobs()
+    with app.app_context():
+        job.refresh()
+        assert job.get_status() == "failed"  # not scheduled for a retry that cannot help
+        assert job.id in queue.failed_job_registry.get_job_ids()
+        result = job.latest_result()
+        assert result is not None and "sealed under another SECRET_KEY" in (result.exc_string or "")
+    assert mailbox.to(user.email) == []

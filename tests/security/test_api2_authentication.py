@@ -198,14 +198,20 @@ def test_forgot_password_does_the_same_work_for_every_email(
     assert statements[user.email] == statements["nobody@example.com"] == []
     known, unknown = jobs
     assert (known.queue, known.func, known.description) == (unknown.queue, unknown.func, unknown.description)
-    assert (known.args, unknown.args) == ((user.email,), ("nobody@example.com",))
+    # The address is sealed: RQ keeps a job's arguments in Redis, shown by the dashboard.
+    from app.mail import sealing
+
+    with app.app_context():
+        opened = [sealing.unseal(job.args[0], context=sealing.JOB_ARGUMENTS) for job in jobs]
+    assert opened == [user.email, "nobody@example.com"]
+    assert all(len(job.args) == 1 and "@" not in job.args[0] for job in jobs)
 
     # The job does the rest: a link for the account, nothing for the stranger.
     from app.auth.tasks import send_reset_link
 
     with app.app_context():
-        send_reset_link(user.email)
-        send_reset_link("nobody@example.com")
+        send_reset_link(known.args[0])
+        send_reset_link(unknown.args[0])
     run_jobs()
     assert len(mailbox.to(user.email)) == 1 and mailbox.to("nobody@example.com") == []
 
