@@ -24,7 +24,7 @@ from rq.registry import FailedJobRegistry
 from app.extensions import db
 from app.mail.models import OutboxMail
 from tests.conftest import _service_environ
-from tests.support.processes import ROOT, http, start_gunicorn, stop
+from tests.support.processes import ROOT, http, poll_until, start_gunicorn, stop
 from tests.support.services import private_redis
 
 PASSWORD = "Quartz-Meadow-Lantern-5821"
@@ -104,3 +104,14 @@ def test_by_default_a_certificate_nobody_vouches_for_is_refused(app: Flask, tls_
         stop(proc)
     log = (tmp_path / "web.log").read_text()
     assert "CERTIFICATE_VERIFY_FAILED" in log
+    # The worker waits for a Redis it can use, and says what to set.
+    worker_log = tmp_path / "worker.log"
+    with worker_log.open("wb") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "worker.py"], cwd=ROOT, env=_env(tls_redis), stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        poll_until(lambda: "set REDIS_TLS_VERIFY=false" in worker_log.read_text(), timeout=30, what="the hint")
+    finally:
+        worker.kill()
+        worker.wait(timeout=30)
