@@ -75,7 +75,9 @@ class RequestParser(FlaskParser):
         # of refusing: a body that filled it was cut short, and is too large.
         if req.content_length is None and req.max_content_length is not None and len(body) >= req.max_content_length:
             raise PayloadTooLarge()
-        if body and not is_json_request(req):
+        # A form's body was read (into request.form) before this: get_data() is then empty.
+        sent = bool(body) or bool(req.content_length) or req.mimetype in _FORM_TYPES
+        if sent and not is_json_request(req):
             raise BadRequest("Content-Type must be application/json")
         try:
             data = super().load_json(req, schema)
@@ -88,6 +90,9 @@ class RequestParser(FlaskParser):
         if not isinstance(data, dict):
             raise BadRequest("Request body must be a JSON object")
         return data
+
+
+_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 
 def _refuse_repeated_parameters(schema: ma.Schema, args: MultiDict[str, str]) -> None:

@@ -92,6 +92,10 @@ class Products(MethodView):
     @blp.arguments(IfNoneMatchSchema, location="headers")
     @blp.response(200, ProductSchema(many=True), headers=LIST_HEADERS)
     @blp.alt_response(304, description=NOT_MODIFIED, headers=LIST_HEADERS, success=True)
+    # No ``security``: anyone may call it. A token sent is read (staff see more), and must
+    # be valid. (``security: [{}, bearerAuth]`` would say so too, but openapi-python-client
+    # then demands an AuthenticatedClient of anonymous callers.)
+    @blp.alt_response(401, response="UNAUTHORIZED", description="A token was sent and is not valid")
     @blp.doc(operationId="list_products")
     def get(self, args: dict[str, Any], headers: dict[str, str]) -> Response:
         """List products (inactive ones and the is_active filter: staff only)."""
@@ -120,6 +124,10 @@ class ProductItem(MethodView):
     @blp.response(200, ProductSchema, headers=READ_HEADERS)
     @blp.alt_response(304, description=NOT_MODIFIED, headers=READ_HEADERS, success=True)
     @blp.alt_response(404, response="NOT_FOUND")
+    # No ``security``: anyone may call it. A token sent is read (staff see more), and must
+    # be valid. (``security: [{}, bearerAuth]`` would say so too, but openapi-python-client
+    # then demands an AuthenticatedClient of anonymous callers.)
+    @blp.alt_response(401, response="UNAUTHORIZED", description="A token was sent and is not valid")
     @blp.doc(operationId="get_product")
     def get(self, args: dict[str, Any], headers: dict[str, str], id_or_slug: str) -> Response:
         """One product, by id or slug, with its ETag."""

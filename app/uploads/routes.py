@@ -57,8 +57,17 @@ _BINARY = {"schema": {"type": "string", "format": "binary"}}
 # The bytes come with the type sniffed at upload (the ones below). application/octet-stream
 # leads the list so that clients generated from the document read every one of them as
 # bytes (generators parse a response by the first media type they know).
+_CONTENT_ETAG = {"description": "The file's entity tag, for If-None-Match", "schema": {"type": "string"}}
 CONTENT_RESPONSES = {
     200: {
+        "headers": {
+            "ETag": {**_CONTENT_ETAG, "required": True},
+            "Content-Disposition": {
+                "description": "inline for product images, attachment for anything else; with the file's name",
+                "required": True,
+                "schema": {"type": "string"},
+            },
+        },
         "content": dict.fromkeys(
             (
                 "application/octet-stream",
@@ -70,7 +79,7 @@ CONTENT_RESPONSES = {
                 "application/json",
             ),
             _BINARY,
-        )
+        ),
     },
     302: {
         "headers": {
@@ -195,8 +204,19 @@ class UploadContent(MethodView):
     @blp.arguments(ContentArgsSchema, location="query")
     @blp.response(200, description="The file (product images inline, anything else as an attachment)")
     @blp.alt_response(302, description="On S3: the file is at a presigned URL", success=True)
+    @blp.alt_response(
+        304,
+        description="Not Modified: the If-None-Match ETag is current",
+        headers={"ETag": _CONTENT_ETAG},
+        success=True,
+    )
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(412, response="PRECONDITION_FAILED", description="If-Match names another file")
     @blp.alt_response(409, response="CONFLICT", description="INVALID_STATE: not ready yet")
+    # No ``security``: anyone may call it. A token sent is read (staff see more), and must
+    # be valid. (``security: [{}, bearerAuth]`` would say so too, but openapi-python-client
+    # then demands an AuthenticatedClient of anonymous callers.)
+    @blp.alt_response(401, response="UNAUTHORIZED", description="A token was sent and is not valid")
     @blp.doc(operationId="get_upload_content", responses=CONTENT_RESPONSES)
     def get(self, args: dict[str, Any], upload_id: uuid.UUID) -> Response:
         """The file's bytes: a product image (or ?variant= thumbnail) for anyone, anything else

@@ -12,10 +12,10 @@ import io
 import logging
 from typing import IO, cast
 
-from flask import current_app, redirect, send_file
+from flask import current_app, redirect, request, send_file
 from werkzeug.wrappers import Response
 
-from app.errors import NotFound
+from app.errors import NotFound, PreconditionFailed
 from app.storage import ObjectNotFound, current_storage
 from app.uploads.names import content_disposition
 from app.uploads.service import Content
@@ -46,10 +46,22 @@ def respond(content: Content) -> Response:
             log.error("the stored object %s of a ready upload is missing", content.key)
             raise NotFound("Upload not found") from exc
         assert isinstance(stream, io.IOBase)  # file:// storage opens real files
-        response = send_file(
-            cast(IO[bytes], stream), mimetype=content.content_type, conditional=True, etag=content.etag
-        )
-        response.headers["Content-Disposition"] = disposition
+        # Conditions are checked here, not by send_file(conditional=True): Werkzeug's answer
+        # to a failed If-Match is a 412 carrying the file (and its cache headers), and it
+        # offers byte ranges it then does not serve for a stream.
+        unchanged = request.if_none_match.contains_weak(content.etag) or "*" in request.if_none_match
+        if request.if_match and not (request.if_match.star_tag or request.if_match.contains(content.etag)):
+            stream.close()
+            raise PreconditionFailed("This file's ETag is not the one given in If-Match")
+        if unchanged:
+            stream.close()
+            response = Response(status=304)
+            response.set_etag(content.etag)
+        else:
+            response = send_file(
+                cast(IO[bytes], stream), mimetype=content.content_type, etag=content.etag, conditional=False
+            )
+            response.headers["Content-Disposition"] = disposition
         # An upload's content never changes (a new file is a new upload).
         response.headers["Cache-Control"] = (
             f"public, max-age={PUBLIC_MAX_AGE}" if content.public else "private, no-store"

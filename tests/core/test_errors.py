@@ -63,6 +63,16 @@ def test_wrong_content_type_is_400(client: FlaskClient) -> None:
     assert "application/json" in error["message"]
 
 
+def test_a_form_to_an_endpoint_that_reads_forms_first_is_still_400(client: FlaskClient) -> None:
+    """The credential endpoints' per-email limit reads a form's email before the body is
+    parsed (request.form consumes it): the form was then a 422 of missing fields."""
+    login = "/api/v1/auth/login"
+    form = client.post(login, data={"email": "a@example.com", "password": "x"})
+    assert "application/json" in assert_envelope(form, 400, "BAD_REQUEST")["message"]
+    multipart = client.post(login, data={"email": "a@example.com", "password": "x"}, content_type="multipart/form-data")
+    assert "application/json" in assert_envelope(multipart, 400, "BAD_REQUEST")["message"]
+
+
 def test_body_over_limit_is_413(client: FlaskClient) -> None:
     body = b'{"name": "' + b"x" * (20 * 1024 * 1024) + b'"}'
     response = client.post(WIDGETS, data=body, content_type="application/json")

@@ -39,3 +39,16 @@ def test_money_is_documented_as_a_decimal_string(client: FlaskClient) -> None:
     assert "null" in schemas["Product"]["properties"]["compare_at_price"]["type"]
     assert set(schemas["ProductCreate"]["required"]) == {"sku", "name", "price", "stock"}
     assert "required" not in schemas["ProductUpdate"]
+
+
+def test_public_reads_that_read_a_sent_token_declare_its_401(client: FlaskClient) -> None:
+    """Anyone may list and read products and fetch an image; a token sent is read (staff
+    see more), so a bad or expired one is a 401, which the document now declares."""
+    spec = json_of(client.get("/api/v1/openapi.json"))
+    paths = spec["paths"]
+    for path in ("/api/v1/products", "/api/v1/products/{id_or_slug}", "/api/v1/uploads/{upload_id}/content"):
+        operation = paths[path]["get"]
+        assert "401" in operation["responses"], path
+        assert "security" not in operation  # anonymous clients call it (openapi-python-client: a plain Client)
+    bad = client.get("/api/v1/products?per_page=1", headers={"Authorization": "Bearer garbage.token.here"})
+    assert bad.status_code == 401 and json_of(bad)["error"]["code"] == "UNAUTHORIZED"

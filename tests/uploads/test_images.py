@@ -159,3 +159,28 @@ def test_an_image_deleted_while_processing_leaves_nothing(
     with app.app_context():
         assert processing.process_image(uuid.UUID(upload["id"])) == "gone"
     assert stored(file_storage) == [] and rows(app) == []
+
+
+def test_an_images_content_answers_conditions_with_a_304_or_a_412_envelope_never_the_file(
+    app: Flask, client: FlaskClient, file_storage: Storage, staff: AuthedUser, run_jobs: Callable[[], int]
+) -> None:
+    upload = _upload_image(client, staff, png(40, 30), run_jobs)
+    url = f"{UPLOADS}/{upload['id']}/content"
+    first = client.get(url)
+    assert first.status_code == 200 and first.data.startswith(b"\x89PNG")
+    etag = first.headers["ETag"]
+    assert first.headers["Content-Disposition"].startswith("inline")
+    assert "Accept-Ranges" not in first.headers  # no byte ranges are served: none are offered
+
+    again = client.get(url, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b""
+    assert again.headers["ETag"] == etag
+    assert client.get(url, headers={"If-None-Match": '"another"'}).status_code == 200
+
+    # A failed If-Match was a 412 carrying the image, with a day of public caching.
+    refused = client.get(url, headers={"If-Match": '"nope"'})
+    assert refused.status_code == 412
+    assert refused.json["error"]["code"] == "PRECONDITION_FAILED"
+    assert "public" not in refused.headers.get("Cache-Control", "")
+    assert client.get(url, headers={"If-Match": etag}).status_code == 200
+    assert client.get(url, headers={"If-Match": "*"}).status_code == 200
