@@ -54,7 +54,10 @@ LIST_HEADERS = {
 CATEGORY_HEADERS = {
     "ETag": {"description": "For If-None-Match", "schema": {"type": "string"}},
     "Cache-Control": {"description": "public, max-age=0, must-revalidate", "schema": {"type": "string"}},
+    "Vary": {"description": "Authorization (as on every catalog read)", "schema": {"type": "string"}},
 }
+# A 304 of a list carries the Link header its 200 would.
+_LINK = {"Link": {"$ref": "#/components/headers/Link"}}
 NOT_MODIFIED = "Not Modified: the If-None-Match ETag is current"
 
 
@@ -91,7 +94,7 @@ class Products(MethodView):
     @blp.arguments(ProductQueryArgsSchema, location="query")
     @blp.arguments(IfNoneMatchSchema, location="headers")
     @blp.response(200, ProductSchema(many=True), headers=LIST_HEADERS)
-    @blp.alt_response(304, description=NOT_MODIFIED, headers=LIST_HEADERS, success=True)
+    @blp.alt_response(304, description=NOT_MODIFIED, headers={**LIST_HEADERS, **_LINK}, success=True)
     # No ``security``: anyone may call it. A token sent is read (staff see more), and must
     # be valid. (``security: [{}, bearerAuth]`` would say so too, but openapi-python-client
     # then demands an AuthenticatedClient of anonymous callers.)
@@ -177,7 +180,7 @@ class Categories(MethodView):
     @blp.arguments(CategoryQueryArgsSchema, location="query")
     @blp.arguments(IfNoneMatchSchema, location="headers")
     @blp.response(200, CategorySchema(many=True), headers=CATEGORY_HEADERS)
-    @blp.alt_response(304, description=NOT_MODIFIED, headers=CATEGORY_HEADERS, success=True)
+    @blp.alt_response(304, description=NOT_MODIFIED, headers={**CATEGORY_HEADERS, **_LINK}, success=True)
     @blp.doc(operationId="list_categories")
     def get(self, args: dict[str, Any], headers: dict[str, str]) -> Response:
         """List categories."""

@@ -101,6 +101,18 @@ def test_headers_are_documented_on_the_responses_that_send_them(client: FlaskCli
     assert _resolve(spec, limited["Retry-After"])["required"] is True
     item = spec["paths"]["/api/v1/products/{id_or_slug}"]["get"]["responses"]
     assert item["200"]["headers"]["ETag"]["required"] is True and "ETag" in item["304"]["headers"]
+    # What the outside review found sent but undeclared: a list's 304 carries its Link; a
+    # category read its Vary; the errors CSV and an upload's content their disposition.
+    paths = spec["paths"]
+    for path in ("/api/v1/products", "/api/v1/categories"):
+        assert "Link" in paths[path]["get"]["responses"]["304"]["headers"], path
+    for path in ("/api/v1/categories", "/api/v1/categories/{id_or_slug}"):
+        assert "Vary" in paths[path]["get"]["responses"]["200"]["headers"], path
+    csv = paths["/api/v1/products/imports/{import_id}/errors.csv"]["get"]["responses"]["200"]["headers"]
+    assert csv["Content-Disposition"]["required"] is True
+    content = paths["/api/v1/uploads/{upload_id}/content"]["get"]["responses"]
+    assert {"ETag", "Content-Disposition"} <= set(content["200"]["headers"]) and "ETag" in content["304"]["headers"]
+    assert "412" in content
 
 
 def test_rules_are_in_the_schemas(client: FlaskClient) -> None:

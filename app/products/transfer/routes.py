@@ -32,6 +32,13 @@ ERRORS_CSV = {
         "description": "Every rejected row: row, sku, field, message (cells that a spreadsheet would "
         "read as a formula are neutralised with a leading ')",
         "content": {"text/csv": {"schema": {"type": "string"}}},
+        "headers": {
+            "Content-Disposition": {
+                "description": 'attachment; filename="import-<id>-errors.csv"',
+                "required": True,
+                "schema": {"type": "string"},
+            }
+        },
     }
 }
 
