@@ -331,7 +331,9 @@ class Config:
         self.HSTS_SECONDS = _int(env, "HSTS_SECONDS", 0)
         # /metrics: with a token, only `Authorization: Bearer <token>` reads it.
         self.METRICS_TOKEN = env.get("METRICS_TOKEN") or None
-        self.CURRENCY = (env.get("CURRENCY") or "USD").upper()
+        self.CURRENCY = (env.get("CURRENCY") or "USD").strip().upper()
+        if not (len(self.CURRENCY) == 3 and self.CURRENCY.isascii() and self.CURRENCY.isalpha()):
+            raise ConfigError(f"CURRENCY must be an ISO 4217 code such as USD or EUR, got {self.CURRENCY!r}")
         # Order totals: tax as a fraction of the subtotal, a flat shipping fee that is waived
         # from FREE_SHIPPING_OVER (unset: never waived).
         self.TAX_RATE = _decimal(env, "TAX_RATE", "0")

@@ -48,7 +48,9 @@ class ShippingAddressSchema(Schema):
     line2 = ma.fields.String(allow_none=True)
     city = ma.fields.String()
     postal_code = ma.fields.String()
-    country = ma.fields.String(metadata={"example": "US", "description": "ISO 3166-1 alpha-2"})
+    # A pattern, not the input's list: an order keeps the code it was placed with, even one
+    # a later pycountry no longer lists.
+    country = ma.fields.String(metadata={"example": "US", "description": "ISO 3166-1 alpha-2", "pattern": "^[A-Z]{2}$"})
 
 
 class OrderLineInSchema(Schema):
@@ -105,7 +107,7 @@ class OrderSchema(Schema):
     shipping = Money()
     total = Money()
     refunded_amount = Money(allow_none=True)
-    currency = ma.fields.String()
+    currency = ma.fields.String(metadata={"description": "ISO 4217", "example": "USD", "pattern": "^[A-Z]{3}$"})
     shipping_address = ma.fields.Nested(ShippingAddressSchema)
     notes = ma.fields.String(allow_none=True)
     tracking_number = ma.fields.String(allow_none=True)
@@ -119,8 +121,8 @@ class OrderSchema(Schema):
 
 
 class OrderEventSchema(Schema):
-    from_status = ma.fields.String(allow_none=True)
-    to_status = ma.fields.String()
+    from_status = ma.fields.String(allow_none=True, metadata={"enum": [*STATUSES, None]})  # null: placed
+    to_status = ma.fields.String(metadata={"enum": list(STATUSES)})
     actor_id = ma.fields.UUID(allow_none=True)
     reason = ma.fields.String(allow_none=True)
     at = UTCDateTime()

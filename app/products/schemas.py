@@ -123,7 +123,7 @@ class ProductSchema(Schema):
     description = ma.fields.String(dump_only=True)
     price = Money(dump_only=True)
     compare_at_price = Money(dump_only=True, allow_none=True)
-    currency = Currency(dump_only=True, metadata={"description": "ISO 4217", "example": "USD"})
+    currency = Currency(dump_only=True, metadata={"description": "ISO 4217", "example": "USD", "pattern": "^[A-Z]{3}$"})
     stock = ma.fields.Integer(dump_only=True)
     in_stock = ma.fields.Boolean(dump_only=True)
     low_stock = ma.fields.Boolean(dump_only=True, metadata={"description": "stock <= low_stock_threshold"})

@@ -186,6 +186,7 @@ def test_a_malformed_setting_is_a_one_line_refusal_not_a_traceback() -> None:
         "REDIS_URL": ("http://cache.example:6379", "REDIS_URL must be a redis://"),
         "RATELIMIT_STORAGE_URI": ("mongodb://limits.example", "RATELIMIT_STORAGE_URI must be"),
         "LOG_LEVEL": ("verbose", "LOG_LEVEL must be one of"),
+        "CURRENCY": ("euro", "CURRENCY must be an ISO 4217 code"),
         "DATABASE_STATEMENT_TIMEOUT": ("-1", "DATABASE_STATEMENT_TIMEOUT"),
         "MIGRATION_LOCK_TIMEOUT": ("0", "MIGRATION_LOCK_TIMEOUT"),
     }
