@@ -7,6 +7,7 @@ hands it to ``paginate``, which picks the style the client asked for.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import uuid
 from collections.abc import Mapping, Sequence
@@ -317,6 +318,18 @@ def _paginate(
     return Page(items=items, meta=meta, links=links)
 
 
+# Query arguments that page through a list, or shape its items, without choosing its rows.
+_NOT_FILTERS = frozenset({"page", "per_page", "cursor", "limit", "sort", "sparse_fields", "fields"})
+
+
+def _list_signature(sort: Sequence[SortKey], args: Mapping[str, Any]) -> str:
+    """What a cursor is valid for: its list's sort order and filters. A cursor carried over
+    to other filters would go on from a position in another list; it is refused instead."""
+    filters = sorted((name, repr(value)) for name, value in args.items() if name not in _NOT_FILTERS)
+    digest = hashlib.sha256(repr(filters).encode()).hexdigest()[:16]
+    return ",".join(str(k) for k in sort) + "|" + digest
+
+
 def _cursor_page(
     stmt: sa.Select[Any],
     args: Mapping[str, Any],
@@ -327,7 +340,7 @@ def _cursor_page(
     rows: bool,
 ) -> Page[Any]:
     limit = int(args.get("limit") or DEFAULT_PER_PAGE)
-    signature = ",".join(str(k) for k in sort)
+    signature = _list_signature(sort, args)
     token = args.get("cursor")
     if token:
         try:
@@ -335,7 +348,7 @@ def _cursor_page(
         except BadSignature as exc:
             raise _invalid_cursor() from exc
         if not isinstance(payload, dict) or payload.get("s") != signature:
-            raise _invalid_cursor("This cursor belongs to a different sort order.")
+            raise _invalid_cursor("This cursor belongs to another list: its sort order or filters differ.")
         raw_values = payload.get("v")
         if not isinstance(raw_values, list) or len(raw_values) != len(columns):
             raise _invalid_cursor()

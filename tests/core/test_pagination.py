@@ -103,6 +103,11 @@ def test_tampered_or_foreign_cursor_is_422(app: Flask, client: FlaskClient) -> N
         assert json_of(response)["error"]["details"][0]["field"] == "cursor"
     other_sort = client.get(f"{WIDGETS}?limit=2&sort=-price&cursor={cursor}")
     assert other_sort.status_code == 422
+    # Nor is it valid for other filters: it would go on from a position in another list.
+    other_filter = client.get(f"{WIDGETS}?limit=2&sort=name&min_price=1.00&cursor={cursor}")
+    assert other_filter.status_code == 422
+    assert "filters" in json_of(other_filter)["error"]["details"][0]["message"]
+    assert client.get(f"{WIDGETS}?limit=3&sort=name&cursor={cursor}").status_code == 200  # a new limit is fine
 
 
 def test_mixing_styles_is_422(client: FlaskClient) -> None:
