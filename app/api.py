@@ -11,6 +11,7 @@ import http
 from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache, wraps
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 import flask_smorest
 import marshmallow as ma
@@ -181,8 +182,9 @@ def _declared_input(view: Callable[..., Any] | None, method: str) -> tuple[bool,
 
 def _reject_nul_in_path() -> None:
     """No resource is named with a NUL byte (``/products/a%00b``): a 404, not a DB error.
-    A query string that is not UTF-8 (raw bytes the client did not percent-encode) is a
-    400: Werkzeug's parse of it raises, a 500 wherever the arguments are read."""
+    A query string that is not UTF-8 (raw bytes the client did not percent-encode, or
+    percent-encoded ones) is a 400: Werkzeug's parse of the first raises, a 500 wherever
+    the arguments are read, and of the second silently replaces them."""
     if "\x00" in request.path:
         raise NotFound()
     query = request.environ.get("QUERY_STRING", "")
@@ -191,6 +193,13 @@ def _reject_nul_in_path() -> None:
             query.encode("latin-1").decode("utf-8")
         except UnicodeError:
             raise BadRequest("The query string is not UTF-8: percent-encode its bytes") from None
+    # Percent-encoded bytes that are not UTF-8 (%FF, an encoded surrogate): Werkzeug puts
+    # U+FFFD in their place, and a search would quietly look for something else.
+    elif "%" in query:
+        try:
+            parse_qsl(query, keep_blank_values=True, errors="strict")
+        except UnicodeError:
+            raise BadRequest("The query string's percent-encoded bytes are not UTF-8") from None
 
 
 # Statuses that tell a client when to come back; flask-limiter stamps every response.
