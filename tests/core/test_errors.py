@@ -243,7 +243,9 @@ def test_a_parameter_given_twice_is_422_not_its_first_value(client: FlaskClient)
 
 
 @pytest.mark.parametrize("path", ["/api/v1/products", "/api/v1/categories", "/account/verify-email", "/health/live"])
-@pytest.mark.parametrize("query", ["q=\xff", "q=caf\xc3", "per_page=5&sort=name\xe9", "q=%FF", "q=%ED%A0%80", "q=caf%C3"])
+@pytest.mark.parametrize(
+    "query", ["q=\xff", "q=caf\xc3", "per_page=5&sort=name\xe9", "q=%FF", "q=%ED%A0%80", "q=caf%C3"]
+)
 def test_a_query_string_that_is_not_utf8_is_a_400(client: FlaskClient, path: str, query: str) -> None:
     """Raw bytes a client did not percent-encode (Werkzeug's parse of them raised: a 500),
     and percent-encoded bytes that are not UTF-8 (Werkzeug put U+FFFD in their place)."""
