@@ -8,6 +8,7 @@ from ``app``.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from limits import parse_many
+from limits.storage import SCHEMES as RATELIMIT_SCHEMES  # type: ignore[attr-defined]  # the registry limits parses URIs with; not re-exported by name
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -128,7 +130,7 @@ def _rate_limits(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_LEVELS = tuple(logging.getLevelNamesMapping())  # WARN and FATAL too, as logging takes them
 DATABASE_DIALECTS = ("postgresql", "sqlite")
 
 
@@ -228,9 +230,10 @@ class Config:
             self.SQLALCHEMY_ENGINE_OPTIONS["connect_args"] = {"connect_timeout": self.DATABASE_CONNECT_TIMEOUT}
         self.SQLALCHEMY_RECORD_QUERIES = False
 
-        # Seconds a statement of a process serving requests may run, waits for locks
-        # included (``for_web``): a request held up behind a migration or a long lock gets a
-        # 503 instead of its thread being held; 0: no limit. Jobs and commands have none.
+        # Seconds a statement of a web process may run, waits for locks included
+        # (``app.db.bound_statements``, from gunicorn.conf.py): a request held up behind a
+        # migration or a long lock gets a 503 instead of its thread being held; 0: no limit.
+        # Jobs and flask commands (the release's migrations among them) have none.
         self.DATABASE_STATEMENT_TIMEOUT = _int(env, "DATABASE_STATEMENT_TIMEOUT", 30)
         # Seconds a migration waits for a table's lock before it gives up (and tries again,
         # MIGRATION_LOCK_ATTEMPTS times in all): the release fails rather than queueing every
@@ -261,9 +264,15 @@ class Config:
         self.RATELIMIT_ENABLED = _bool(env.get("RATELIMIT_ENABLED"), default=True)
         storage_uri = env.get("RATELIMIT_STORAGE_URI") or None
         if storage_uri is not None:
-            if urlsplit(storage_uri).scheme not in {"memory", "redis", "rediss", "unix"}:
-                raise ConfigError("RATELIMIT_STORAGE_URI must be a redis://, rediss:// or memory:// URL")
+            scheme = urlsplit(storage_uri).scheme
+            if scheme not in RATELIMIT_SCHEMES:
+                raise ConfigError(
+                    f"RATELIMIT_STORAGE_URI must be a storage the limits library knows (redis://, rediss://, "
+                    f"redis+unix://, memory://, …), got a {scheme!r} one"
+                )
             storage_uri = _redis_tls(storage_uri, verify=self.REDIS_TLS_VERIFY)
+        elif self.REDIS_URL is not None and self.REDIS_URL.startswith("unix://"):
+            storage_uri = "redis+unix://" + self.REDIS_URL.removeprefix("unix://")  # limits' name for it
         self.RATELIMIT_STORAGE_URI = storage_uri or self.REDIS_URL or "memory://"
         self.RATELIMIT_HEADERS_ENABLED = True
         # Storage errors reach app.ratelimits, which decides per endpoint (auth: 503, the rest:
@@ -322,7 +331,7 @@ class Config:
         self.MAX_JSON_BYTES = _int(env, "MAX_JSON_BYTES", 64 * 1024)
         self.LOG_LEVEL = (env.get("LOG_LEVEL") or "INFO").strip().upper()
         if self.LOG_LEVEL not in LOG_LEVELS:
-            raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {self.LOG_LEVEL!r}")
+            raise ConfigError(f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got {self.LOG_LEVEL!r}")
         # Number of proxies in front of the app whose X-Forwarded-For/-Proto are trusted. 0 by
         # default everywhere: without a proxy any client could pick its address (set 1 on
         # Heroku, whose router appends the real one). X-Forwarded-Host is never trusted.
@@ -400,16 +409,6 @@ class Config:
         self.OPENAPI_URL_PREFIX = "/api/v1"
         self.OPENAPI_JSON_PATH = "openapi.json"
         # /api/v1/docs is app.apidocs (Swagger UI from a pinned package, no CDN).
-
-    def for_web(self) -> Config:
-        """These settings for a process that serves requests (``wsgi.py``): on PostgreSQL each
-        statement, lock waits included, ends after ``DATABASE_STATEMENT_TIMEOUT`` seconds."""
-        if self.DATABASE_STATEMENT_TIMEOUT and self.SQLALCHEMY_DATABASE_URI.startswith("postgresql"):
-            existing = self.SQLALCHEMY_ENGINE_OPTIONS.get("connect_args")
-            connect_args: dict[str, object] = dict(existing) if isinstance(existing, dict) else {}
-            connect_args["options"] = f"-c statement_timeout={self.DATABASE_STATEMENT_TIMEOUT * 1000}"
-            self.SQLALCHEMY_ENGINE_OPTIONS = {**self.SQLALCHEMY_ENGINE_OPTIONS, "connect_args": connect_args}
-        return self
 
     def _dev_secret(self, name: str) -> str:
         # Outside production a missing secret gets a random per-process value: nothing

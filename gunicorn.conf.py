@@ -88,9 +88,12 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
     if getattr(worker.wsgi, "import_name", None) == "app":
         import gunicorn.util
 
+        from app.db import bound_statements
         from app.server_errors import gunicorn_error_writer
 
         gunicorn.util.write_error = gunicorn_error_writer(worker.wsgi)
+        # Requests, and only requests, are bounded by DATABASE_STATEMENT_TIMEOUT.
+        bound_statements(worker.wsgi)
 
     gc.collect()
     gc.freeze()

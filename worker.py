@@ -137,6 +137,12 @@ class StorefrontWorker(HerokuWorker):
         timer.start()
         self._shutdown_timer = timer
 
+    def request_force_stop_sigrtmin(self, signum: int, frame: FrameType | None) -> None:
+        # A timer that fired as the job ended: RQ is recording its outcome, leave it be.
+        if self._job_ended:
+            return
+        super().request_force_stop_sigrtmin(signum, frame)  # type: ignore[no-untyped-call]  # rq leaves it unannotated
+
     def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
         """The job function returned or raised: RQ records how, undisturbed by the timer."""
         self._job_ended = True

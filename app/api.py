@@ -77,7 +77,7 @@ class RequestParser(FlaskParser):
         if req.content_length is None and req.max_content_length is not None and len(body) >= req.max_content_length:
             raise PayloadTooLarge()
         # A form's body was read (into request.form) before this: get_data() is then empty.
-        sent = bool(body) or bool(req.content_length) or req.mimetype in _FORM_TYPES
+        sent = bool(body) or bool(req.content_length) or (req.mimetype in _FORM_TYPES and bool(req.form or req.files))
         if sent and not is_json_request(req):
             raise BadRequest("Content-Type must be application/json")
         try:
@@ -190,12 +190,12 @@ def _reject_nul_in_path() -> None:
     query = request.environ.get("QUERY_STRING", "")
     if not query.isascii():
         try:
-            query.encode("latin-1").decode("utf-8")
+            query = query.encode("latin-1").decode("utf-8")
         except UnicodeError:
             raise BadRequest("The query string is not UTF-8: percent-encode its bytes") from None
     # Percent-encoded bytes that are not UTF-8 (%FF, an encoded surrogate): Werkzeug puts
     # U+FFFD in their place, and a search would quietly look for something else.
-    elif "%" in query:
+    if "%" in query:
         try:
             parse_qsl(query, keep_blank_values=True, errors="strict")
         except UnicodeError:

@@ -293,6 +293,30 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
+def bound_statements(app: Flask) -> None:
+    """On PostgreSQL, each statement of ``app``'s connections ends after
+    ``DATABASE_STATEMENT_TIMEOUT`` seconds, waits for locks included: for the web process
+    (gunicorn.conf.py calls this in each worker), never for jobs or flask commands, which
+    share the app factory (and ``wsgi.py``, through .flaskenv).
+
+    Set with SQL on each new connection rather than as a libpq startup option: poolers such
+    as PgBouncer refuse unknown startup parameters, and the option would replace any
+    ``options`` the database URL gives. Connections opened before are closed."""
+    seconds = int(app.config["DATABASE_STATEMENT_TIMEOUT"])
+    with app.app_context():
+        engine = db.engine
+        if not seconds or engine.dialect.name != "postgresql":
+            return
+
+        def _bound(dbapi_connection: Any, connection_record: Any) -> None:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(f"SET statement_timeout = {seconds * 1000}")
+            dbapi_connection.commit()
+
+        sa.event.listen(engine, "connect", _bound)
+        engine.dispose()
+
+
 def configure_sqlite(app: Flask) -> None:
     """Create the SQLite file's folder and turn on the pragmas the schema relies on."""
     url = sa.engine.make_url(app.config["SQLALCHEMY_DATABASE_URI"])

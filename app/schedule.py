@@ -82,6 +82,9 @@ class Clock(CronScheduler):
 
     def _take_lock(self) -> bool:
         """Renew the lock if this clock holds it, else take it if it is free."""
+        # Its own token, always: a release that failed against a Redis blip has cleared it,
+        # and the clock would otherwise wait for its own lock until it expired.
+        self._lock.local.token = self.name.encode()
         try:
             self._lock.reacquire()
             return True

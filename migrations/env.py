@@ -156,10 +156,15 @@ def _run_on_postgresql(connection):
                 )
                 time.sleep(min(2 * attempt, 10))
     finally:
-        if connection.in_transaction():
-            connection.rollback()
-        connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")
-        connection.commit()
+        # A broken connection must not hide the error that ended the run: its session's
+        # lock goes with it anyway.
+        try:
+            if connection.in_transaction():
+                connection.rollback()
+            connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")
+            connection.commit()
+        except Exception:
+            logger.warning("could not release the migration lock (it ends with the connection)", exc_info=True)
 
 
 if context.is_offline_mode():

@@ -110,6 +110,23 @@ def test_tampered_or_foreign_cursor_is_422(app: Flask, client: FlaskClient) -> N
     assert client.get(f"{WIDGETS}?limit=3&sort=name&cursor={cursor}").status_code == 200  # a new limit is fine
 
 
+def test_a_cursor_issued_before_cursors_named_their_filters_still_walks_an_unfiltered_list(
+    app: Flask, client: FlaskClient
+) -> None:
+    from app.pagination import _serializer
+
+    make_widgets(app, 5)
+    first = json_of(client.get(f"{WIDGETS}?limit=2&sort=name"))
+    with app.test_request_context():  # the previous version's cursor: it named its sort alone
+        payload = _serializer().loads(first["meta"]["next_cursor"])
+        assert payload["s"] != "name"
+        legacy = _serializer().dumps({**payload, "s": "name"})
+    rest = client.get(f"{WIDGETS}?limit=2&sort=name&cursor={legacy}")
+    assert rest.status_code == 200, rest.json
+    assert [w["name"] for w in json_of(rest)["data"]] == ["w0002", "w0003"]
+    assert client.get(f"{WIDGETS}?limit=2&sort=name&min_price=1.00&cursor={legacy}").status_code == 422
+
+
 def test_mixing_styles_is_422(client: FlaskClient) -> None:
     response = client.get(f"{WIDGETS}?page=2&limit=5")
     assert response.status_code == 422

@@ -31,3 +31,22 @@ def test_clock_enqueues_the_periodic_jobs(app: Flask, run_jobs: Callable[[], int
             assert job is not None
             assert job.get_status() == "finished", name
             assert job.return_value() == idle
+
+
+def test_a_clock_whose_release_failed_takes_its_own_lock_back() -> None:
+    """A release that failed against a Redis blip clears the lock's token in redis-py,
+    though the key stays: the clock must not then wait for its own lock to expire."""
+    import redis
+
+    from app.schedule import CLOCK_LOCK_KEY
+    from tests.support.services import private_redis
+
+    with private_redis() as url:  # redis-py's lock runs Lua scripts: a real Redis
+        connection = redis.Redis.from_url(url)
+        clock = build_scheduler(connection, lock_seconds=30)
+        assert clock._take_lock()
+        clock._lock.local.token = None  # as Lock.release() leaves it when its script fails
+        assert connection.get(CLOCK_LOCK_KEY) == clock.name.encode()
+        assert clock._take_lock()  # its own lock, renewed
+        other = build_scheduler(connection, lock_seconds=30)
+        assert not other._take_lock()  # and still nobody else's

@@ -5,6 +5,8 @@ not its thread for as long as the lock is held (every thread of a web process, s
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +19,7 @@ from flask import Flask
 from app.extensions import db
 from tests.conftest import _service_environ
 from tests.products.builders import make_product
-from tests.support.processes import http, start_gunicorn, stop
+from tests.support.processes import ROOT, http, start_gunicorn, stop
 
 
 def _get(url: str) -> tuple[int, dict[str, str], bytes]:
@@ -54,3 +56,25 @@ def test_a_request_behind_a_held_lock_is_a_503_within_the_timeout_and_the_proces
         assert status == 200 and json.loads(body)["data"]["name"] == "Locked Lamp"
     finally:
         stop(proc)
+
+
+def test_flask_commands_and_the_release_are_never_bounded(app: Flask) -> None:
+    """``flask`` builds the same app (``.flaskenv``: ``FLASK_APP=wsgi``): the release's
+    migrations and the import and export commands run as long as they must."""
+    env = {k: v for k, v in _service_environ().items() if not k.startswith("PROMETHEUS_")}
+    env.pop("FLASK_SKIP_DOTENV", None)  # .flaskenv read, as on a platform
+    env.update(DATABASE_STATEMENT_TIMEOUT="1")
+    script = (
+        "from app.extensions import db\n"
+        "print('TIMEOUT', db.session.execute(db.text('SHOW statement_timeout')).scalar())\n"
+    )
+    shell = subprocess.run(
+        [str(Path(sys.executable).parent / "flask"), "shell"],
+        input=script,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "TIMEOUT 0" in shell.stdout, shell.stdout[-2000:] + shell.stderr[-2000:]

@@ -19,7 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from rq.timeouts import JobTimeoutException
 
-from app.db import db, utcnow
+from app.db import db, on_postgresql, utcnow
 from app.jobs import PendingJob, enqueue_now
 from app.products.transfer import importing, reading, relay, service, writing
 from app.products.transfer.models import ProductImport
@@ -144,7 +144,9 @@ def _command_file(path: Path) -> Path:
 def _quiet(app: Flask, import_id: uuid.UUID) -> None:
     """As the clock finds it: unmoved for longer than the relay's quiet time."""
     with app.app_context():
-        quiet = utcnow() - relay.QUIET_FOR - timedelta(seconds=5)
+        # On SQLite no lock tells a stopped command from a live one: only a long quiet does.
+        quiet_for = relay.QUIET_FOR if on_postgresql() else relay.COMMAND_QUIET_WITHOUT_LOCKS
+        quiet = utcnow() - quiet_for - timedelta(seconds=5)
         db.session.execute(sa.update(ProductImport).where(ProductImport.id == import_id).values(updated_at=quiet))
         db.session.commit()
 
@@ -276,3 +278,23 @@ def test_a_command_import_still_running_is_left_alone(app: Flask, client: FlaskC
         assert held
         assert relay.relay() == {"requeued": 0, "failed": 0}
     assert get_import(client, staff, str(import_id))["status"] == "running"
+
+
+def test_without_postgresql_a_command_import_is_ended_only_after_a_long_quiet(
+    app: Flask, client: FlaskClient, staff: AuthedUser
+) -> None:
+    """On SQLite no advisory lock tells a stopped command from one still writing (a long
+    final write): a run quiet for the relay's usual minutes is left alone there. PostgreSQL
+    knows by the lock (free here): it ends the run."""
+    import_id = _stopped_command_import(app)
+    with app.app_context():
+        recent = utcnow() - relay.QUIET_FOR - timedelta(minutes=10)
+        db.session.execute(sa.update(ProductImport).where(ProductImport.id == import_id).values(updated_at=recent))
+        db.session.commit()
+        ended = relay.relay()
+        postgresql = on_postgresql()
+    status = get_import(client, staff, str(import_id))["status"]
+    if postgresql:
+        assert ended == {"requeued": 0, "failed": 1} and status == "failed"
+    else:
+        assert ended == {"requeued": 0, "failed": 0} and status == "running"

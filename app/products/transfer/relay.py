@@ -20,7 +20,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from app.db import db, utcnow
+from app.db import db, on_postgresql, utcnow
 from app.jobs import PendingJob, enqueue_now, has_live_job
 from app.products.transfer import importing, service
 from app.products.transfer.models import ProductExport, ProductImport, RunStatus
@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
 QUIET_FOR = timedelta(minutes=2)  # a run whose row moved more recently is left alone
+# Without PostgreSQL's advisory lock nothing tells a stopped command from one still writing
+# (a long final write): on SQLite a command's run is ended only after this much quiet.
+COMMAND_QUIET_WITHOUT_LOCKS = timedelta(hours=1)
 BATCH = 200
 GAVE_UP = "The import stopped {attempts} times without finishing (a worker killed each time?); run it again."
 
@@ -41,17 +44,18 @@ def relay() -> dict[str, int]:
         (ProductExport, service.export_job_id, service.RUN_EXPORT),
     ):
         stuck = db.session.execute(
-            sa.select(model.id, model.attempts)
+            sa.select(model.id, model.attempts, model.updated_at)
             .where(model.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]), model.updated_at < quiet_since)
             .order_by(model.created_at)
             .limit(BATCH)
         ).all()
-        for run_id, attempts in stuck:
+        for run_id, attempts, updated_at in stuck:
             job_id = job_id_of(run_id)
             if has_live_job(job_id):
                 continue
             if model is ProductImport and _from_command_line(run_id):
-                if importing.end_stopped_command_run(run_id) == RunStatus.FAILED:
+                long_quiet = updated_at < utcnow() - COMMAND_QUIET_WITHOUT_LOCKS
+                if (on_postgresql() or long_quiet) and importing.end_stopped_command_run(run_id) == RunStatus.FAILED:
                     counts["failed"] += 1
                 continue
             if attempts >= MAX_ATTEMPTS:
