@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import fakeredis
 import pytest
@@ -222,41 +223,50 @@ def _running(job: Job, worker: subprocess.Popen[bytes]) -> None:
     time.sleep(1)  # well inside the job
 
 
-@pytest.mark.services  # real processes and a Redis server of their own
-def test_sigterm_to_every_process_lets_the_job_in_progress_finish(tmp_path: Path) -> None:
-    """Heroku signals every process of a dyno (SIGKILL follows 30 s later): the work horse
-    too, which RQ's plain Worker let SIGTERM kill mid-job."""
+@contextmanager
+def _sigterm_mid_job(
+    tmp_path: Path, seconds: int, *, grace: int | None = None, **enqueue: Any
+) -> Iterator[tuple[Job, float]]:
+    """A worker (with ``grace`` as WORKER_SHUTDOWN_GRACE_SECONDS) running a job of
+    ``seconds`` (marking ``test:finished`` at its end) when every process of it gets SIGTERM,
+    as a platform sends; yields the job once the worker has exited cleanly (its Redis is
+    ``job.connection`` until the block ends) and the seconds the worker took to exit after
+    the signal."""
     port = free_port()
-    log = tmp_path / "worker.log"
-    with redis_on(port) as server, rq_worker(_worker_env(port, tmp_path), log, name=f"w-{uuid.uuid4().hex[:8]}") as w:
-        job = Queue("mail", connection=server).enqueue(SLOW_JOB, 4, "test:finished", retry=Retry(max=3, interval=60))
-        _running(job, w)
-        signal_every_process(w.pid, signal.SIGTERM)
-        assert w.wait(timeout=25) == 0  # it exits once the job is done
-        assert server.get("test:finished") == b"done"
-        assert job.get_status() == "finished"
-    assert "Work-horse terminated unexpectedly" not in log.read_text()
-
-
-@pytest.mark.services  # real processes and a Redis server of their own
-def test_a_job_past_the_shutdown_grace_fails_and_is_retried(tmp_path: Path) -> None:
-    port = free_port()
-    env = _worker_env(port, tmp_path, WORKER_SHUTDOWN_GRACE_SECONDS="2")
-    log = tmp_path / "worker.log"
-    with redis_on(port) as server, rq_worker(env, log, name=f"w-{uuid.uuid4().hex[:8]}") as w:
-        queue = Queue("mail", connection=server)
-        job = queue.enqueue(SLOW_JOB, 60, "test:finished", retry=Retry(max=2, interval=600), job_timeout=300)
+    extra = {} if grace is None else {"WORKER_SHUTDOWN_GRACE_SECONDS": str(grace)}
+    with (
+        redis_on(port) as server,
+        rq_worker(_worker_env(port, tmp_path, **extra), tmp_path / "worker.log", name=f"w-{uuid.uuid4().hex[:8]}") as w,
+    ):
+        job = Queue("mail", connection=server).enqueue(SLOW_JOB, seconds, "test:finished", **enqueue)
         _running(job, w)
         signal_every_process(w.pid, signal.SIGTERM)
         signalled = time.monotonic()
         assert w.wait(timeout=25) == 0
-        assert 2 <= time.monotonic() - signalled < 20
+        yield job, time.monotonic() - signalled
+
+
+@pytest.mark.services  # real processes and a Redis server of their own
+def test_sigterm_to_every_process_lets_the_job_in_progress_finish(tmp_path: Path) -> None:
+    """Heroku signals every process of a dyno (SIGKILL follows 30 s later): the work horse
+    too, which RQ's plain Worker let SIGTERM kill mid-job."""
+    with _sigterm_mid_job(tmp_path, 4, retry=Retry(max=3, interval=60)) as (job, _):
+        assert job.connection.get("test:finished") == b"done"  # it exits once the job is done
+        assert job.get_status() == "finished"
+    assert "Work-horse terminated unexpectedly" not in (tmp_path / "worker.log").read_text()
+
+
+@pytest.mark.services  # real processes and a Redis server of their own
+def test_a_job_past_the_shutdown_grace_fails_and_is_retried(tmp_path: Path) -> None:
+    with _sigterm_mid_job(tmp_path, 60, grace=2, retry=Retry(max=2, interval=600), job_timeout=300) as (job, took):
+        assert 2 <= took < 20
         # Failed through RQ's failure handling: logged, and scheduled for its retry.
+        queue = Queue("mail", connection=job.connection)
         assert job.get_status() == "scheduled" and job.id in queue.scheduled_job_registry.get_job_ids()
         job.refresh()
         assert job.retries_left == 1
-        assert server.get("test:finished") is None
-    text = log.read_text()
+        assert job.connection.get("test:finished") is None
+    text = (tmp_path / "worker.log").read_text()
     assert f"job {job.id}: exception raised while executing" in text and "ShutDownImminentException" in text
     assert "Work-horse terminated unexpectedly" not in text
 
@@ -265,16 +275,8 @@ def test_a_job_past_the_shutdown_grace_fails_and_is_retried(tmp_path: Path) -> N
 def test_a_job_keeps_its_own_timeout_during_the_shutdown_grace(tmp_path: Path) -> None:
     """RQ's HerokuWorker counts the grace with SIGALRM, which would replace the alarm of
     the job's timeout: the job would run on to the grace's end."""
-    port = free_port()
-    env = _worker_env(port, tmp_path, WORKER_SHUTDOWN_GRACE_SECONDS="20")
-    log = tmp_path / "worker.log"
-    with redis_on(port) as server, rq_worker(env, log, name=f"w-{uuid.uuid4().hex[:8]}") as w:
-        queue = Queue("mail", connection=server)
-        job = queue.enqueue(SLOW_JOB, 60, "test:finished", retry=Retry(max=2, interval=600), job_timeout=4)
-        _running(job, w)
-        signal_every_process(w.pid, signal.SIGTERM)
-        signalled = time.monotonic()
-        assert w.wait(timeout=25) == 0
-        assert time.monotonic() - signalled < 12  # its timeout came 3 s after the signal, the grace 20 s
+    with _sigterm_mid_job(tmp_path, 60, grace=20, retry=Retry(max=2, interval=600), job_timeout=4) as (job, took):
+        assert took < 12  # its timeout came 3 s after the signal, the grace 20 s
         assert job.get_status() == "scheduled"
-    assert "JobTimeoutException" in log.read_text() and "ShutDownImminentException" not in log.read_text()
+    text = (tmp_path / "worker.log").read_text()
+    assert "JobTimeoutException" in text and "ShutDownImminentException" not in text
