@@ -66,7 +66,6 @@ def clock_registered(server: redis.Redis) -> bool:
     return bool(clocks_registered(server))
 
 
-@pytest.mark.services  # real processes and a Redis server of their own
 def _process_env(port: int, database: Path) -> dict[str, str]:
     """A worker's or the clock's environment: a Redis on ``port``, a SQLite database."""
     return {
@@ -78,12 +77,9 @@ def _process_env(port: int, database: Path) -> dict[str, str]:
     }
 
 
-def test_the_clock_waits_for_redis_and_goes_on_after_an_outage(tmp_path: Path) -> None:
-    port = free_port()
-    env = _process_env(port, tmp_path / "clock.db")
-    log = tmp_path / "clock.log"
+def _start_clock(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as output:
-        clock = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "worker.py", "--cron"],
             cwd=ROOT,
             env=env,
@@ -91,6 +87,13 @@ def test_the_clock_waits_for_redis_and_goes_on_after_an_outage(tmp_path: Path) -
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+@pytest.mark.services  # real processes and a Redis server of their own
+def test_the_clock_waits_for_redis_and_goes_on_after_an_outage(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "clock.log"
+    clock = _start_clock(_process_env(port, tmp_path / "clock.db"), log)
     text = lambda: log.read_text(errors="replace")  # noqa: E731
     try:
         # Started before Redis (a platform starts processes in any order): it waits.
@@ -140,18 +143,6 @@ def test_a_worker_of_its_own_serves_only_the_queues_it_is_given(tmp_path: Path) 
         assert [queues[name].count for name in ("housekeeping", "mail", "imports")] == [0, 0, 1]
         assert worker().returncode == 0  # every queue by default
         assert queues["imports"].count == 0
-
-
-def _start_clock(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as output:
-        return subprocess.Popen(
-            [sys.executable, "worker.py", "--cron"],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
 
 def _lock_holder(server: redis.Redis) -> str | None:
