@@ -36,14 +36,19 @@ def _bool(value: str | None, *, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, *, at_least: int, unit: str = "") -> int:
+    """A whole number of ``unit``, at least ``at_least``: a setting out of range stops the
+    start with one line, not a 500 (or a silent misbehaviour) at the first request it meets."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+    if value < at_least:
+        raise ConfigError(f"{name} must be at least {at_least}{f' ({unit})' if unit else ''}, got {value}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -150,12 +155,9 @@ def _check_mail_url(url: str) -> None:
         ) from None
 
 
-def _seconds(env: Mapping[str, str], name: str, default: int) -> int:
-    """A timeout in whole seconds, at least 1."""
-    value = _int(env, name, default)
-    if value < 1:
-        raise ConfigError(f"{name} must be at least 1 (seconds), got {value}")
-    return value
+def _seconds(env: Mapping[str, str], name: str, default: int, *, at_least: int = 1) -> int:
+    """A duration in whole seconds, at least 1 unless said otherwise."""
+    return _int(env, name, default, at_least=at_least, unit="seconds")
 
 
 def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
@@ -234,14 +236,12 @@ class Config:
         # (``app.db.bound_statements``, from gunicorn.conf.py): a request held up behind a
         # migration or a long lock gets a 503 instead of its thread being held; 0: no limit.
         # Jobs and flask commands (the release's migrations among them) have none.
-        self.DATABASE_STATEMENT_TIMEOUT = _int(env, "DATABASE_STATEMENT_TIMEOUT", 30)
+        self.DATABASE_STATEMENT_TIMEOUT = _seconds(env, "DATABASE_STATEMENT_TIMEOUT", 30, at_least=0)
         # Seconds a migration waits for a table's lock before it gives up (and tries again,
         # MIGRATION_LOCK_ATTEMPTS times in all): the release fails rather than queueing every
         # request behind its lock while a long read runs.
         self.MIGRATION_LOCK_TIMEOUT = _seconds(env, "MIGRATION_LOCK_TIMEOUT", 5)
-        self.MIGRATION_LOCK_ATTEMPTS = _seconds(env, "MIGRATION_LOCK_ATTEMPTS", 3)
-        if self.DATABASE_STATEMENT_TIMEOUT < 0:
-            raise ConfigError(f"DATABASE_STATEMENT_TIMEOUT must be 0 or more, got {self.DATABASE_STATEMENT_TIMEOUT}")
+        self.MIGRATION_LOCK_ATTEMPTS = _int(env, "MIGRATION_LOCK_ATTEMPTS", 3, at_least=1)
 
         # None means the embedded default: an in-process Redis stand-in, jobs run in-process.
         # REDIS_TLS_VERIFY=false: a rediss:// server's certificate is not verified (Heroku
@@ -257,9 +257,7 @@ class Config:
         self.WORKER_SHUTDOWN_GRACE_SECONDS = _seconds(env, "WORKER_SHUTDOWN_GRACE_SECONDS", 25)
         # Only the clock holding a lock in Redis schedules; it renews it every third of this,
         # and another clock takes over within about this long after it dies.
-        self.CLOCK_LOCK_SECONDS = _int(env, "CLOCK_LOCK_SECONDS", 45)
-        if self.CLOCK_LOCK_SECONDS < 3:
-            raise ConfigError(f"CLOCK_LOCK_SECONDS must be at least 3 (seconds), got {self.CLOCK_LOCK_SECONDS}")
+        self.CLOCK_LOCK_SECONDS = _seconds(env, "CLOCK_LOCK_SECONDS", 45, at_least=3)
 
         self.RATELIMIT_ENABLED = _bool(env.get("RATELIMIT_ENABLED"), default=True)
         storage_uri = env.get("RATELIMIT_STORAGE_URI") or None
@@ -302,42 +300,39 @@ class Config:
         self.STORAGE_TIMEOUT = _seconds(env, "STORAGE_TIMEOUT", 10)
         # Uploads: per-purpose size limits, how long a direct-upload target and a download
         # link live, and when an upload that was never completed is purged.
-        self.UPLOAD_IMAGE_MAX_BYTES = _int(env, "UPLOAD_IMAGE_MAX_BYTES", 10 * 1024 * 1024)
-        self.UPLOAD_IMPORT_MAX_BYTES = _int(env, "UPLOAD_IMPORT_MAX_BYTES", 50 * 1024 * 1024)
-        self.UPLOAD_TARGET_SECONDS = _int(env, "UPLOAD_TARGET_SECONDS", 15 * 60)
-        self.UPLOAD_DOWNLOAD_SECONDS = _int(env, "UPLOAD_DOWNLOAD_SECONDS", 5 * 60)
-        if not 1 <= self.UPLOAD_DOWNLOAD_SECONDS <= 5 * 60:
+        self.UPLOAD_IMAGE_MAX_BYTES = _int(env, "UPLOAD_IMAGE_MAX_BYTES", 10 * 1024 * 1024, at_least=1, unit="bytes")
+        self.UPLOAD_IMPORT_MAX_BYTES = _int(env, "UPLOAD_IMPORT_MAX_BYTES", 50 * 1024 * 1024, at_least=1, unit="bytes")
+        self.UPLOAD_TARGET_SECONDS = _seconds(env, "UPLOAD_TARGET_SECONDS", 15 * 60)
+        self.UPLOAD_DOWNLOAD_SECONDS = _seconds(env, "UPLOAD_DOWNLOAD_SECONDS", 5 * 60)
+        if self.UPLOAD_DOWNLOAD_SECONDS > 5 * 60:
             raise ConfigError(
                 "UPLOAD_DOWNLOAD_SECONDS must be between 1 and 300 (download links live 5 minutes at most)"
             )
-        self.UPLOAD_EXPIRE_HOURS = _int(env, "UPLOAD_EXPIRE_HOURS", 24)
+        self.UPLOAD_EXPIRE_HOURS = _int(env, "UPLOAD_EXPIRE_HOURS", 24, at_least=1, unit="hours")
         # Bulk imports: rows per file, rows per transaction, and how long one run may take.
-        self.IMPORT_MAX_ROWS = _int(env, "IMPORT_MAX_ROWS", 200_000)
-        self.IMPORT_BATCH_SIZE = _int(env, "IMPORT_BATCH_SIZE", 5_000)
-        self.IMPORT_JOB_TIMEOUT = _int(env, "IMPORT_JOB_TIMEOUT", 3600)
-        for name in ("IMPORT_MAX_ROWS", "IMPORT_BATCH_SIZE", "IMPORT_JOB_TIMEOUT"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        self.IMPORT_MAX_ROWS = _int(env, "IMPORT_MAX_ROWS", 200_000, at_least=1, unit="rows")
+        self.IMPORT_BATCH_SIZE = _int(env, "IMPORT_BATCH_SIZE", 5_000, at_least=1, unit="rows")
+        self.IMPORT_JOB_TIMEOUT = _seconds(env, "IMPORT_JOB_TIMEOUT", 3600)
         self.RATELIMIT_UPLOADS = _rate_limits(env, "RATELIMIT_UPLOADS", "60 per minute")
         # Where clients reach this API (links in mail). Unset outside production: the address
         # actually served (app.urls.public_base_url). FRONTEND_URL: a web app that serves
         # /account/verify-email and /account/reset-password itself, for the mail links.
         self.PUBLIC_BASE_URL: str | None = _url(env, "PUBLIC_BASE_URL")
         self.FRONTEND_URL: str | None = _url(env, "FRONTEND_URL")
-        self.PORT = _int(env, "PORT", 5000)
+        self.PORT = _int(env, "PORT", 5000, at_least=1)
         self.CORS_ORIGINS = [o.strip() for o in (env.get("CORS_ORIGINS") or "").split(",") if o.strip()]
-        self.MAX_CONTENT_LENGTH = _int(env, "MAX_CONTENT_LENGTH", 16 * 1024 * 1024)
+        self.MAX_CONTENT_LENGTH = _int(env, "MAX_CONTENT_LENGTH", 16 * 1024 * 1024, at_least=1, unit="bytes")
         # Every body but an upload's: JSON this large is already far beyond any real request.
-        self.MAX_JSON_BYTES = _int(env, "MAX_JSON_BYTES", 64 * 1024)
+        self.MAX_JSON_BYTES = _int(env, "MAX_JSON_BYTES", 64 * 1024, at_least=1, unit="bytes")
         self.LOG_LEVEL = (env.get("LOG_LEVEL") or "INFO").strip().upper()
         if self.LOG_LEVEL not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got {self.LOG_LEVEL!r}")
         # Number of proxies in front of the app whose X-Forwarded-For/-Proto are trusted. 0 by
         # default everywhere: without a proxy any client could pick its address (set 1 on
         # Heroku, whose router appends the real one). X-Forwarded-Host is never trusted.
-        self.PROXY_FIX_X_FOR = _int(env, "PROXY_FIX_X_FOR", 0)
+        self.PROXY_FIX_X_FOR = _int(env, "PROXY_FIX_X_FOR", 0, at_least=0, unit="proxies")
         # Strict-Transport-Security max-age (0: not sent); production turns it on.
-        self.HSTS_SECONDS = _int(env, "HSTS_SECONDS", 0)
+        self.HSTS_SECONDS = _seconds(env, "HSTS_SECONDS", 0, at_least=0)
         # /metrics: with a token, only `Authorization: Bearer <token>` reads it.
         self.METRICS_TOKEN = env.get("METRICS_TOKEN") or None
         self.CURRENCY = (env.get("CURRENCY") or "USD").strip().upper()
@@ -349,11 +344,11 @@ class Config:
         self.SHIPPING_FLAT = _decimal(env, "SHIPPING_FLAT", "0.00")
         free = env.get("FREE_SHIPPING_OVER")
         self.FREE_SHIPPING_OVER = _decimal(env, "FREE_SHIPPING_OVER", "0") if free else None
-        self.IDEMPOTENCY_KEY_HOURS = _int(env, "IDEMPOTENCY_KEY_HOURS", 24)
+        self.IDEMPOTENCY_KEY_HOURS = _int(env, "IDEMPOTENCY_KEY_HOURS", 24, at_least=1, unit="hours")
         # Unpaid orders hold their stock this long, then the clock cancels them; a customer
         # holds at most ORDER_MAX_PENDING of them at once.
-        self.ORDER_PAYMENT_MINUTES = _int(env, "ORDER_PAYMENT_MINUTES", 30)
-        self.ORDER_MAX_PENDING = _int(env, "ORDER_MAX_PENDING", 3)
+        self.ORDER_PAYMENT_MINUTES = _int(env, "ORDER_PAYMENT_MINUTES", 30, at_least=1, unit="minutes")
+        self.ORDER_MAX_PENDING = _int(env, "ORDER_MAX_PENDING", 3, at_least=1, unit="orders")
         # Only an account whose address is verified may place orders (hold stock).
         self.ORDER_REQUIRES_VERIFIED_EMAIL = _bool(env.get("ORDER_REQUIRES_VERIFIED_EMAIL"), default=True)
         # The catalog's read cache (app/products/cache.py) lives in Redis: it is on whenever
@@ -368,12 +363,10 @@ class Config:
                 raise ConfigError("CATALOG_CACHE_URL needs REDIS_URL (without it nothing is cached)")
             cache_url = _redis_tls(cache_url, verify=self.REDIS_TLS_VERIFY)
         self.CATALOG_CACHE_URL: str | None = cache_url or self.REDIS_URL
-        self.CATALOG_CACHE_TTL = _int(env, "CATALOG_CACHE_TTL", 600)
-        if self.CATALOG_CACHE_TTL < 1:
-            raise ConfigError(f"CATALOG_CACHE_TTL must be at least 1 (seconds), got {self.CATALOG_CACHE_TTL}")
+        self.CATALOG_CACHE_TTL = _seconds(env, "CATALOG_CACHE_TTL", 600)
 
-        self.JWT_ACCESS_TOKEN_EXPIRES = timedelta(seconds=_int(env, "JWT_ACCESS_TOKEN_SECONDS", 15 * 60))
-        self.JWT_REFRESH_TOKEN_EXPIRES = timedelta(seconds=_int(env, "JWT_REFRESH_TOKEN_SECONDS", 7 * 24 * 3600))
+        self.JWT_ACCESS_TOKEN_EXPIRES = timedelta(seconds=_seconds(env, "JWT_ACCESS_TOKEN_SECONDS", 15 * 60))
+        self.JWT_REFRESH_TOKEN_EXPIRES = timedelta(seconds=_seconds(env, "JWT_REFRESH_TOKEN_SECONDS", 7 * 24 * 3600))
 
         self.JWT_ALGORITHM = "HS256"
         self.JWT_TOKEN_LOCATION = ["headers"]
@@ -382,22 +375,25 @@ class Config:
         self.JWT_ERROR_MESSAGE_KEY = "message"
 
         # argon2id cost; the test profile turns it down (hashing is deliberately slow).
-        self.ARGON2_TIME_COST = _int(env, "ARGON2_TIME_COST", 3)
-        self.ARGON2_MEMORY_COST = _int(env, "ARGON2_MEMORY_COST", 64 * 1024)
-        self.ARGON2_PARALLELISM = _int(env, "ARGON2_PARALLELISM", 2)
+        self.ARGON2_TIME_COST = _int(env, "ARGON2_TIME_COST", 3, at_least=1, unit="passes")
+        self.ARGON2_PARALLELISM = _int(env, "ARGON2_PARALLELISM", 2, at_least=1, unit="lanes")
+        # argon2 needs 8 KiB a lane (its own check would fail at the first hash: a 500).
+        self.ARGON2_MEMORY_COST = _int(
+            env, "ARGON2_MEMORY_COST", 64 * 1024, at_least=8 * self.ARGON2_PARALLELISM, unit="KiB"
+        )
 
-        self.LOGIN_MAX_FAILURES = _int(env, "LOGIN_MAX_FAILURES", 5)
+        self.LOGIN_MAX_FAILURES = _int(env, "LOGIN_MAX_FAILURES", 5, at_least=1, unit="failures")
         # The RQ dashboard's sign-in: a signed cookie (Flask's session) for /admin only.
-        self.ADMIN_SESSION_SECONDS = _int(env, "ADMIN_SESSION_SECONDS", 30 * 60)
+        self.ADMIN_SESSION_SECONDS = _seconds(env, "ADMIN_SESSION_SECONDS", 30 * 60)
         self.PERMANENT_SESSION_LIFETIME = timedelta(seconds=self.ADMIN_SESSION_SECONDS)
         self.SESSION_COOKIE_NAME = "storefront_admin"
         self.SESSION_COOKIE_PATH = "/admin"
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Strict"
         self.SESSION_COOKIE_SECURE = False
-        self.LOGIN_LOCKOUT_SECONDS = _int(env, "LOGIN_LOCKOUT_SECONDS", 15 * 60)
-        self.VERIFY_TOKEN_SECONDS = _int(env, "VERIFY_TOKEN_SECONDS", 24 * 3600)
-        self.RESET_TOKEN_SECONDS = _int(env, "RESET_TOKEN_SECONDS", 3600)
+        self.LOGIN_LOCKOUT_SECONDS = _seconds(env, "LOGIN_LOCKOUT_SECONDS", 15 * 60)
+        self.VERIFY_TOKEN_SECONDS = _seconds(env, "VERIFY_TOKEN_SECONDS", 24 * 3600)
+        self.RESET_TOKEN_SECONDS = _seconds(env, "RESET_TOKEN_SECONDS", 3600)
         # Rate limits of the account endpoints (flask-limiter syntax), per IP and per email.
         self.RATELIMIT_AUTH_IP = _rate_limits(env, "RATELIMIT_AUTH_IP", "20 per minute; 200 per hour")
         self.RATELIMIT_AUTH_EMAIL = _rate_limits(env, "RATELIMIT_AUTH_EMAIL", "10 per minute; 50 per hour")
@@ -481,7 +477,7 @@ class ProductionConfig(Config):
                 "Refusing to start in production: RATELIMIT_STORAGE_URI=memory:// would keep a separate "
                 "count in every process"
             )
-        self.HSTS_SECONDS = _int(env, "HSTS_SECONDS", 365 * 24 * 3600)
+        self.HSTS_SECONDS = _seconds(env, "HSTS_SECONDS", 365 * 24 * 3600, at_least=0)
         self.SESSION_COOKIE_SECURE = True
         # A dyno's disk is neither shared between processes nor kept across restarts.
         if not self.STORAGE_URL.startswith("s3://") and not _bool(env.get("ALLOW_LOCAL_STORAGE"), default=False):

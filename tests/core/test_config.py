@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -249,21 +250,69 @@ def test_database_errors_never_carry_the_values_of_their_statement() -> None:
     assert "parameters hidden" in str(excinfo.value)
 
 
-def test_the_worker_shutdown_grace_is_seconds() -> None:
-    assert DevelopmentConfig({}).WORKER_SHUTDOWN_GRACE_SECONDS == 25
-    assert DevelopmentConfig({"WORKER_SHUTDOWN_GRACE_SECONDS": "10"}).WORKER_SHUTDOWN_GRACE_SECONDS == 10
-    for value in ("0", "soon"):
-        with pytest.raises(ConfigError, match="WORKER_SHUTDOWN_GRACE_SECONDS"):
-            DevelopmentConfig({"WORKER_SHUTDOWN_GRACE_SECONDS": value})
+# Every whole-number setting and the least value it takes (ARGON2_MEMORY_COST's: 8 KiB for
+# each of the default 2 lanes). Each one below it once went on to a 500 or a silent misbehaviour
+# at the first request it met (argon2's own check at the first hash; tokens expired at birth;
+# every order refused as "0 unpaid orders"; every JSON body a 413; ProxyFix counting back).
+WHOLE_NUMBER_FLOORS = {
+    "DATABASE_CONNECT_TIMEOUT": 1,
+    "DATABASE_STATEMENT_TIMEOUT": 0,
+    "MIGRATION_LOCK_TIMEOUT": 1,
+    "MIGRATION_LOCK_ATTEMPTS": 1,
+    "WORKER_SHUTDOWN_GRACE_SECONDS": 1,
+    "CLOCK_LOCK_SECONDS": 3,
+    "STORAGE_TIMEOUT": 1,
+    "UPLOAD_IMAGE_MAX_BYTES": 1,
+    "UPLOAD_IMPORT_MAX_BYTES": 1,
+    "UPLOAD_TARGET_SECONDS": 1,
+    "UPLOAD_DOWNLOAD_SECONDS": 1,
+    "UPLOAD_EXPIRE_HOURS": 1,
+    "IMPORT_MAX_ROWS": 1,
+    "IMPORT_BATCH_SIZE": 1,
+    "IMPORT_JOB_TIMEOUT": 1,
+    "PORT": 1,
+    "MAX_CONTENT_LENGTH": 1,
+    "MAX_JSON_BYTES": 1,
+    "PROXY_FIX_X_FOR": 0,
+    "HSTS_SECONDS": 0,
+    "IDEMPOTENCY_KEY_HOURS": 1,
+    "ORDER_PAYMENT_MINUTES": 1,
+    "ORDER_MAX_PENDING": 1,
+    "CATALOG_CACHE_TTL": 1,
+    "JWT_ACCESS_TOKEN_SECONDS": 1,
+    "JWT_REFRESH_TOKEN_SECONDS": 1,
+    "ARGON2_TIME_COST": 1,
+    "ARGON2_PARALLELISM": 1,
+    "ARGON2_MEMORY_COST": 16,
+    "LOGIN_MAX_FAILURES": 1,
+    "ADMIN_SESSION_SECONDS": 1,
+    "LOGIN_LOCKOUT_SECONDS": 1,
+    "VERIFY_TOKEN_SECONDS": 1,
+    "RESET_TOKEN_SECONDS": 1,
+}
 
 
-def test_the_worker_grace_and_the_clock_lock_are_seconds() -> None:
+def test_every_whole_number_setting_has_its_floor_here() -> None:
+    read = set(re.findall(r'_(?:int|seconds)\(\s*env,\s*"([A-Z0-9_]+)"', (ROOT / "config.py").read_text()))
+    assert read == set(WHOLE_NUMBER_FLOORS)
+
+
+@pytest.mark.parametrize(("name", "floor"), WHOLE_NUMBER_FLOORS.items())
+def test_a_whole_number_setting_below_its_floor_stops_the_start(name: str, floor: int) -> None:
+    for config in (DevelopmentConfig, ProductionConfig):
+        env = PRODUCTION_ENV if config is ProductionConfig else {}
+        with pytest.raises(ConfigError, match=rf"^{name} must be at least {floor}\b.*, got {floor - 1}$"):
+            config({**env, name: str(floor - 1)})
+        with pytest.raises(ConfigError, match=rf"^{name} must be an integer, got 'soon'$"):
+            config({**env, name: "soon"})
+        config({**env, name: str(floor)})  # the floor itself is taken
+
+
+def test_argon2_memory_follows_the_lanes_and_the_clock_lock_is_seconds() -> None:
+    assert DevelopmentConfig({"ARGON2_PARALLELISM": "4", "ARGON2_MEMORY_COST": "32"}).ARGON2_MEMORY_COST == 32
+    with pytest.raises(ConfigError, match=r"ARGON2_MEMORY_COST must be at least 32 \(KiB\), got 31"):
+        DevelopmentConfig({"ARGON2_PARALLELISM": "4", "ARGON2_MEMORY_COST": "31"})
     defaults = DevelopmentConfig({})
     assert (defaults.WORKER_SHUTDOWN_GRACE_SECONDS, defaults.CLOCK_LOCK_SECONDS) == (25, 45)
-    given = DevelopmentConfig({"WORKER_SHUTDOWN_GRACE_SECONDS": "10", "CLOCK_LOCK_SECONDS": "3"})
-    assert (given.WORKER_SHUTDOWN_GRACE_SECONDS, given.CLOCK_LOCK_SECONDS) == (10, 3)
-    for name, value in (("WORKER_SHUTDOWN_GRACE_SECONDS", "0"), ("WORKER_SHUTDOWN_GRACE_SECONDS", "soon")):
-        with pytest.raises(ConfigError, match=name):
-            DevelopmentConfig({name: value})
-    with pytest.raises(ConfigError, match="CLOCK_LOCK_SECONDS must be at least 3"):
+    with pytest.raises(ConfigError, match=r"CLOCK_LOCK_SECONDS must be at least 3 \(seconds\), got 2"):
         DevelopmentConfig({"CLOCK_LOCK_SECONDS": "2"})
