@@ -91,6 +91,7 @@ def _init_extensions(app: Flask) -> None:
                 "X-RateLimit-Remaining",
                 "X-RateLimit-Reset",
                 "Idempotent-Replayed",
+                "Content-Disposition",
             ],
         )
 

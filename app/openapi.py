@@ -241,6 +241,12 @@ def error_response_doc(status: http.HTTPStatus) -> dict[str, Any]:
     headers = common_headers()
     if status in RETRY_AFTER_STATUSES:
         headers["Retry-After"] = header_ref("Retry-After", required=RETRY_AFTER_STATUSES[status])
+    if status == http.HTTPStatus.PRECONDITION_FAILED:
+        headers["ETag"] = {
+            "description": "The resource's current ETag, when this answer knows it (a write that lost "
+            "a race to another does not: read the resource again)",
+            "schema": {"type": "string"},
+        }
     response: dict[str, Any] = {"description": status.phrase, "headers": headers}
     if status >= 400:
         response["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}

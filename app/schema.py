@@ -35,6 +35,18 @@ class Schema(ma.Schema):
 # it everywhere, and the document says so on every string that has no stricter pattern.
 NO_NUL_PATTERN = r"^[^\x00]*$"
 
+# What str.strip() takes for whitespace (str.isspace()), spelled out for patterns: ``\s`` means
+# another set in the document's regular expressions (ECMA-262 has U+FEFF, lacks U+001C-U+001F
+# and U+0085), so a client's validator and this server would disagree on what is blank.
+WHITESPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
+def not_blank_pattern(excluded: str) -> str:
+    """A pattern for text of characters outside ``excluded`` (a character class's contents)
+    that holds at least one character that is not whitespace: it means the same in ECMA-262
+    and in Python's ``re``."""
+    return rf"^[^{excluded}]*[^{excluded}{WHITESPACE}][^{excluded}]*$"
+
 
 class TrimmedString(ma.fields.String):
     """A string that is not blank, stored without its surrounding whitespace.
@@ -43,7 +55,7 @@ class TrimmedString(ma.fields.String):
     least one character that is not whitespace (nor NUL).
     """
 
-    PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
+    PATTERN = not_blank_pattern(r"\x00")
     default_error_messages = {"blank": "Must not be blank."}
 
     def __init__(self, **kwargs: Any) -> None:
@@ -210,3 +222,24 @@ def storable(text: str) -> str:
     if text_problem(text) is None:
         return text
     return text.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode()
+
+
+# --- conditional request headers --------------------------------------------------
+
+
+class IfMatchSchema(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    if_match = ma.fields.String(
+        data_key="If-Match", metadata={"description": "The ETag last read; a mismatch is a 412 and changes nothing"}
+    )
+
+
+class IfNoneMatchSchema(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    if_none_match = ma.fields.String(
+        data_key="If-None-Match", metadata={"description": "ETag(s) held by the client; a match is a 304"}
+    )

@@ -18,8 +18,6 @@ from app.products.schemas import (
     CategoryCreateSchema,
     CategoryQueryArgsSchema,
     CategorySchema,
-    IfMatchSchema,
-    IfNoneMatchSchema,
     ProductCreateSchema,
     ProductItemArgsSchema,
     ProductQueryArgsSchema,
@@ -28,6 +26,7 @@ from app.products.schemas import (
 )
 from app.products.slugs import RESERVED_SLUGS
 from app.products.transfer import routes as transfer_routes
+from app.schema import IfMatchSchema, IfNoneMatchSchema
 
 blp = Blueprint("products", __name__, url_prefix="/api/v1", description="The catalog: products and categories")
 

@@ -211,27 +211,6 @@ class CategoryCreateSchema(Schema):
     description = _description(allow_none=True, load_default=None)
 
 
-# --- conditional request headers --------------------------------------------------
-
-
-class IfMatchSchema(ma.Schema):
-    class Meta:
-        unknown = ma.EXCLUDE
-
-    if_match = ma.fields.String(
-        data_key="If-Match", metadata={"description": "The ETag last read; a mismatch is a 412 and changes nothing"}
-    )
-
-
-class IfNoneMatchSchema(ma.Schema):
-    class Meta:
-        unknown = ma.EXCLUDE
-
-    if_none_match = ma.fields.String(
-        data_key="If-None-Match", metadata={"description": "ETag(s) held by the client; a match is a 304"}
-    )
-
-
 # --- list arguments --------------------------------------------------------------------
 
 

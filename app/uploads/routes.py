@@ -22,6 +22,7 @@ from app.uploads.multipart import StreamingForm
 from app.uploads.permissions import authenticated, can_upload, rate_limited
 from app.uploads.schemas import (
     ContentArgsSchema,
+    ContentHeadersSchema,
     DirectUploadCreateSchema,
     DirectUploadSchema,
     TargetFormSchema,
@@ -56,7 +57,8 @@ def _streaming_form() -> StreamingForm:
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 # The bytes come with the type sniffed at upload (the ones below). application/octet-stream
 # leads the list so that clients generated from the document read every one of them as
-# bytes (generators parse a response by the first media type they know).
+# bytes (generators parse a response by the first media type they know); a client that
+# parses by the Content-Type it gets (openapi-fetch) finds JSON typed as any JSON value.
 _CONTENT_ETAG = {"description": "The file's entity tag, for If-None-Match", "schema": {"type": "string"}}
 CONTENT_RESPONSES = {
     200: {
@@ -76,10 +78,12 @@ CONTENT_RESPONSES = {
                 "image/gif",
                 "image/webp",
                 "text/csv",
-                "application/json",
             ),
             _BINARY,
-        ),
+        )
+        # A JSON file (an export, an import's file) is JSON to a client that parses it by
+        # its type: any JSON value, not a string.
+        | {"application/json": {"schema": {}}},
     },
     302: {
         "headers": {
@@ -202,6 +206,7 @@ def target(upload_id: uuid.UUID) -> None:
 @blp.route("/<uuid:upload_id>/content")
 class UploadContent(MethodView):
     @blp.arguments(ContentArgsSchema, location="query")
+    @blp.arguments(ContentHeadersSchema, location="headers")
     @blp.response(200, description="The file (product images inline, anything else as an attachment)")
     @blp.alt_response(302, description="On S3: the file is at a presigned URL", success=True)
     @blp.alt_response(
@@ -218,7 +223,7 @@ class UploadContent(MethodView):
     # then demands an AuthenticatedClient of anonymous callers.)
     @blp.alt_response(401, response="UNAUTHORIZED", description="A token was sent and is not valid")
     @blp.doc(operationId="get_upload_content", responses=CONTENT_RESPONSES)
-    def get(self, args: dict[str, Any], upload_id: uuid.UUID) -> Response:
+    def get(self, args: dict[str, Any], _conditions: dict[str, str], upload_id: uuid.UUID) -> Response:
         """The file's bytes: a product image (or ?variant= thumbnail) for anyone, anything else
         for its owner and staff."""
         content = service.content(upload_id=upload_id, variant=args.get("variant"), viewer=optional_principal())

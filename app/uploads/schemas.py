@@ -7,7 +7,16 @@ from typing import Any
 import marshmallow as ma
 
 from app.pagination import CursorListArgsSchema
-from app.schema import FullMatch, Integer, Schema, TrimmedString, UTCDateTime
+from app.schema import (
+    FullMatch,
+    IfMatchSchema,
+    IfNoneMatchSchema,
+    Integer,
+    Schema,
+    TrimmedString,
+    UTCDateTime,
+    not_blank_pattern,
+)
 from app.uploads.models import CLIENT_PURPOSES, FILENAME_MAX, THUMBNAILS, Purpose, Status, Upload
 from app.uploads.urls import content_url
 
@@ -90,7 +99,7 @@ class Filename(TrimmedString):
                 ma.validate.Length(min=1, max=FILENAME_MAX),
                 FullMatch(NO_CONTROL_CHARACTERS, error="Must not contain control characters."),
             ],
-            metadata={"pattern": r"^[^\u0000-\u001f\u007f]*\S[^\u0000-\u001f\u007f]*$", "example": "mug.jpg"},
+            metadata={"pattern": not_blank_pattern(r"\u0000-\u001f\u007f"), "example": "mug.jpg"},
             **kwargs,
         )
 
@@ -142,6 +151,13 @@ class TargetFormSchema(Schema):
 class UploadQueryArgsSchema(CursorListArgsSchema):
     purpose = ma.fields.String(validate=ma.validate.OneOf(PURPOSE_VALUES))
     status = ma.fields.String(validate=ma.validate.OneOf(STATUS_VALUES))
+
+
+class ContentHeadersSchema(IfMatchSchema, IfNoneMatchSchema):
+    """The conditions a file's content answers (304 on a match, 412 on another file)."""
+
+    class Meta:
+        unknown = ma.EXCLUDE  # every other header of the request
 
 
 class ContentArgsSchema(ma.Schema):

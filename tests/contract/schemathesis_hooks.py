@@ -58,6 +58,7 @@ STATEFUL_ANSWERS: dict[str, set[tuple[int, str]]] = {
     "replace_product": {STALE_ETAG},
     "update_product": {STALE_ETAG},
     "delete_product": {STALE_ETAG},
+    "get_upload_content": {STALE_ETAG},
     "login": {LOCKED},
     "update_me": {LOCKED},
     "create_upload": CONTENT,

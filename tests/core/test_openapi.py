@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from flask.testing import FlaskClient
 
+from app.schema import WHITESPACE
 from tests.conftest import json_of
+from tests.factories import AuthedUser
 
 
 def test_openapi_document(client: FlaskClient) -> None:
@@ -136,3 +140,64 @@ def test_every_operation_documents_what_any_request_to_it_may_get(client: FlaskC
             if absent:
                 missing.append(f"{method.upper()} {path}: {sorted(absent)}")
     assert missing == []
+
+
+def _patterns(node: object) -> set[str]:
+    if isinstance(node, dict):
+        found = {node["pattern"]} if isinstance(node.get("pattern"), str) else set()
+        return found.union(*(_patterns(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_patterns(value) for value in node))
+    return set()
+
+
+def test_every_pattern_means_to_a_client_what_it_means_to_the_server(client: FlaskClient, staff: AuthedUser) -> None:
+    """The document's patterns are ECMA-262 (a client's validator); the server checks with
+    Python's ``re``. Classes whose sets differ between the two (``\\d \\w \\s \\b`` and their
+    negations: Unicode in Python; ASCII, or another whitespace, in ECMA-262) are in none of
+    them, and what is blank is Python's whitespace, spelled out."""
+    patterns = _patterns(json_of(client.get("/api/v1/openapi.json")))
+    assert len(patterns) >= 10
+    assert not [p for p in patterns if re.search(r"\\[dDwWsSbB]", p)]
+    assert {chr(c) for c in range(0x110000) if re.fullmatch(f"[{WHITESPACE}]", chr(c))} == {
+        chr(c) for c in range(0x110000) if chr(c).isspace()
+    }
+    # Where the two sets of whitespace differ, the server and the pattern answer alike: an
+    # information separator (whitespace to Python, not to ECMA-262) is blank; a byte order
+    # mark (whitespace to ECMA-262 only) is not.
+    name_pattern = next(p for p in patterns if p.startswith("^[^\\x00]*[^\\x00"))
+    for name, status in (("\u001c", 422), ("\u0085", 422), ("\ufeff", 201)):
+        body = {"name": name}
+        answer = client.post("/api/v1/categories", json=body, headers=staff.headers)
+        assert answer.status_code == status, (repr(name), answer.get_json())
+        assert (re.fullmatch(name_pattern, name) is not None) == (status == 201)
+
+
+def test_the_conditions_an_operation_answers_are_parameters_a_client_can_send(client: FlaskClient) -> None:
+    """A 304 answers If-None-Match, a 412 If-Match: a client generated from the document
+    must be able to send them (its types admit no header that is not declared)."""
+    spec = json_of(client.get("/api/v1/openapi.json"))
+    missing = []
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if method == "parameters":
+                continue
+            headers = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
+            for status, header in (("304", "If-None-Match"), ("412", "If-Match")):
+                if status in operation["responses"] and header not in headers:
+                    missing.append(f"{method.upper()} {path}: {header}")
+    assert missing == []
+
+
+def test_json_in_a_response_is_described_as_json_never_as_a_string_of_bytes(client: FlaskClient) -> None:
+    spec = json_of(client.get("/api/v1/openapi.json"))
+    binary = [
+        f"{method.upper()} {path} {status}"
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+        if method != "parameters"
+        for status, response in operation["responses"].items()
+        if isinstance(response, dict)
+        and response.get("content", {}).get("application/json", {}).get("schema", {}).get("format") == "binary"
+    ]
+    assert binary == []

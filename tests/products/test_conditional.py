@@ -57,6 +57,9 @@ def test_stale_if_match_is_412_and_changes_nothing(app: Flask, client: FlaskClie
         assert response.headers["ETag"] == current
     product = json_of(client.get(url))["data"]
     assert (product["name"], product["stock"], product["version"]) == ("Original", 7, 2)
+    # The ETag it sends is declared on that answer (a client's types read no other header).
+    declared = json_of(client.get("/api/v1/openapi.json"))["components"]["responses"]["PRECONDITION_FAILED"]
+    assert "ETag" in declared["headers"] and not declared["headers"]["ETag"].get("required")
 
 
 def test_weak_or_foreign_if_match_does_not_match(app: Flask, client: FlaskClient, staff: AuthedUser) -> None:

@@ -168,7 +168,9 @@ for origin in ("https://shop.example", "https://evil.example", None):
         "allow": response.headers.get("Access-Control-Allow-Origin"),
         "vary": response.headers.getlist("Vary"),
         "cache": response.headers.get("Cache-Control"),
+        "expose": response.headers.get("Access-Control-Expose-Headers"),
     }
+out["document"] = client.get("/api/v1/openapi.json").get_json()
 print("RESULT" + json.dumps(out))
 """
 
@@ -185,6 +187,44 @@ def test_a_cacheable_answer_varies_on_the_origin_when_cors_is_on(origins: str) -
         answer = out[origin]
         assert answer["status"] == 200 and answer["cache"].startswith("public")
         assert answer["vary"] == ["Authorization, Origin"], answer
+
+
+# What a page's script needs no exposing for: the CORS-safelisted response headers, and
+# those meant for the browser itself or for caches.
+NOT_FOR_SCRIPTS = {
+    "Cache-Control",
+    "Content-Language",
+    "Content-Length",
+    "Content-Type",
+    "Expires",
+    "Last-Modified",
+    "Pragma",
+    "Content-Security-Policy",
+    "Referrer-Policy",
+    "Strict-Transport-Security",
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+    "Vary",
+}
+
+
+def _declared_response_headers(document: dict[str, Any]) -> set[str]:
+    responses = list(document["components"]["responses"].values())
+    for operations in document["paths"].values():
+        for method, operation in operations.items():
+            if method != "parameters":
+                responses.extend(r for r in operation["responses"].values() if "$ref" not in r)
+    return {name for response in responses for name in response.get("headers", {})}
+
+
+def test_a_browser_front_end_may_read_every_header_the_document_declares() -> None:
+    """With CORS on, a header a script may not read is one the generated client cannot use
+    (a download's Content-Disposition, a 201's Location, a 429's Retry-After...)."""
+    out = run_probe(CORS_PROBE, "https://shop.example")
+    exposed = {name.strip() for name in out["https://shop.example"]["expose"].split(",")}
+    declared = _declared_response_headers(out["document"])
+    assert {"Content-Disposition", "Location", "Retry-After", "ETag"} <= declared
+    assert declared - NOT_FOR_SCRIPTS - exposed == set()
 
 
 def test_errors_reveal_nothing_internal(client: FlaskClient) -> None:
