@@ -83,14 +83,34 @@ def main(argv: list[str] | None = None) -> int:
         # Work horses are forked from here: they must not share the parent's sockets.
         db.engine.dispose()
         queues = [redis_queues.queue(name) for name in queue_names]
-        worker = build_worker(
-            queues,
-            redis_queues.connection,
-            name=args.name,
-            shutdown_grace=app.config["WORKER_SHUTDOWN_GRACE_SECONDS"],
-        )
-        log.info("worker starting", extra={"queues": worker.queue_names(), "burst": args.burst})
-        worker.work(burst=args.burst, with_scheduler=True, logging_level=app.config["LOG_LEVEL"])
+        for run in itertools.count():
+            # A worker's name is its key in Redis: after an outage the old one may linger there
+            # until it expires, so a worker started again takes a name of its own.
+            name = args.name if run == 0 or args.name is None else f"{args.name}.{run}"
+            worker = build_worker(
+                queues,
+                redis_queues.connection,
+                name=name,
+                shutdown_grace=app.config["WORKER_SHUTDOWN_GRACE_SECONDS"],
+            )
+            log.info("worker starting", extra={"queues": worker.queue_names(), "burst": args.burst})
+            try:
+                worker.work(burst=args.burst, with_scheduler=True, logging_level=app.config["LOG_LEVEL"])
+            except RedisError as exc:  # RQ's teardown records the worker's end in Redis
+                log.warning("worker: Redis failed as the worker stopped (%s)", exc)
+                _stop_listening(worker)
+            if args.burst or worker.stop_requested:
+                return 0
+            # RQ's loop quits on any error it does not expect: Redis failing over while a job
+            # ran (recording the job's progress or outcome failed) is one. The job's own
+            # process goes on and records its outcome if Redis is back by then; if not, RQ
+            # finds the job abandoned and retries it. This process serves again once Redis
+            # answers, rather than exiting (a platform may wait minutes before restarting a
+            # crashed process; honcho stops every process with it).
+            delay = min(REDIS_RETRY_MAX_SECONDS, REDIS_RETRY_FIRST_SECONDS * 2**run)
+            log.warning("worker: its loop stopped on an error (logged above); serving again in %d s", delay)
+            time.sleep(delay)
+            wait_for_redis(redis_queues.connection)
     return 0
 
 
@@ -119,8 +139,13 @@ class StorefrontWorker(HerokuWorker):
     turns into the exception; the job's timeout keeps its alarm, whichever ends first."""
 
     imminent_shutdown_delay = SHUTDOWN_GRACE_SECONDS
+    stop_requested = False  # a warm shutdown was asked for (SIGTERM, SIGINT): do not start again
     _job_ended = False
     _shutdown_timer: threading.Timer | None = None
+
+    def handle_warm_shutdown_request(self) -> None:
+        self.stop_requested = True
+        super().handle_warm_shutdown_request()  # type: ignore[no-untyped-call]  # rq leaves it unannotated
 
     def request_stop_sigrtmin(self, signum: int, frame: FrameType | None) -> None:
         signal.signal(signal.SIGRTMIN, self.request_force_stop_sigrtmin)  # the next SIGRTMIN raises
@@ -149,6 +174,15 @@ class StorefrontWorker(HerokuWorker):
         if self._shutdown_timer is not None:
             self._shutdown_timer.cancel()
         super().handle_execution_ended(job, queue, heartbeat_ttl)
+
+
+def _stop_listening(worker: StorefrontWorker) -> None:
+    """End the thread of the worker's command channel, which RQ's teardown would have ended
+    after the step that failed (it needs no Redis to stop)."""
+    thread = getattr(worker, "pubsub_thread", None)
+    if thread is not None:
+        thread.stop()
+        thread.join(timeout=1)
 
 
 def build_worker(

@@ -220,13 +220,17 @@ class _Round:
             owner.answered(list(results[start:end]))
 
 
+# A failed job stays in RQ's failed registry (the dashboard, rq_failed_jobs) this long.
+FAILURE_TTL_SECONDS = 30 * 24 * 3600
+
+
 def _send(job: PendingJob, pipeline: Pipeline | None) -> None:
     retry = Retry(max=job.retries, interval=DEFAULT_RETRY_INTERVALS[: max(job.retries, 1)]) if job.retries else None
     options: dict[str, Any] = {
         "job_id": job.job_id,
         "retry": retry,
         "description": job.description,
-        "failure_ttl": 30 * 24 * 3600,  # failed jobs stay visible for a month
+        "failure_ttl": FAILURE_TTL_SECONDS,
         "pipeline": pipeline,
     }
     if job.timeout is not None:

@@ -11,6 +11,7 @@ when the first stops or dies. Each clock registers in RQ under a name of its own
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -31,6 +32,7 @@ IDEMPOTENCY_PURGE_SECONDS = 3600
 UNPAID_ORDERS_SECONDS = 60
 UPLOADS_UPKEEP_SECONDS = 600
 TRANSFERS_RELAY_SECONDS = 60
+PERIODIC_FAILURE_TTL_SECONDS = 24 * 3600
 HOUSEKEEPING = "housekeeping"
 
 CLOCK_LOCK_KEY = "storefront:clock:lock"
@@ -103,13 +105,14 @@ class Clock(CronScheduler):
 def build_scheduler(connection: Redis, *, logging_level: str = "INFO", lock_seconds: int = CLOCK_LOCK_SECONDS) -> Clock:
     scheduler = Clock(connection, logging_level=logging_level, lock_seconds=lock_seconds)
     logging.getLogger("rq.cron").propagate = True
-    scheduler.register(relay_unsent_mail, "mail", interval=MAIL_RELAY_SECONDS, name="mail-relay")
+    # A periodic job's failure stays visible for a day, not RQ's default year: its next run
+    # does the same work, and an alert on rq_failed_jobs should not outlive a passing outage.
+    register = functools.partial(scheduler.register, failure_ttl=PERIODIC_FAILURE_TTL_SECONDS)
+    register(relay_unsent_mail, "mail", interval=MAIL_RELAY_SECONDS, name="mail-relay")
     # Short jobs on the queue workers serve first: a flood of mail (anyone can ask for a
     # reset link) or a queue of imports does not keep unpaid orders holding their stock.
-    scheduler.register(
-        purge_expired_idempotency_keys, HOUSEKEEPING, interval=IDEMPOTENCY_PURGE_SECONDS, name="idempotency-purge"
-    )
-    scheduler.register(cancel_unpaid_orders, HOUSEKEEPING, interval=UNPAID_ORDERS_SECONDS, name="unpaid-orders")
-    scheduler.register(relay_transfers, HOUSEKEEPING, interval=TRANSFERS_RELAY_SECONDS, name="transfers-relay")
-    scheduler.register(maintain_uploads, "media", interval=UPLOADS_UPKEEP_SECONDS, name="uploads-upkeep")
+    register(purge_expired_idempotency_keys, HOUSEKEEPING, interval=IDEMPOTENCY_PURGE_SECONDS, name="idempotency-purge")
+    register(cancel_unpaid_orders, HOUSEKEEPING, interval=UNPAID_ORDERS_SECONDS, name="unpaid-orders")
+    register(relay_transfers, HOUSEKEEPING, interval=TRANSFERS_RELAY_SECONDS, name="transfers-relay")
+    register(maintain_uploads, "media", interval=UPLOADS_UPKEEP_SECONDS, name="uploads-upkeep")
     return scheduler

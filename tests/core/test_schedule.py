@@ -7,7 +7,7 @@ from collections.abc import Callable
 from flask import Flask
 
 from app.extensions import redis_queues
-from app.schedule import build_scheduler
+from app.schedule import PERIODIC_FAILURE_TTL_SECONDS, build_scheduler
 
 
 def test_clock_enqueues_the_periodic_jobs(app: Flask, run_jobs: Callable[[], int]) -> None:
@@ -18,6 +18,11 @@ def test_clock_enqueues_the_periodic_jobs(app: Flask, run_jobs: Callable[[], int
         enqueued = scheduler.enqueue_jobs()
         assert {job.name for job in enqueued} == names
         job_ids = {job.name: job.get_job_ids(redis_queues.connection)[0] for job in scheduler.get_jobs()}
+        # A failure of one stays in the failed registry for a day (RQ's default: a year), the
+        # next run doing the same work: rq_failed_jobs does not outlive a passing outage.
+        for cron_job in scheduler.get_jobs():
+            queued = redis_queues.queue(cron_job.queue_name).fetch_job(job_ids[cron_job.name])
+            assert queued is not None and queued.failure_ttl == PERIODIC_FAILURE_TTL_SECONDS == 24 * 3600
     run_jobs()
     with app.app_context():
         for name, queue, idle in (

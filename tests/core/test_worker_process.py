@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -271,3 +271,30 @@ def test_a_job_keeps_its_own_timeout_during_the_shutdown_grace(tmp_path: Path) -
         assert job.get_status() == "scheduled"
     text = (tmp_path / "worker.log").read_text()
     assert "JobTimeoutException" in text and "ShutDownImminentException" not in text
+
+
+@pytest.mark.services  # real processes and a Redis server of their own
+def test_a_worker_busy_when_redis_fails_over_serves_again_once_it_is_back(tmp_path: Path) -> None:
+    """RQ's loop quits when recording a job fails (Redis gone as the job ends): worker.py
+    exited with it (status 1), and honcho stops every process when one exits."""
+    port = free_port()
+    log = tmp_path / "worker.log"
+    text = lambda: log.read_text(errors="replace")  # noqa: E731
+    with ExitStack() as processes:
+        first_redis = ExitStack()
+        processes.push(first_redis)  # stopped at the end if the test has not stopped it
+        server = first_redis.enter_context(redis_on(port))
+        w = processes.enter_context(rq_worker(_worker_env(port, tmp_path), log, name=f"w-{uuid.uuid4().hex[:8]}"))
+        job = Queue("mail", connection=server).enqueue(SLOW_JOB, 3, "test:finished")
+        _running(job, w)
+        first_redis.close()  # a failover: Redis goes while the job runs, and the job ends meanwhile
+        wait_until(lambda: "its loop stopped on an error" in text(), timeout=30, what="the worker to notice", proc=w)
+        time.sleep(2)
+        assert w.poll() is None  # waiting for Redis, not exited
+        with redis_on(port) as server:  # back, empty (it keeps nothing on disk)
+            after = Queue("mail", connection=server).enqueue(SLOW_JOB, 0, "test:after")
+            poll_until(lambda: server.get("test:after") == b"done", timeout=90, what="a job served after the outage")
+            assert after.get_status() == "finished" and w.poll() is None
+            signal_every_process(w.pid, signal.SIGTERM)
+            assert w.wait(timeout=30) == 0  # a platform's SIGTERM still ends it
+    assert "Traceback" not in text().split("its loop stopped on an error")[-1]
