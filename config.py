@@ -36,9 +36,16 @@ def _bool(value: str | None, *, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, at_least: int, unit: str = "") -> int:
-    """A whole number of ``unit``, at least ``at_least``: a setting out of range stops the
-    start with one line, not a 500 (or a silent misbehaviour) at the first request it meets."""
+# PostgreSQL's statement_timeout and lock_timeout are milliseconds in a 32-bit integer.
+POSTGRESQL_MAX_TIMEOUT_SECONDS = (2**31 - 1) // 1000
+
+
+def whole_number(
+    env: Mapping[str, str], name: str, default: int, *, at_least: int, at_most: int | None = None, unit: str = ""
+) -> int:
+    """A whole number of ``unit`` from ``at_least`` to ``at_most``: a setting out of range
+    stops the start with one line, not a 500 (or a silent misbehaviour) at the first request
+    it meets."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -46,8 +53,11 @@ def _int(env: Mapping[str, str], name: str, default: int, *, at_least: int, unit
         value = int(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+    in_units = f" ({unit})" if unit else ""
     if value < at_least:
-        raise ConfigError(f"{name} must be at least {at_least}{f' ({unit})' if unit else ''}, got {value}")
+        raise ConfigError(f"{name} must be at least {at_least}{in_units}, got {value}")
+    if at_most is not None and value > at_most:
+        raise ConfigError(f"{name} must be at most {at_most}{in_units}, got {value}")
     return value
 
 
@@ -155,9 +165,9 @@ def _check_mail_url(url: str) -> None:
         ) from None
 
 
-def _seconds(env: Mapping[str, str], name: str, default: int, *, at_least: int = 1) -> int:
+def _seconds(env: Mapping[str, str], name: str, default: int, *, at_least: int = 1, at_most: int | None = None) -> int:
     """A duration in whole seconds, at least 1 unless said otherwise."""
-    return _int(env, name, default, at_least=at_least, unit="seconds")
+    return whole_number(env, name, default, at_least=at_least, at_most=at_most, unit="seconds")
 
 
 def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
@@ -236,12 +246,14 @@ class Config:
         # (``app.db.bound_statements``, from gunicorn.conf.py): a request held up behind a
         # migration or a long lock gets a 503 instead of its thread being held; 0: no limit.
         # Jobs and flask commands (the release's migrations among them) have none.
-        self.DATABASE_STATEMENT_TIMEOUT = _seconds(env, "DATABASE_STATEMENT_TIMEOUT", 30, at_least=0)
+        self.DATABASE_STATEMENT_TIMEOUT = _seconds(
+            env, "DATABASE_STATEMENT_TIMEOUT", 30, at_least=0, at_most=POSTGRESQL_MAX_TIMEOUT_SECONDS
+        )
         # Seconds a migration waits for a table's lock before it gives up (and tries again,
         # MIGRATION_LOCK_ATTEMPTS times in all): the release fails rather than queueing every
         # request behind its lock while a long read runs.
-        self.MIGRATION_LOCK_TIMEOUT = _seconds(env, "MIGRATION_LOCK_TIMEOUT", 5)
-        self.MIGRATION_LOCK_ATTEMPTS = _int(env, "MIGRATION_LOCK_ATTEMPTS", 3, at_least=1)
+        self.MIGRATION_LOCK_TIMEOUT = _seconds(env, "MIGRATION_LOCK_TIMEOUT", 5, at_most=POSTGRESQL_MAX_TIMEOUT_SECONDS)
+        self.MIGRATION_LOCK_ATTEMPTS = whole_number(env, "MIGRATION_LOCK_ATTEMPTS", 3, at_least=1)
 
         # None means the embedded default: an in-process Redis stand-in, jobs run in-process.
         # REDIS_TLS_VERIFY=false: a rediss:// server's certificate is not verified (Heroku
@@ -300,18 +312,22 @@ class Config:
         self.STORAGE_TIMEOUT = _seconds(env, "STORAGE_TIMEOUT", 10)
         # Uploads: per-purpose size limits, how long a direct-upload target and a download
         # link live, and when an upload that was never completed is purged.
-        self.UPLOAD_IMAGE_MAX_BYTES = _int(env, "UPLOAD_IMAGE_MAX_BYTES", 10 * 1024 * 1024, at_least=1, unit="bytes")
-        self.UPLOAD_IMPORT_MAX_BYTES = _int(env, "UPLOAD_IMPORT_MAX_BYTES", 50 * 1024 * 1024, at_least=1, unit="bytes")
+        self.UPLOAD_IMAGE_MAX_BYTES = whole_number(
+            env, "UPLOAD_IMAGE_MAX_BYTES", 10 * 1024 * 1024, at_least=1, unit="bytes"
+        )
+        self.UPLOAD_IMPORT_MAX_BYTES = whole_number(
+            env, "UPLOAD_IMPORT_MAX_BYTES", 50 * 1024 * 1024, at_least=1, unit="bytes"
+        )
         self.UPLOAD_TARGET_SECONDS = _seconds(env, "UPLOAD_TARGET_SECONDS", 15 * 60)
         self.UPLOAD_DOWNLOAD_SECONDS = _seconds(env, "UPLOAD_DOWNLOAD_SECONDS", 5 * 60)
         if self.UPLOAD_DOWNLOAD_SECONDS > 5 * 60:
             raise ConfigError(
                 "UPLOAD_DOWNLOAD_SECONDS must be between 1 and 300 (download links live 5 minutes at most)"
             )
-        self.UPLOAD_EXPIRE_HOURS = _int(env, "UPLOAD_EXPIRE_HOURS", 24, at_least=1, unit="hours")
+        self.UPLOAD_EXPIRE_HOURS = whole_number(env, "UPLOAD_EXPIRE_HOURS", 24, at_least=1, unit="hours")
         # Bulk imports: rows per file, rows per transaction, and how long one run may take.
-        self.IMPORT_MAX_ROWS = _int(env, "IMPORT_MAX_ROWS", 200_000, at_least=1, unit="rows")
-        self.IMPORT_BATCH_SIZE = _int(env, "IMPORT_BATCH_SIZE", 5_000, at_least=1, unit="rows")
+        self.IMPORT_MAX_ROWS = whole_number(env, "IMPORT_MAX_ROWS", 200_000, at_least=1, unit="rows")
+        self.IMPORT_BATCH_SIZE = whole_number(env, "IMPORT_BATCH_SIZE", 5_000, at_least=1, unit="rows")
         self.IMPORT_JOB_TIMEOUT = _seconds(env, "IMPORT_JOB_TIMEOUT", 3600)
         self.RATELIMIT_UPLOADS = _rate_limits(env, "RATELIMIT_UPLOADS", "60 per minute")
         # Where clients reach this API (links in mail). Unset outside production: the address
@@ -319,18 +335,18 @@ class Config:
         # /account/verify-email and /account/reset-password itself, for the mail links.
         self.PUBLIC_BASE_URL: str | None = _url(env, "PUBLIC_BASE_URL")
         self.FRONTEND_URL: str | None = _url(env, "FRONTEND_URL")
-        self.PORT = _int(env, "PORT", 5000, at_least=1)
+        self.PORT = whole_number(env, "PORT", 5000, at_least=1, at_most=65535)
         self.CORS_ORIGINS = [o.strip() for o in (env.get("CORS_ORIGINS") or "").split(",") if o.strip()]
-        self.MAX_CONTENT_LENGTH = _int(env, "MAX_CONTENT_LENGTH", 16 * 1024 * 1024, at_least=1, unit="bytes")
+        self.MAX_CONTENT_LENGTH = whole_number(env, "MAX_CONTENT_LENGTH", 16 * 1024 * 1024, at_least=1, unit="bytes")
         # Every body but an upload's: JSON this large is already far beyond any real request.
-        self.MAX_JSON_BYTES = _int(env, "MAX_JSON_BYTES", 64 * 1024, at_least=1, unit="bytes")
+        self.MAX_JSON_BYTES = whole_number(env, "MAX_JSON_BYTES", 64 * 1024, at_least=1, unit="bytes")
         self.LOG_LEVEL = (env.get("LOG_LEVEL") or "INFO").strip().upper()
         if self.LOG_LEVEL not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got {self.LOG_LEVEL!r}")
         # Number of proxies in front of the app whose X-Forwarded-For/-Proto are trusted. 0 by
         # default everywhere: without a proxy any client could pick its address (set 1 on
         # Heroku, whose router appends the real one). X-Forwarded-Host is never trusted.
-        self.PROXY_FIX_X_FOR = _int(env, "PROXY_FIX_X_FOR", 0, at_least=0, unit="proxies")
+        self.PROXY_FIX_X_FOR = whole_number(env, "PROXY_FIX_X_FOR", 0, at_least=0, unit="proxies")
         # Strict-Transport-Security max-age (0: not sent); production turns it on.
         self.HSTS_SECONDS = _seconds(env, "HSTS_SECONDS", 0, at_least=0)
         # /metrics: with a token, only `Authorization: Bearer <token>` reads it.
@@ -344,11 +360,11 @@ class Config:
         self.SHIPPING_FLAT = _decimal(env, "SHIPPING_FLAT", "0.00")
         free = env.get("FREE_SHIPPING_OVER")
         self.FREE_SHIPPING_OVER = _decimal(env, "FREE_SHIPPING_OVER", "0") if free else None
-        self.IDEMPOTENCY_KEY_HOURS = _int(env, "IDEMPOTENCY_KEY_HOURS", 24, at_least=1, unit="hours")
+        self.IDEMPOTENCY_KEY_HOURS = whole_number(env, "IDEMPOTENCY_KEY_HOURS", 24, at_least=1, unit="hours")
         # Unpaid orders hold their stock this long, then the clock cancels them; a customer
         # holds at most ORDER_MAX_PENDING of them at once.
-        self.ORDER_PAYMENT_MINUTES = _int(env, "ORDER_PAYMENT_MINUTES", 30, at_least=1, unit="minutes")
-        self.ORDER_MAX_PENDING = _int(env, "ORDER_MAX_PENDING", 3, at_least=1, unit="orders")
+        self.ORDER_PAYMENT_MINUTES = whole_number(env, "ORDER_PAYMENT_MINUTES", 30, at_least=1, unit="minutes")
+        self.ORDER_MAX_PENDING = whole_number(env, "ORDER_MAX_PENDING", 3, at_least=1, unit="orders")
         # Only an account whose address is verified may place orders (hold stock).
         self.ORDER_REQUIRES_VERIFIED_EMAIL = _bool(env.get("ORDER_REQUIRES_VERIFIED_EMAIL"), default=True)
         # The catalog's read cache (app/products/cache.py) lives in Redis: it is on whenever
@@ -375,14 +391,14 @@ class Config:
         self.JWT_ERROR_MESSAGE_KEY = "message"
 
         # argon2id cost; the test profile turns it down (hashing is deliberately slow).
-        self.ARGON2_TIME_COST = _int(env, "ARGON2_TIME_COST", 3, at_least=1, unit="passes")
-        self.ARGON2_PARALLELISM = _int(env, "ARGON2_PARALLELISM", 2, at_least=1, unit="lanes")
+        self.ARGON2_TIME_COST = whole_number(env, "ARGON2_TIME_COST", 3, at_least=1, unit="passes")
+        self.ARGON2_PARALLELISM = whole_number(env, "ARGON2_PARALLELISM", 2, at_least=1, unit="lanes")
         # argon2 needs 8 KiB a lane (its own check would fail at the first hash: a 500).
-        self.ARGON2_MEMORY_COST = _int(
+        self.ARGON2_MEMORY_COST = whole_number(
             env, "ARGON2_MEMORY_COST", 64 * 1024, at_least=8 * self.ARGON2_PARALLELISM, unit="KiB"
         )
 
-        self.LOGIN_MAX_FAILURES = _int(env, "LOGIN_MAX_FAILURES", 5, at_least=1, unit="failures")
+        self.LOGIN_MAX_FAILURES = whole_number(env, "LOGIN_MAX_FAILURES", 5, at_least=1, unit="failures")
         # The RQ dashboard's sign-in: a signed cookie (Flask's session) for /admin only.
         self.ADMIN_SESSION_SECONDS = _seconds(env, "ADMIN_SESSION_SECONDS", 30 * 60)
         self.PERMANENT_SESSION_LIFETIME = timedelta(seconds=self.ADMIN_SESSION_SECONDS)

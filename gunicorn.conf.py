@@ -10,19 +10,26 @@ again), and drops the files of workers that die.
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
-from config import load_local_env
+from config import ConfigError, load_local_env, whole_number
 
 # A .env file (local use) is read as `flask` commands read it; the environment wins.
 load_local_env()
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+try:
+    port = whole_number(os.environ, "PORT", 5000, at_least=1, at_most=65535)
+    workers = whole_number(os.environ, "WEB_CONCURRENCY", 2, at_least=1, unit="processes")
+    threads = whole_number(os.environ, "GUNICORN_THREADS", 4, at_least=1, unit="threads")
+    # 0: no timeout (gunicorn's meaning).
+    timeout = whole_number(os.environ, "GUNICORN_TIMEOUT", 30, at_least=0, unit="seconds")
+except ConfigError as exc:  # one line, as the app's own settings refuse (not gunicorn's traceback)
+    print(f"storefront: {exc}", file=sys.stderr)
+    sys.exit(1)
+bind = f"0.0.0.0:{port}"
 worker_class = "gthread"
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5
 # One listening socket shared by the workers (no reuse_port): with a socket per worker the

@@ -293,7 +293,7 @@ WHOLE_NUMBER_FLOORS = {
 
 
 def test_every_whole_number_setting_has_its_floor_here() -> None:
-    read = set(re.findall(r'_(?:int|seconds)\(\s*env,\s*"([A-Z0-9_]+)"', (ROOT / "config.py").read_text()))
+    read = set(re.findall(r'(?:whole_number|_seconds)\(\s*env,\s*"([A-Z0-9_]+)"', (ROOT / "config.py").read_text()))
     assert read == set(WHOLE_NUMBER_FLOORS)
 
 
@@ -316,3 +316,35 @@ def test_argon2_memory_follows_the_lanes_and_the_clock_lock_is_seconds() -> None
     assert (defaults.WORKER_SHUTDOWN_GRACE_SECONDS, defaults.CLOCK_LOCK_SECONDS) == (25, 45)
     with pytest.raises(ConfigError, match=r"CLOCK_LOCK_SECONDS must be at least 3 \(seconds\), got 2"):
         DevelopmentConfig({"CLOCK_LOCK_SECONDS": "2"})
+
+
+def test_a_setting_past_what_its_consumer_takes_stops_the_start() -> None:
+    """PostgreSQL's timeouts are milliseconds in 32 bits: a larger one failed every web
+    connection's SET; a port past 65535 failed at bind."""
+    for name, largest in (
+        ("DATABASE_STATEMENT_TIMEOUT", 2_147_483),
+        ("MIGRATION_LOCK_TIMEOUT", 2_147_483),
+        ("PORT", 65535),
+    ):
+        DevelopmentConfig({name: str(largest)})
+        with pytest.raises(ConfigError, match=rf"^{name} must be at most {largest}\b.*, got {largest + 1}$"):
+            DevelopmentConfig({name: str(largest + 1)})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY must be at least 1 (processes), got 0"),
+        ("GUNICORN_THREADS", "many", "GUNICORN_THREADS must be an integer, got 'many'"),
+        ("GUNICORN_TIMEOUT", "-1", "GUNICORN_TIMEOUT must be at least 0 (seconds), got -1"),
+        ("PORT", "80000", "PORT must be at most 65535, got 80000"),
+    ],
+)
+def test_gunicorns_own_settings_are_refused_in_one_line(name: str, value: str, message: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("PORT", "WEB_CONCURRENCY")}
+    env.update({name: value, "FLASK_SKIP_DOTENV": "1"})
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    command = [gunicorn, "-c", "gunicorn.conf.py", "--check-config", "wsgi:app"]
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=60, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"storefront: {message}", proc.stderr

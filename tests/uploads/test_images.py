@@ -161,6 +161,24 @@ def test_an_image_deleted_while_processing_leaves_nothing(
     assert stored(file_storage) == [] and rows(app) == []
 
 
+def test_conditions_are_answered_before_the_bytes_or_the_redirect_on_every_storage(
+    app: Flask, client: FlaskClient, storage: Storage, staff: AuthedUser, run_jobs: Callable[[], int]
+) -> None:
+    """On S3 the content is a 302 to a presigned URL: a stale If-Match was redirected as well,
+    and If-None-Match never got its 304, though the document declares both."""
+    upload = _upload_image(client, staff, png(40, 30), run_jobs)
+    url = f"{UPLOADS}/{upload['id']}/content"
+    refused = client.get(url, headers={"If-Match": '"nope"'})
+    assert refused.status_code == 412 and refused.json["error"]["code"] == "PRECONDITION_FAILED"
+    etag = refused.headers["ETag"]  # the file's own, as the 412's document says it may carry
+    assert client.get(url, headers={"If-Match": etag}).status_code in (200, 302)
+    for held in (etag, f"W/{etag}", "*"):
+        unchanged = client.get(url, headers={"If-None-Match": held})
+        assert unchanged.status_code == 304 and unchanged.data == b"" and unchanged.headers["ETag"] == etag, held
+        assert unchanged.headers["X-Content-Type-Options"] == "nosniff"
+    assert client.get(url, headers={"If-None-Match": '"another"'}).status_code in (200, 302)
+
+
 def test_an_images_content_answers_conditions_with_a_304_or_a_412_envelope_never_the_file(
     app: Flask, client: FlaskClient, file_storage: Storage, staff: AuthedUser, run_jobs: Callable[[], int]
 ) -> None:
