@@ -351,6 +351,35 @@ def test_an_idempotency_key_sent_twice_is_refused_not_merged(app: Flask, client:
     assert replay.headers["Idempotent-Replayed"] == "true"
 
 
+def test_the_documented_key_pattern_takes_exactly_the_keys_the_server_takes(
+    app: Flask, client: FlaskClient, place: Callable[..., Any]
+) -> None:
+    """A client validating its key against the document sent "a, b" and got a 422."""
+    parameters = json_of(client.get("/api/v1/openapi.json"))["paths"]["/api/v1/orders"]["post"]["parameters"]
+    pattern = next(p for p in parameters if p["name"] == "Idempotency-Key")["schema"]["pattern"]
+    customers = [create_user(app) for _ in range(2)]  # RATELIMIT_ORDERS: 10 a minute each
+    product = make_product(app, stock=100)
+    keys = (
+        "k1",
+        '"k1"',
+        "a b",
+        '" a "',
+        '"a,b"',
+        "a,b",
+        "a, b",
+        '""',
+        '"',
+        'a"b',
+        '"a"b"',
+        '"a',
+        "~!#$%&'*+-.^_`|",
+    )
+    for n, key in enumerate(keys):
+        answer = place(customers[n % 2], [(product, 1)], key=key)  # past ORDER_MAX_PENDING: a 409, key taken
+        assert answer.status_code in (201, 409, 422)
+        assert (answer.status_code != 422) == (re.fullmatch(pattern, key) is not None), key
+
+
 def test_staff_and_anonymous(app: Flask, place: Callable[..., Any], client: FlaskClient) -> None:
     product = make_product(app)
     assert client.post("/api/v1/orders", json={}).status_code == 401
