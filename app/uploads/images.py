@@ -12,7 +12,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 
 from app.uploads.models import Variant
 
@@ -23,12 +23,16 @@ THUMBNAIL_SIZES = {Variant.SMALL: 256, Variant.MEDIUM: 1024}
 # Pillow warns past MAX_IMAGE_PIXELS and refuses past twice that; the warning is made an
 # error below, and the pixel count is also checked before anything is decoded.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# A file that ends early is an error, never an image filled out with grey (Pillow's default,
+# restated: the setting is process-wide and a library could turn it on).
+ImageFile.LOAD_TRUNCATED_IMAGES = False
 _SAVE_OPTIONS: dict[str, dict[str, object]] = {
     "JPEG": {"quality": 88},
     "WEBP": {"quality": 85, "method": 4},
     "PNG": {"compress_level": 6},
     "GIF": {},
 }
+DAMAGED = "The image file is damaged or incomplete (its checksums do not match); upload it again."
 # Exceptions Pillow raises for files it cannot (or will not) decode.
 _DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError)
 
@@ -65,6 +69,7 @@ def process(data: bytes) -> ProcessedImage:
                 _check_pixels(opened.width, opened.height)
                 opened.seek(0)
                 opened.load()
+                _verify(data)
                 picture = ImageOps.exif_transpose(opened) or opened.copy()
                 icc_profile = opened.info.get("icc_profile")
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -88,6 +93,18 @@ def _check_pixels(width: int, height: int) -> None:
         raise ImageRejected(
             f"The image is {width} x {height} pixels; at most {MAX_PIXELS // 1_000_000} megapixels are allowed."
         )
+
+
+def _verify(data: bytes) -> None:
+    """A PNG cut short and padded (with zeros, say) decodes without an error, into black
+    pixels: zlib ends the stream where the padding begins. ``verify`` reads it again and
+    checks every chunk's CRC. JPEG, GIF and WebP carry no checksum of their pixels; a cut
+    in them is caught only when the decoder runs out of data (``load`` above)."""
+    try:
+        with Image.open(io.BytesIO(data), formats=FORMATS) as fresh:
+            fresh.verify()
+    except _DECODE_ERRORS as exc:
+        raise ImageRejected(DAMAGED) from exc
 
 
 def _normalized(picture: Image.Image, image_format: str, icc_profile: object) -> Image.Image:

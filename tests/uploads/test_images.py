@@ -125,6 +125,18 @@ def test_a_file_that_only_starts_like_a_png_ends_failed(
     assert stored(file_storage) == []
 
 
+def test_a_png_cut_short_and_padded_with_zeros_ends_failed(
+    app: Flask, client: FlaskClient, file_storage: Storage, staff: AuthedUser, run_jobs: Callable[[], int]
+) -> None:
+    """Pillow decodes it without an error (zlib stops where the zeros begin): it was ready,
+    its lower half black. Its chunks' CRCs tell."""
+    whole = png(800, 600)
+    damaged = whole[: len(whole) // 2] + bytes(5000)
+    upload = _upload_image(client, staff, damaged, run_jobs)
+    assert upload["status"] == "failed" and "damaged or incomplete" in str(upload["failure_reason"])
+    assert stored(file_storage) == []
+
+
 def test_the_job_is_idempotent(
     app: Flask, client: FlaskClient, storage: Storage, staff: AuthedUser, run_jobs: Callable[[], int]
 ) -> None:
