@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -15,6 +18,7 @@ from app.storage import Storage
 from app.uploads import processing
 from app.uploads.models import Variant, object_key
 from tests.factories import AuthedUser
+from tests.support.processes import ROOT
 from tests.uploads.support import (
     UPLOADS,
     created,
@@ -135,6 +139,36 @@ def test_a_png_cut_short_and_padded_with_zeros_ends_failed(
     upload = _upload_image(client, staff, damaged, run_jobs)
     assert upload["status"] == "failed" and "damaged or incomplete" in str(upload["failure_reason"])
     assert stored(file_storage) == []
+
+
+# In a fresh process: how far processing one file takes its peak RSS, in bytes.
+_PEAK_OF_PROCESSING = """
+import resource, sys
+from app.uploads import images
+data = open(sys.argv[1], "rb").read()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+images.process(data)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+"""
+
+
+def test_a_40_megapixel_rgba_png_is_processed_with_at_most_three_full_size_copies(tmp_path: Path) -> None:
+    """A few hundred KB on the wire, 160 MB a copy decoded: the job held five copies at once
+    (about 810 MB above the process's start: a worker killed by the OOM killer); now about two."""
+    side = 6300
+    path = tmp_path / "big.png"
+    Image.new("RGBA", (side, side), (10, 120, 200, 255)).save(path, "PNG")
+    assert path.stat().st_size < 1024 * 1024
+    run = subprocess.run(
+        [sys.executable, "-c", _PEAK_OF_PROCESSING, str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    copy = side * side * 4
+    assert int(run.stdout) < 3 * copy, f"{int(run.stdout) / copy:.1f} full-size copies"
 
 
 def test_the_job_is_idempotent(
