@@ -73,6 +73,9 @@ class Upload(IdMixin, TimestampMixin, Base):
     width: Mapped[int | None] = mapped_column(default=None)
     height: Mapped[int | None] = mapped_column(default=None)
     failure_reason: Mapped[str | None] = mapped_column(sa.String(FAILURE_REASON_MAX), default=None)
+    # Runs of a product image's job that started (committed before each works): one killed
+    # outright (the OOM killer) leaves no other trace, and the upkeep stops relaying at a cap.
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     completed_at: Mapped[datetime | None] = mapped_column(default=None)
 
     @property

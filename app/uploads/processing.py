@@ -6,6 +6,11 @@ the received file. A run killed anywhere starts over from the received file; a r
 success finds the upload ready and only tidies. A file that is not a usable image ends
 ``failed`` with a reason (no retry can change that); anything else (storage or database
 down) propagates, so RQ retries with backoff and keeps the failure visible.
+
+A run killed outright (the OOM killer, kill -9) runs none of our code: each run counts
+itself in ``attempts``, committed before it works, and after ``MAX_ATTEMPTS`` starts the
+upload is failed (by the next run, or by the upkeep instead of queueing it again), so a
+file that kills its worker every time is not retried until it expires.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ from app.uploads.receiving import PROCESS_IMAGE, job_id_for, limit_for
 
 log = logging.getLogger(__name__)
 RETRIES = 5
+# As many starts as one job's tries: one killed run on RQ's last try is enough to give up.
+MAX_ATTEMPTS = RETRIES + 1
+GAVE_UP = "The image could not be processed (its processing stopped {attempts} times); upload it again."
 # A product image still processing after this long without a job is queued again.
 RELAY_AFTER = timedelta(minutes=10)
 
@@ -39,12 +47,17 @@ def process_image(upload_id: uuid.UUID) -> str:
         return "gone"
     storage = current_storage()
     received = upload.key(Variant.FILE)
-    status = upload.status
-    db.session.rollback()  # no transaction is held while decoding
+    status, attempts = upload.status, upload.attempts
+    if status == Status.PROCESSING and attempts < MAX_ATTEMPTS:
+        # Counted and committed before the work: a run killed outright runs nothing after it.
+        upload.attempts = Upload.attempts + 1
+    db.session.commit()  # and no transaction is held while decoding
     if status == Status.READY:
         storage.delete(received)  # a run that stopped after its commit
     if status != Status.PROCESSING:
         return status
+    if attempts >= MAX_ATTEMPTS:
+        return _fail(upload_id, GAVE_UP.format(attempts=attempts))
     try:
         with closing(storage.open(received)) as stream:
             data = stream.read(limit_for(Purpose.PRODUCT_IMAGE) + 1)
@@ -95,7 +108,8 @@ def maintain() -> dict[str, int]:
 
     - uploads never completed within ``UPLOAD_EXPIRE_HOURS`` are purged (row and objects);
     - a product image processing for that long is failed; one left without a live job for
-      ``RELAY_AFTER`` (Redis was down at commit, say) is queued again;
+      ``RELAY_AFTER`` (Redis was down at commit, a worker killed on its last try) is queued
+      again, or failed once its runs reached ``MAX_ATTEMPTS``;
     - on ``file://`` storage, half-written files of processes that died are swept.
     """
     now = utcnow()
@@ -123,17 +137,26 @@ def maintain() -> dict[str, int]:
     for upload_id in stuck:
         _fail(upload_id, "The image was not processed in time; upload it again.")
 
-    waiting = db.session.scalars(
-        sa.select(Upload.id).where(Upload.status == Status.PROCESSING, Upload.updated_at < now - RELAY_AFTER)
+    waiting = db.session.execute(
+        sa.select(Upload.id, Upload.attempts).where(
+            Upload.status == Status.PROCESSING, Upload.updated_at < now - RELAY_AFTER
+        )
     ).all()
     db.session.rollback()
-    relayed = sum(
-        enqueue_now(PendingJob("media", PROCESS_IMAGE, (str(i),), job_id_for(i), RETRIES, "product image relay"))
-        for i in waiting
-        if not has_live_job(job_id_for(i))
-    )
+    relayed = gave_up = 0
+    for upload_id, attempts in waiting:
+        if has_live_job(job_id_for(upload_id)):
+            continue
+        if attempts >= MAX_ATTEMPTS:
+            _fail(upload_id, GAVE_UP.format(attempts=attempts))
+            gave_up += 1
+        else:
+            job = PendingJob(
+                "media", PROCESS_IMAGE, (str(upload_id),), job_id_for(upload_id), RETRIES, "product image relay"
+            )
+            relayed += enqueue_now(job)
     swept = storage.sweep_partials(older_than=timedelta(days=1)) if isinstance(storage, FileStorage) else 0
-    result = {"purged": len(abandoned), "failed": len(stuck), "relayed": relayed, "swept": swept}
+    result = {"purged": len(abandoned), "failed": len(stuck) + gave_up, "relayed": relayed, "swept": swept}
     if any(result.values()):
         log.info("uploads upkeep: %s", result)
     return result

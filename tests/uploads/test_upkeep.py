@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -15,13 +17,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.db import db, utcnow
-from app.storage import Storage
+from app.storage import FileStorage, Storage
 from app.uploads import processing, receiving, service
 from app.uploads.models import Purpose, Upload, Variant, object_key
 from config import ConfigError, ProductionConfig, get_config
-from tests.conftest import json_of
+from tests.conftest import _service_environ, json_of
 from tests.core.test_config import PRODUCTION_ENV
 from tests.factories import AuthedUser
+from tests.support.processes import ROOT
 from tests.uploads.support import CSV, UPLOADS, created, png, post_upload, rows, send_to_target, start_direct, stored
 
 
@@ -79,21 +82,27 @@ def test_an_upload_completed_while_the_purge_runs_is_kept(app: Flask, client: Fl
     assert [str(u.id) for u in rows(app)] == [upload]
 
 
-def test_an_image_stuck_in_processing_is_queued_again_then_failed(
-    app: Flask, client: FlaskClient, file_storage: Storage, staff: AuthedUser, run_jobs: Callable[[], int]
-) -> None:
+def _lost_image(app: Flask, client: FlaskClient, staff: AuthedUser) -> str:
+    """A product image left processing with no job: enqueued where no worker looks, then lost."""
     from app.extensions import redis_queues
 
     with app.app_context():
         queue = redis_queues.queue("media")
         saved = queue._is_async
-        queue._is_async = True  # the job is lost: enqueued where no worker looks
+        queue._is_async = True
     try:
-        upload_id = created(post_upload(client, staff, png(), "p.png", "product_image"))["id"]
+        upload_id: str = created(post_upload(client, staff, png(), "p.png", "product_image"))["id"]
     finally:
         queue._is_async = saved
     with app.app_context():
         redis_queues.connection.flushdb()  # (Redis lost it)
+    return upload_id
+
+
+def test_an_image_stuck_in_processing_is_queued_again_then_failed(
+    app: Flask, client: FlaskClient, file_storage: Storage, staff: AuthedUser, run_jobs: Callable[[], int]
+) -> None:
+    upload_id = _lost_image(app, client, staff)
     _age(app, upload_id, 1)
     with app.app_context():
         assert processing.maintain()["relayed"] == 1
@@ -110,6 +119,61 @@ def test_an_image_stuck_in_processing_is_queued_again_then_failed(
     failed = json_of(client.get(f"{UPLOADS}/{stuck}", headers=staff.headers))["data"]
     assert failed["status"] == "failed" and "in time" in failed["failure_reason"]
     assert not [key for key in stored(file_storage) if key.startswith(stuck)]
+
+
+# Runs the image job on each upload given, that many times, each run in a work-horse forked
+# as RQ's worker forks one, and killed as the OOM killer kills it: none of our code runs after.
+_KILLED_EVERY_RUN = """
+import os, signal, sys, uuid
+from app import create_app
+from app.db import db
+from app.uploads import images, processing
+
+def killed(data):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+images.process = killed
+app = create_app()
+runs, upload_ids = int(sys.argv[1]), sys.argv[2:]
+for upload_id in upload_ids:
+    for _ in range(runs):
+        horse = os.fork()
+        if horse == 0:
+            with app.app_context():
+                db.engine.dispose(close=False)  # the horse's own connections
+                processing.process_image(uuid.UUID(upload_id))
+            os._exit(0)
+        _, status = os.waitpid(horse, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, status
+"""
+
+
+def test_an_image_whose_job_is_killed_every_run_ends_failed_instead_of_relayed_forever(
+    app: Flask, client: FlaskClient, file_storage: FileStorage, staff: AuthedUser
+) -> None:
+    relayed, retried = _lost_image(app, client, staff), _lost_image(app, client, staff)
+    env = {**_service_environ(), "STORAGE_URL": f"file://{file_storage.root}"}
+    command = [sys.executable, "-c", _KILLED_EVERY_RUN, str(processing.MAX_ATTEMPTS), relayed, retried]
+    subprocess.run(command, env=env, cwd=ROOT, check=True, timeout=120)
+
+    def seen(upload_id: str) -> dict[str, object]:
+        data: dict[str, object] = json_of(client.get(f"{UPLOADS}/{upload_id}", headers=staff.headers))["data"]
+        return data
+
+    assert seen(relayed)["status"] == seen(retried)["status"] == "processing"  # nothing of ours ran after
+    reason = f"The image could not be processed (its processing stopped {processing.MAX_ATTEMPTS} times)"
+    # The clock finds one without a job: it is failed, not queued again.
+    _age(app, relayed, 1)
+    with app.app_context():
+        result = processing.maintain()
+    assert (result["relayed"], result["failed"]) == (0, 1)
+    # RQ runs the other once more (a try it had left): that run gives up before working.
+    with app.app_context():
+        assert processing.process_image(uuid.UUID(retried)) == "failed"
+    for upload_id in (relayed, retried):
+        failed = seen(upload_id)
+        assert failed["status"] == "failed" and str(failed["failure_reason"]).startswith(reason)
+    assert stored(file_storage) == []
 
 
 def test_a_generated_file_is_stored_ready_and_readable(
