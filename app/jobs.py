@@ -297,6 +297,18 @@ def has_live_job(job_id: str) -> bool:
     return job.get_status(refresh=False) in _LIVE_STATUSES
 
 
+def clear_failure(queue: str, job_id: str) -> bool:
+    """Take a job out of its queue's failed registry before a relay sends it again: its
+    failure is handled, and left there it would count in ``rq_failed_jobs`` (and alert) for
+    as long as the registry keeps it. False when Redis fails (the enqueue would too)."""
+    try:
+        redis_queues.queue(queue).failed_job_registry.remove(job_id)
+    except RedisError as error:
+        log.warning("could not clear the failure of job %s on %r: %s", job_id, queue, error)
+        return False
+    return True
+
+
 class JobCannotRun(Exception):
     """A failure no retry can fix (``fail_for_good``)."""
 

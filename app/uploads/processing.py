@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from app.db import db, utcnow
-from app.jobs import PendingJob, enqueue_now, final_attempt, has_live_job
+from app.jobs import PendingJob, clear_failure, enqueue_now, final_attempt, has_live_job
 from app.storage import FileStorage, ObjectNotFound, current_storage
 from app.uploads import images
 from app.uploads.models import FAILURE_REASON_MAX, THUMBNAILS, Purpose, Status, Upload, Variant, all_keys, object_key
@@ -150,7 +150,7 @@ def maintain() -> dict[str, int]:
         if attempts >= MAX_ATTEMPTS:
             _fail(upload_id, GAVE_UP.format(attempts=attempts))
             gave_up += 1
-        else:
+        elif clear_failure("media", job_id_for(upload_id)):
             job = PendingJob(
                 "media", PROCESS_IMAGE, (str(upload_id),), job_id_for(upload_id), RETRIES, "product image relay"
             )

@@ -29,6 +29,7 @@ from tests.conftest import _service_environ
 from tests.factories import AuthedUser
 from tests.imports.support import catalog, csv_file, get_import, run_import, upload_import
 from tests.support.processes import ROOT, poll_until
+from tests.support.rq_failures import failed_jobs, failed_on_its_last_try
 
 Jobs = Callable[[], int]
 
@@ -65,6 +66,22 @@ def test_a_lost_import_is_queued_again_and_finishes(
     assert set(catalog(app)) == {"MUG-1"}
     with app.app_context():
         assert relay.relay() == {"requeued": 0, "failed": 0}
+
+
+def test_a_relayed_import_leaves_rqs_failed_registry(
+    app: Flask, client: FlaskClient, staff: AuthedUser, run_jobs: Jobs
+) -> None:
+    """Its worker killed on the job's last try, then relayed: the failure is handled, and
+    no longer counts in ``rq_failed_jobs`` (it did, with its alert, for 30 days)."""
+    upload_id = upload_import(client, staff, csv_file("MUG-1,Mug,,9.99,,1,,,,"))
+    import_id = _lost_import(app, upload_id, attempts=6, status="running")
+    failed_on_its_last_try(app, service.IMPORT_QUEUE, service.import_job_id(import_id), service.RUN_IMPORT)
+    assert failed_jobs(client, service.IMPORT_QUEUE) == 1
+    with app.app_context():
+        assert relay.relay() == {"requeued": 1, "failed": 0}
+    assert failed_jobs(client, service.IMPORT_QUEUE) == 0
+    run_jobs()
+    assert get_import(client, staff, str(import_id))["status"] == "succeeded"
 
 
 def test_an_import_that_keeps_dying_is_failed_with_a_reason(app: Flask, client: FlaskClient, staff: AuthedUser) -> None:

@@ -20,11 +20,13 @@ from app.db import db, utcnow
 from app.storage import FileStorage, Storage
 from app.uploads import processing, receiving, service
 from app.uploads.models import Purpose, Upload, Variant, object_key
+from app.uploads.receiving import PROCESS_IMAGE, job_id_for
 from config import ConfigError, ProductionConfig, get_config
 from tests.conftest import _service_environ, json_of
 from tests.core.test_config import PRODUCTION_ENV
 from tests.factories import AuthedUser
 from tests.support.processes import ROOT
+from tests.support.rq_failures import failed_jobs, failed_on_its_last_try
 from tests.uploads.support import CSV, UPLOADS, created, png, post_upload, rows, send_to_target, start_direct, stored
 
 
@@ -119,6 +121,22 @@ def test_an_image_stuck_in_processing_is_queued_again_then_failed(
     failed = json_of(client.get(f"{UPLOADS}/{stuck}", headers=staff.headers))["data"]
     assert failed["status"] == "failed" and "in time" in failed["failure_reason"]
     assert not [key for key in stored(file_storage) if key.startswith(stuck)]
+
+
+def test_a_relayed_image_job_leaves_rqs_failed_registry(
+    app: Flask, client: FlaskClient, file_storage: Storage, staff: AuthedUser, run_jobs: Callable[[], int]
+) -> None:
+    """Relayed, its failure is handled: left in the registry it kept ``rq_failed_jobs`` up
+    (and its alert firing) for the registry's 30 days."""
+    upload_id = _lost_image(app, client, staff)
+    failed_on_its_last_try(app, "media", job_id_for(uuid.UUID(upload_id)), PROCESS_IMAGE)
+    assert failed_jobs(client, "media") == 1
+    _age(app, upload_id, 1)
+    with app.app_context():
+        assert processing.maintain()["relayed"] == 1
+    assert failed_jobs(client, "media") == 0
+    run_jobs()
+    assert json_of(client.get(f"{UPLOADS}/{upload_id}", headers=staff.headers))["data"]["status"] == "ready"
 
 
 # Runs the image job on each upload given, that many times, each run in a work-horse forked

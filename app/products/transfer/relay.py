@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from app.db import db, on_postgresql, utcnow
-from app.jobs import PendingJob, enqueue_now, has_live_job
+from app.jobs import PendingJob, clear_failure, enqueue_now, has_live_job
 from app.products.transfer import importing, service
 from app.products.transfer.models import ProductExport, ProductImport, RunStatus
 
@@ -78,7 +78,7 @@ def relay() -> dict[str, int]:
                 description="relayed",
                 timeout=current_app.config["IMPORT_JOB_TIMEOUT"],
             )
-            if enqueue_now(job):
+            if clear_failure(service.IMPORT_QUEUE, job_id) and enqueue_now(job):
                 counts["requeued"] += 1
     if any(counts.values()):
         log.info("transfers relayed", extra=counts)
