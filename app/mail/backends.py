@@ -73,12 +73,26 @@ class SMTPBackend(SMTPSettings):
             client = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
         else:
             client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-        with client:
+        try:
             if self.starttls:
                 client.starttls(context=context)
             if self.username:
                 client.login(self.username, self.password or "")
             client.send_message(mail.as_message())
+        except BaseException:
+            client.close()
+            raise
+        # The server answered the end of the data with 250: it has the mail. Ending the
+        # session is a courtesy; a failure now (a 421 to QUIT, a dropped connection) must not
+        # fail the delivery, whose retry would send the mail again.
+        try:
+            code, reply = client.docmd("QUIT")
+            if code != 221:
+                log.warning("mail to %s sent; the server answered QUIT with %d %r", mail.to, code, reply)
+        except (smtplib.SMTPException, OSError) as exc:
+            log.warning("mail to %s sent; ending the SMTP session failed: %s", mail.to, exc)
+        finally:
+            client.close()
 
 
 def backend_for(url: str) -> MailBackend:

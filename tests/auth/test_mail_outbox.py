@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 import redis
 import sqlalchemy as sa
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from flask import Flask
 from flask.testing import FlaskClient
 from rq import Queue
@@ -203,3 +204,36 @@ def test_html_part_escapes_user_input(app: Flask, client: FlaskClient, mailbox: 
     [message] = mailbox.to("h@example.com")
     html = str(message.get_body(preferencelist=("html",)).get_content())
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+class _Answers421ToQuit(Mailbox):
+    """A server that takes the mail (250 to its data) and answers QUIT "421" (as a server
+    shutting down may)."""
+
+    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 (aiosmtpd hook)
+        return "421 4.3.2 Service shutting down"
+
+
+@contextmanager
+def smtp_server_of(app: Flask, server: Mailbox, options: str = "") -> Iterator[Mailbox]:
+    """``server`` started, and the app's mail sent to it, for the test's duration."""
+    app.config["MAIL_URL"], saved = server.start() + options, app.config["MAIL_URL"]
+    try:
+        yield server
+    finally:
+        app.config["MAIL_URL"] = saved
+        server.stop()
+
+
+def test_a_mail_the_server_accepted_is_sent_once_whatever_ending_the_session_answers(
+    app: Flask, client: FlaskClient, run_jobs: Callable[[], int]
+) -> None:
+    with smtp_server_of(app, _Answers421ToQuit()) as server:
+        client.post("/api/v1/auth/register", json={"email": "q@example.com", "password": PASSWORD, "full_name": "Q"})
+        run_jobs()
+        [row] = outbox(app)
+        assert (row.sent_at is not None, row.attempts, row.last_error) == (True, 1, None)
+        with app.app_context():
+            assert mail_service.relay_unsent(older_than=timedelta(0)) == 0
+        run_jobs()
+        assert len(server.to("q@example.com")) == 1
