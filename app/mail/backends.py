@@ -15,6 +15,12 @@ from config import SMTPSettings, smtp_settings
 
 log = logging.getLogger(__name__)
 
+# How long each reply about the message itself is waited for (to MAIL, RCPT, DATA and the
+# end of the data), when MAIL_URL's timeout is shorter: RFC 5321 §4.5.3.2 recommends 5
+# minutes for MAIL and RCPT and 10 for the end of the data. MAIL_URL's timeout still bounds
+# connecting, TLS and login.
+MESSAGE_TIMEOUT = 300.0
+
 
 @dataclass(frozen=True)
 class Mail:
@@ -78,6 +84,11 @@ class SMTPBackend(SMTPSettings):
                 client.starttls(context=context)
             if self.username:
                 client.login(self.username, self.password or "")
+            # From here on the server may take its time (it can be scanning the mail before it
+            # answers the end of the data): giving up on a reply it then sends means a retry
+            # that delivers the mail again.
+            assert client.sock is not None  # connected by the constructor
+            client.sock.settimeout(max(self.timeout, MESSAGE_TIMEOUT))
             client.send_message(mail.as_message())
         except BaseException:
             client.close()

@@ -40,6 +40,12 @@ RETRIES = len(DEFAULT_RETRY_INTERVALS)
 # The first try and every retry of one job: then the row is marked failed.
 MAX_ATTEMPTS = 1 + RETRIES
 REDACTED = "[redacted after delivery: this mail carried a one-time token]"
+# RQ's job_timeout for a delivery. RQ's default (3 minutes) would end one still waiting
+# for the server's answer to the end of the data, when the server may have the mail: the
+# retry would send it again. This outlasts the longest a delivery can wait with MAIL_URL's
+# default timeout: the five replies about the message (backends.MESSAGE_TIMEOUT, 5 minutes
+# each) and the dialogue before them.
+DELIVERY_JOB_TIMEOUT = 30 * 60
 
 
 def job_id_for(outbox_id: uuid.UUID) -> str:
@@ -95,7 +101,14 @@ def send(*, to: str, template: str, context: Mapping[str, Any], sensitive: bool 
         sensitive=sensitive,
     )
     insert_new(mail)
-    enqueue_after_commit("mail", DELIVER, str(mail.id), job_id=job_id_for(mail.id), description=f"mail {template}")
+    enqueue_after_commit(
+        "mail",
+        DELIVER,
+        str(mail.id),
+        job_id=job_id_for(mail.id),
+        description=f"mail {template}",
+        timeout=DELIVERY_JOB_TIMEOUT,
+    )
     return mail
 
 
@@ -141,7 +154,9 @@ def relay_unsent(*, older_than: timedelta = timedelta(seconds=60), limit: int = 
 
 
 def _enqueue_delivery(outbox_id: uuid.UUID, description: str, *, from_failed: bool = False) -> bool:
-    job = PendingJob("mail", DELIVER, (str(outbox_id),), job_id_for(outbox_id), RETRIES, description)
+    job = PendingJob(
+        "mail", DELIVER, (str(outbox_id),), job_id_for(outbox_id), RETRIES, description, timeout=DELIVERY_JOB_TIMEOUT
+    )
     if from_failed and not redis_queues.in_process:
         try:
             redis_queues.queue("mail").failed_job_registry.remove(job_id_for(outbox_id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -13,12 +14,13 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from flask import Flask
 from flask.testing import FlaskClient
 from rq import Queue
+from rq.job import Job
 
 from app.db import db
 from app.extensions import redis_queues
 from app.mail import service as mail_service
 from app.mail import tasks as mail_tasks
-from app.mail.backends import ConsoleBackend, Mail, SMTPBackend, backend_for
+from app.mail.backends import MESSAGE_TIMEOUT, ConsoleBackend, Mail, SMTPBackend, backend_for
 from app.mail.models import OutboxMail
 from app.mail.tasks import deliver
 from tests.factories import create_user
@@ -237,3 +239,43 @@ def test_a_mail_the_server_accepted_is_sent_once_whatever_ending_the_session_ans
             assert mail_service.relay_unsent(older_than=timedelta(0)) == 0
         run_jobs()
         assert len(server.to("q@example.com")) == 1
+
+
+class _ScansBeforeAnswering(Mailbox):
+    """A server that takes its time (2 s) to answer the end of the data, as one scanning
+    the mail may: it has the mail meanwhile."""
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 (aiosmtpd hook)
+        reply = await super().handle_DATA(server, session, envelope)
+        await asyncio.sleep(2)
+        return reply
+
+
+def test_the_answer_to_the_end_of_the_data_is_waited_for_longer_than_the_dialogue(
+    app: Flask, client: FlaskClient, run_jobs: Callable[[], int]
+) -> None:
+    # MAIL_URL's timeout (1 s here) bounds connecting and the dialogue; giving up on the
+    # server's answer after it sent a new copy on every retry.
+    with smtp_server_of(app, _ScansBeforeAnswering(), "?timeout=1") as server:
+        client.post("/api/v1/auth/register", json={"email": "s@example.com", "password": PASSWORD, "full_name": "S"})
+        run_jobs()
+        [row] = outbox(app)
+        assert (row.sent_at is not None, row.attempts, row.last_error) == (True, 1, None)
+        assert len(server.to("s@example.com")) == 1
+
+
+def test_rq_lets_a_delivery_wait_for_the_servers_answer(
+    app: Flask, client: FlaskClient, run_jobs: Callable[[], int]
+) -> None:
+    # RQ ending the job while it waits (its default job_timeout is 3 minutes) would send
+    # the mail again on the retry: the job's own timeout outlasts the five waits about the
+    # message, relayed or not.
+    with redis_down(app):
+        client.post("/api/v1/auth/register", json={"email": "t@example.com", "password": PASSWORD, "full_name": "T"})
+    client.post("/api/v1/auth/register", json={"email": "u@example.com", "password": PASSWORD, "full_name": "U"})
+    with app.app_context():
+        assert mail_service.relay_unsent(older_than=timedelta(0)) == 1
+        run_jobs()
+        for row in outbox(app):
+            job = Job.fetch(mail_service.job_id_for(row.id), connection=redis_queues.connection)
+            assert job.timeout is not None and job.timeout > 5 * MESSAGE_TIMEOUT
