@@ -135,22 +135,44 @@ def retry_failed() -> tuple[int, int]:
 def relay_unsent(*, older_than: timedelta = timedelta(seconds=60), limit: int = 500) -> int:
     """Enqueue delivery for unsent mail that has no live job (Redis was down, a process died).
 
+    A mail whose attempts are all used up without a result (each counts before it sends:
+    its work horse died every time, killed or out of memory) is marked failed instead, for
+    ``flask mail retry-failed``, as a mail whose every attempt failed is.
+
     Returns how many were enqueued.
     """
     cutoff = utcnow() - older_than
-    ids = db.session.scalars(
-        sa.select(OutboxMail.id)
+    rows = db.session.execute(
+        sa.select(OutboxMail.id, OutboxMail.attempts)
         .where(OutboxMail.sent_at.is_(None), OutboxMail.failed_at.is_(None), OutboxMail.created_at <= cutoff)
         .order_by(OutboxMail.created_at)
         .limit(limit)
     ).all()
     db.session.rollback()
-    enqueued = sum(
-        _enqueue_delivery(outbox_id, "mail relay") for outbox_id in ids if not has_live_job(job_id_for(outbox_id))
-    )
+    enqueued = 0
+    for outbox_id, attempts in rows:
+        if has_live_job(job_id_for(outbox_id)):
+            continue
+        if attempts >= MAX_ATTEMPTS:
+            _give_up(outbox_id, attempts)
+        else:
+            enqueued += _enqueue_delivery(outbox_id, "mail relay")
     if enqueued:
         log.info("relayed %d unsent mail(s)", enqueued)
     return enqueued
+
+
+def _give_up(outbox_id: uuid.UUID, attempts: int) -> None:
+    error = f"The delivery never finished: {attempts} attempts, the last without a result (its worker died?)"
+    failed = db.session.scalar(
+        sa.update(OutboxMail)
+        .where(OutboxMail.id == outbox_id, OutboxMail.sent_at.is_(None), OutboxMail.failed_at.is_(None))
+        .values(failed_at=utcnow(), last_error=error)
+        .returning(OutboxMail.id)
+    )
+    db.session.commit()
+    if failed is not None:
+        log.error("mail %s failed: %s", outbox_id, error)
 
 
 def _enqueue_delivery(outbox_id: uuid.UUID, description: str, *, from_failed: bool = False) -> bool:

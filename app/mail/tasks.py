@@ -6,6 +6,7 @@ import logging
 import uuid
 from datetime import timedelta
 
+import sqlalchemy as sa
 from flask import current_app
 
 from app.db import db, utcnow
@@ -22,11 +23,21 @@ log = logging.getLogger(__name__)
 def deliver(outbox_id: str) -> None:
     """Send one outbox mail, once. Failures propagate: RQ retries with backoff, and after
     the last attempt the row is marked failed (visible there and in RQ's failed jobs)."""
-    mail = db.session.get(OutboxMail, uuid.UUID(outbox_id), with_for_update=True)
+    mail_id = uuid.UUID(outbox_id)
+    # Counted, and committed, before anything is sent: a work horse that dies mid-send (kill
+    # -9, out of memory) runs none of what follows, and the relay fails a mail whose
+    # attempts are used up instead of enqueueing it forever (service.relay_unsent).
+    db.session.execute(
+        sa.update(OutboxMail)
+        .where(OutboxMail.id == mail_id, OutboxMail.sent_at.is_(None))
+        .values(attempts=OutboxMail.attempts + 1)
+    )
+    db.session.commit()
+    # Locked through the send: another job for this mail waits, then finds it sent.
+    mail = db.session.get(OutboxMail, mail_id, with_for_update=True)
     if mail is None or mail.sent_at is not None:
         db.session.rollback()
         return
-    mail.attempts += 1
     try:
         text_body, html_body = mail.text_body, mail.html_body
         if mail.sensitive:

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import redis
@@ -23,8 +28,10 @@ from app.mail import tasks as mail_tasks
 from app.mail.backends import MESSAGE_TIMEOUT, ConsoleBackend, Mail, SMTPBackend, backend_for
 from app.mail.models import OutboxMail
 from app.mail.tasks import deliver
+from tests.conftest import _service_environ
 from tests.factories import create_user
 from tests.support.mailbox import Mailbox
+from tests.support.processes import poll_until, rq_worker, work_horses
 
 PASSWORD = "Sturdy-Passphrase-7"
 
@@ -279,3 +286,69 @@ def test_rq_lets_a_delivery_wait_for_the_servers_answer(
         for row in outbox(app):
             job = Job.fetch(mail_service.job_id_for(row.id), connection=redis_queues.connection)
             assert job.timeout is not None and job.timeout > 5 * MESSAGE_TIMEOUT
+
+
+def test_a_mail_whose_attempts_never_finished_is_failed_not_relayed_forever(
+    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
+) -> None:
+    # What a work horse killed on every attempt (kill -9, out of memory) leaves: each
+    # attempt counted as it began, none recorded an end, and no job is left in RQ.
+    with redis_down(app):
+        client.post("/api/v1/auth/register", json={"email": "k@example.com", "password": PASSWORD, "full_name": "K"})
+    with app.app_context():
+        db.session.execute(sa.update(OutboxMail).values(attempts=mail_service.MAX_ATTEMPTS))
+        db.session.commit()
+        assert mail_service.relay_unsent(older_than=timedelta(0)) == 0
+    run_jobs()
+    assert mailbox.to("k@example.com") == []
+    [row] = outbox(app)
+    assert row.failed_at is not None and row.sent_at is None
+    assert f"never finished: {mail_service.MAX_ATTEMPTS} attempts" in (row.last_error or "")
+    # Failed like any mail that used its attempts: it waits for an operator, who sends it.
+    with app.app_context():
+        assert mail_service.relay_unsent(older_than=timedelta(0)) == 0
+    result = app.test_cli_runner().invoke(args=["mail", "retry-failed"])
+    assert "Retrying 1 failed mail(s)" in result.output, result.output
+    run_jobs()
+    assert len(mailbox.to("k@example.com")) == 1
+    [row] = outbox(app)
+    assert (row.sent_at is not None, row.failed_at, row.attempts) == (True, None, 1)
+
+
+class _HoldsTheFirstMail(Mailbox):
+    """A server that never answers the end of its first mail's data (not accepted: not kept)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding = threading.Event()
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 (aiosmtpd hook)
+        if not self.holding.is_set():
+            self.holding.set()
+            await asyncio.Event().wait()  # until the connection or the server ends
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.services
+def test_an_attempt_whose_work_horse_is_killed_mid_send_is_counted(
+    app: Flask, client: FlaskClient, tmp_path: Path
+) -> None:
+    user = create_user(app)
+    server = _HoldsTheFirstMail()
+    # The worker shares the web's SECRET_KEY, as every process of a deployment does.
+    env = {**_service_environ(), "MAIL_URL": server.start(), "SECRET_KEY": app.config["SECRET_KEY"]}
+    try:
+        with rq_worker(env, tmp_path / "worker.log", name=f"killed-{uuid.uuid4().hex[:8]}") as worker:
+            assert client.post("/api/v1/auth/password/forgot", json={"email": user.email}).status_code == 202
+            poll_until(server.holding.is_set, timeout=60, what="the mail's data to reach the server")
+            for horse in work_horses(worker.pid):
+                os.kill(horse, signal.SIGKILL)  # as the kernel's OOM killer does
+            # The attempt counts although none of its code ran after the send began.
+            poll_until(lambda: outbox(app)[0].attempts == 1, timeout=10, what="the killed attempt to count")
+            # RQ's retry sends it: at least once.
+            poll_until(lambda: server.to(user.email), timeout=60, what="the mail on its retry")
+            poll_until(lambda: outbox(app)[0].sent_at, timeout=10, what="the mail to be marked sent")
+    finally:
+        server.stop()
+    [row] = outbox(app)
+    assert row.attempts == 2 and len(server.to(user.email)) == 1
