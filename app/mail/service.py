@@ -128,7 +128,7 @@ def retry_failed() -> tuple[int, int]:
         .returning(OutboxMail.id)
     ).all()
     db.session.commit()
-    enqueued = sum(_enqueue_delivery(outbox_id, "mail retry", from_failed=True) for outbox_id in ids)
+    enqueued = sum(_enqueue_delivery(outbox_id, "mail retry") for outbox_id in ids)
     return len(ids), enqueued
 
 
@@ -175,11 +175,14 @@ def _give_up(outbox_id: uuid.UUID, attempts: int) -> None:
         log.error("mail %s failed: %s", outbox_id, error)
 
 
-def _enqueue_delivery(outbox_id: uuid.UUID, description: str, *, from_failed: bool = False) -> bool:
+def _enqueue_delivery(outbox_id: uuid.UUID, description: str) -> bool:
     job = PendingJob(
         "mail", DELIVER, (str(outbox_id),), job_id_for(outbox_id), RETRIES, description, timeout=DELIVERY_JOB_TIMEOUT
     )
-    if from_failed and not redis_queues.in_process:
+    # The job may have failed before (the relay sends again a mail whose job RQ gave up on):
+    # going back to the queue, it leaves RQ's failed registry, which would otherwise show it
+    # as failed (rq_failed_jobs, the dashboard) for the 30 days RQ keeps it there.
+    if not redis_queues.in_process:
         try:
             redis_queues.queue("mail").failed_job_registry.remove(job_id_for(outbox_id))
         except RedisError:

@@ -19,7 +19,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from flask import Flask
 from flask.testing import FlaskClient
 from rq import Queue
-from rq.job import Job
+from rq.job import Job, JobStatus
 
 from app.db import db
 from app.extensions import redis_queues
@@ -352,3 +352,23 @@ def test_an_attempt_whose_work_horse_is_killed_mid_send_is_counted(
         server.stop()
     [row] = outbox(app)
     assert row.attempts == 2 and len(server.to(user.email)) == 1
+
+
+@pytest.mark.services
+def test_a_relayed_mail_leaves_rqs_failed_registry(app: Flask, client: FlaskClient) -> None:
+    # Its job failed (a work horse killed on its last retry, say) and the mail has attempts
+    # left: the relay sends it again, and it no longer counts in rq_failed_jobs.
+    with redis_down(app):
+        client.post("/api/v1/auth/register", json={"email": "r@example.com", "password": PASSWORD, "full_name": "R"})
+    [row] = outbox(app)
+    job_id = mail_service.job_id_for(row.id)
+    with app.app_context():
+        queue = redis_queues.queue("mail")
+        failed = Job.create(mail_service.DELIVER, args=(str(row.id),), id=job_id, connection=queue.connection)
+        failed.origin = "mail"
+        failed.save()
+        queue.failed_job_registry.add(failed, ttl=3600)
+        failed.set_status(JobStatus.FAILED)
+        assert mail_service.relay_unsent(older_than=timedelta(0)) == 1
+        assert job_id not in queue.failed_job_registry.get_job_ids()
+        assert job_id in queue.get_job_ids()
