@@ -17,11 +17,16 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from redis.exceptions import RedisError
 
 from app.db import db, insert_new, new_id, utcnow
-from app.extensions import redis_queues
-from app.jobs import DEFAULT_RETRY_INTERVALS, PendingJob, enqueue_after_commit, enqueue_now, has_live_job
+from app.jobs import (
+    DEFAULT_RETRY_INTERVALS,
+    PendingJob,
+    clear_failure,
+    enqueue_after_commit,
+    enqueue_now,
+    has_live_job,
+)
 from app.mail.models import OutboxMail
 from app.mail.sealing import seal
 from app.urls import account_pages_url, public_base_url
@@ -180,11 +185,6 @@ def _enqueue_delivery(outbox_id: uuid.UUID, description: str) -> bool:
         "mail", DELIVER, (str(outbox_id),), job_id_for(outbox_id), RETRIES, description, timeout=DELIVERY_JOB_TIMEOUT
     )
     # The job may have failed before (the relay sends again a mail whose job RQ gave up on):
-    # going back to the queue, it leaves RQ's failed registry, which would otherwise show it
-    # as failed (rq_failed_jobs, the dashboard) for the 30 days RQ keeps it there.
-    if not redis_queues.in_process:
-        try:
-            redis_queues.queue("mail").failed_job_registry.remove(job_id_for(outbox_id))
-        except RedisError:
-            return False  # Redis is failing: the enqueue would too (the relay sends it later)
-    return enqueue_now(job)
+    # going back to the queue, it leaves RQ's failed registry. If Redis is failing, the
+    # enqueue would too: the relay sends it later.
+    return clear_failure("mail", job_id_for(outbox_id)) and enqueue_now(job)
