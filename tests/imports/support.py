@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.db import db
+from app.db import db, utcnow
 from app.products.models import Product, product_categories
+from app.products.transfer import relay
+from app.products.transfer.models import ProductImport
 from tests.conftest import json_of
 from tests.factories import AuthedUser
 from tests.uploads.support import created, post_upload
@@ -54,6 +58,39 @@ def run_import(
     finished = get_import(client, user, started["id"])
     assert finished["status"] in {"succeeded", "failed"}, finished
     return finished
+
+
+def lost_import(
+    app: Flask, upload_id: str, *, attempts: int = 0, status: str = "queued", dry_run: bool = False
+) -> uuid.UUID:
+    """An import row whose job never reached Redis (or died with its worker), quiet for a
+    while: the clock's relay queues it again."""
+    with app.app_context():
+        run = ProductImport(
+            upload_id=uuid.UUID(upload_id),
+            filename="lost.csv",
+            content_type="text/csv",
+            mode="upsert",
+            dry_run=dry_run,
+            error_policy="skip_invalid_rows",
+            status=status,
+            attempts=attempts,
+        )
+        db.session.add(run)
+        db.session.commit()
+        import_id = run.id
+    quiet_for_a_while(app, import_id)
+    return import_id
+
+
+def quiet_for_a_while(app: Flask, import_id: uuid.UUID | str) -> None:
+    """The import's row last moved longer ago than the relay waits for."""
+    with app.app_context():
+        quiet = utcnow() - relay.QUIET_FOR - timedelta(seconds=5)
+        db.session.execute(
+            sa.update(ProductImport).where(ProductImport.id == uuid.UUID(str(import_id))).values(updated_at=quiet)
+        )
+        db.session.commit()
 
 
 def counts(run: dict[str, Any]) -> tuple[int, int, int, int]:

@@ -27,38 +27,17 @@ from app.storage import current_storage
 from app.uploads.models import Upload
 from tests.conftest import _service_environ
 from tests.factories import AuthedUser
-from tests.imports.support import catalog, csv_file, get_import, run_import, upload_import
+from tests.imports.support import catalog, csv_file, get_import, lost_import, run_import, upload_import
 from tests.support.processes import ROOT, poll_until
 from tests.support.rq_failures import failed_jobs, failed_on_its_last_try
 
 Jobs = Callable[[], int]
 
 
-def _lost_import(app: Flask, upload_id: str, *, attempts: int = 0, status: str = "queued") -> uuid.UUID:
-    """An import row whose job never reached Redis (or died with its worker), quiet for a while."""
-    with app.app_context():
-        run = ProductImport(
-            upload_id=uuid.UUID(upload_id),
-            filename="lost.csv",
-            content_type="text/csv",
-            mode="upsert",
-            dry_run=False,
-            error_policy="skip_invalid_rows",
-            status=status,
-            attempts=attempts,
-        )
-        db.session.add(run)
-        db.session.commit()
-        quiet = utcnow() - relay.QUIET_FOR - timedelta(seconds=5)
-        db.session.execute(sa.update(ProductImport).where(ProductImport.id == run.id).values(updated_at=quiet))
-        db.session.commit()
-        return run.id
-
-
 def test_a_lost_import_is_queued_again_and_finishes(
     app: Flask, client: FlaskClient, staff: AuthedUser, run_jobs: Jobs
 ) -> None:
-    import_id = _lost_import(app, upload_import(client, staff, csv_file("MUG-1,Mug,,9.99,,1,,,,")))
+    import_id = lost_import(app, upload_import(client, staff, csv_file("MUG-1,Mug,,9.99,,1,,,,")))
     with app.app_context():
         assert relay.relay() == {"requeued": 1, "failed": 0}
     run_jobs()
@@ -74,7 +53,7 @@ def test_a_relayed_import_leaves_rqs_failed_registry(
     """Its worker killed on the job's last try, then relayed: the failure is handled, and
     no longer counts in ``rq_failed_jobs`` (it did, with its alert, for 30 days)."""
     upload_id = upload_import(client, staff, csv_file("MUG-1,Mug,,9.99,,1,,,,"))
-    import_id = _lost_import(app, upload_id, attempts=6, status="running")
+    import_id = lost_import(app, upload_id, attempts=6, status="running")
     failed_on_its_last_try(app, service.IMPORT_QUEUE, service.import_job_id(import_id), service.RUN_IMPORT)
     assert failed_jobs(client, service.IMPORT_QUEUE) == 1
     with app.app_context():
@@ -85,7 +64,7 @@ def test_a_relayed_import_leaves_rqs_failed_registry(
 
 
 def test_an_import_that_keeps_dying_is_failed_with_a_reason(app: Flask, client: FlaskClient, staff: AuthedUser) -> None:
-    import_id = _lost_import(
+    import_id = lost_import(
         app, upload_import(client, staff, csv_file("MUG-1,Mug,,9.99,,1,,,,")), attempts=8, status="running"
     )
     with app.app_context():
@@ -119,7 +98,7 @@ def test_a_run_whose_checkpoint_another_run_moved_stops_without_ending_the_impor
 ) -> None:
     """The conditional checkpoint: if another runner advanced the import meanwhile, this one
     undoes its batch and stops; it neither doubles rows nor marks the other's import failed."""
-    import_id = _lost_import(
+    import_id = lost_import(
         app, upload_import(client, staff, csv_file("MUG-1,Mug,,9.99,,1,,,,", "CUP-2,Cup,,3.00,,1,,,,"))
     )
     monkeypatch.setitem(app.config, "IMPORT_BATCH_SIZE", 1)

@@ -75,17 +75,21 @@ def _processed(app: Flask, import_id: str) -> int:
         return int(value or 0)
 
 
+def _killed_mid_run(app: Flask, worker: subprocess.Popen[bytes], import_id: str) -> None:
+    """Its worker's work horse killed once the import's first batch has committed."""
+    poll_until(lambda: _processed(app, import_id) >= 2000, timeout=120, what="the first batch to commit")
+    horse = poll_until(lambda: work_horses(worker.pid), timeout=10, what="the work-horse")
+    assert isinstance(horse, set) and len(horse) == 1
+    os.kill(horse.pop(), signal.SIGKILL)
+    assert _processed(app, import_id) < ROWS, "the import finished before it could be killed: make the file longer"
+
+
 def test_an_import_killed_mid_run_resumes_to_the_catalog_of_a_clean_run(
     app: Flask, client: FlaskClient, staff: AuthedUser, worker: subprocess.Popen[bytes], tmp_path: Path
 ) -> None:
     started = start(client, staff, upload_import(client, staff, _file()))
     import_id = started["id"]
-    poll_until(lambda: _processed(app, import_id) >= 2000, timeout=120, what="the first batch to commit")
-    horse = poll_until(lambda: work_horses(worker.pid), timeout=10, what="the work-horse")
-    assert isinstance(horse, set) and len(horse) == 1
-    done_when_killed = _processed(app, import_id)
-    os.kill(horse.pop(), signal.SIGKILL)
-    assert done_when_killed < ROWS, "the import finished before it could be killed: make the file longer"
+    _killed_mid_run(app, worker, import_id)
 
     def finished() -> dict[str, Any] | None:
         run = get_import(client, staff, import_id)
@@ -102,6 +106,37 @@ def test_an_import_killed_mid_run_resumes_to_the_catalog_of_a_clean_run(
         attempts = db.session.get(ProductImport, uuid.UUID(import_id))
         assert attempts is not None and attempts.attempts == 2
     _expect_clean_catalog(app)
+
+
+def test_an_import_requested_while_an_earlier_one_was_killed_waits_for_it_then_wins(
+    app: Flask, client: FlaskClient, staff: AuthedUser, worker: subprocess.Popen[bytes]
+) -> None:
+    """The earlier import resumes (RQ retries it) after the later one reached the worker:
+    the later one waits, then runs; every product ends as the later file says, none as the
+    earlier one's resumed rows would have left it."""
+    earlier = start(client, staff, upload_import(client, staff, _file()))["id"]
+    _killed_mid_run(app, worker, earlier)
+    rows = [HEADER] + [
+        f"SKU-{n:06d},Product number {n},From the later file,7.00,,3,,,true," for n in range(1, ROWS + 1)
+    ]
+    later = start(client, staff, upload_import(client, staff, ("\n".join(rows) + "\n").encode()))["id"]
+
+    def finished(import_id: str) -> dict[str, Any] | None:
+        run = get_import(client, staff, import_id)
+        return run if run["status"] in {"succeeded", "failed"} else None
+
+    then = poll_until(lambda: finished(later), timeout=400, what="the later import to finish")
+    first = finished(earlier)
+    assert isinstance(then, dict) and isinstance(first, dict)
+    assert first["status"] == then["status"] == "succeeded", (first, then)
+    assert first["finished_at"] <= then["started_at"]
+    bad = ROWS // BAD_EVERY
+    assert (then["created"], then["updated"], then["failed"]) == (bad, ROWS - bad, 0)
+    products = catalog(app)
+    assert len(products) == ROWS
+    assert {(p["description"], p["price"], p["stock"]) for p in products.values()} == {
+        ("From the later file", "7.00", 3)
+    }
 
 
 def test_a_second_run_of_the_same_import_at_once_is_refused(

@@ -4,6 +4,8 @@ run in this process on a local file, with a progress bar and a summary."""
 from __future__ import annotations
 
 import sys
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -59,7 +61,12 @@ def import_products(path: Path, mode: str, dry_run: bool, reject_all: bool) -> N
             bar = bars[0]
             bar.update(done - bar.pos)
 
-        importing.run_import(run_id, open_file=lambda: cast(ReadStream, path.open("rb")), on_progress=progress)
+        importing.run_import(
+            run_id,
+            open_file=lambda: cast(ReadStream, path.open("rb")),
+            on_progress=progress,
+            on_wait=None if dry_run else _waiting(),
+        )
     finished = db.session.get(ProductImport, run_id, populate_existing=True)
     assert finished is not None
     click.echo(
@@ -96,6 +103,27 @@ def export_products(path: Path, fmt: str) -> None:
             written += len(chunk)
     db.session.rollback()
     click.echo(f"Exported {counter[0]} products to {path} ({written} bytes, {fmt}).")
+
+
+WAIT_POLL_SECONDS = 2.0
+
+
+def _waiting() -> importing.WaitCallback:
+    """Say once which import this one waits for (imports that write run one at a time, in
+    the order they were requested), then look again every ``WAIT_POLL_SECONDS``."""
+    said: set[uuid.UUID] = set()
+
+    def wait(earlier: uuid.UUID) -> None:
+        if earlier not in said:
+            said.add(earlier)
+            click.echo(
+                f"Waiting for import {earlier}, requested earlier, to end "
+                "(imports that write run one at a time, in the order they were requested)...",
+                err=True,
+            )
+        time.sleep(WAIT_POLL_SECONDS)
+
+    return wait
 
 
 def _counting(

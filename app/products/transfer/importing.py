@@ -18,6 +18,14 @@ One run (``run_import``) goes:
 On PostgreSQL a run holds an advisory lock on its import: a second run of the same import
 meanwhile is refused (``ImportBusy``; as a job it is retried later, by when the first has
 finished). The requester gets a summary mail through the outbox when the import ends.
+
+Imports that write run one at a time, in the order they were requested: a run whose import
+was requested after another that writes and has not ended (queued, running, interrupted and
+waiting for its retry) does nothing and leaves it ``queued``. Two files over the same SKUs
+thus end as the later one says, never as a mix of the two (batches of both interleaved, or
+an interrupted earlier import resumed over a later one). The import that ends queues the
+next one waiting (``_wake_next``); the relay queues one whose wake-up was missed. A dry
+run writes nothing: it neither waits nor is waited for.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
 from app.db import db, on_postgresql, utcnow
-from app.jobs import final_attempt, run_time_limit
+from app.jobs import final_attempt, has_live_job, run_time_limit
 from app.mail import service as mail
 from app.products.cache import catalog_changed
 from app.products.transfer import reading, validation, writing
@@ -50,6 +58,7 @@ from app.products.transfer.models import (
     RunStatus,
 )
 from app.products.transfer.rows import BatchOutcome, ErrorPolicy, Mode, RawRow, RowError, ValidRow
+from app.products.transfer.service import enqueue_import, import_job_id
 from app.schema import storable
 from app.storage import ReadStream
 from app.urls import public_url
@@ -60,6 +69,9 @@ log = logging.getLogger(__name__)
 Opener = Callable[[], ReadStream]
 # Called after each batch with (rows done, rows in the file): the command line's progress bar.
 ProgressCallback = Callable[[int, int], None]
+# Called (then the earlier import is looked for again) while an earlier import that writes
+# has not ended, with its id: the command line waits; a job leaves its import queued instead.
+WaitCallback = Callable[[uuid.UUID], None]
 # ANALYZE the products table after an import that wrote at least this many rows.
 ANALYZE_AFTER = 1_000
 PROGRESS_INTERVAL = 1.0  # seconds between two progress notes in the RQ job's meta
@@ -116,8 +128,18 @@ class _Run:
             job.save_meta()  # type: ignore[no-untyped-call]  # rq leaves save_meta unannotated
 
 
-def run_import(import_id: uuid.UUID, *, open_file: Opener, on_progress: ProgressCallback | None = None) -> str:
-    """Run (or resume) an import to its end; returns its status. Idempotent once finished."""
+def run_import(
+    import_id: uuid.UUID,
+    *,
+    open_file: Opener,
+    on_progress: ProgressCallback | None = None,
+    on_wait: WaitCallback | None = None,
+) -> str:
+    """Run (or resume) an import to its end; returns its status. Idempotent once finished.
+
+    While an import requested earlier that writes has not ended, ``on_wait`` is called
+    (then it is looked for again); without ``on_wait`` the import is left queued (its
+    status is returned) for ``_wake_next`` or the relay to queue again."""
     with _exclusive(import_id) as acquired:
         if not acquired:
             raise ImportBusy(f"import {import_id} is running elsewhere")
@@ -126,6 +148,20 @@ def run_import(import_id: uuid.UUID, *, open_file: Opener, on_progress: Progress
             return "gone"
         if run_row.status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
             return run_row.status
+        while (earlier := earlier_unfinished(run_row)) is not None:
+            db.session.rollback()  # nothing held while waiting; the next look reads afresh
+            if on_wait is None:
+                log.info("import waits for an earlier one", extra={"import_id": str(import_id), "after": str(earlier)})
+                return run_row.status
+            try:
+                on_wait(earlier)
+            except BaseException:  # the command stopped (Ctrl-C): the import ends, others need not wait for it
+                _finish(
+                    import_id,
+                    RunStatus.FAILED,
+                    reason=f"Stopped while waiting for import {earlier}; nothing was written.",
+                )
+                raise
         run = _Run(
             import_id=import_id,
             mode=Mode(run_row.mode),
@@ -160,6 +196,27 @@ def run_import(import_id: uuid.UUID, *, open_file: Opener, on_progress: Progress
         if not dry_run and counts.created + counts.updated >= ANALYZE_AFTER:
             _analyze()
         return status
+
+
+def earlier_unfinished(run_row: ProductImport) -> uuid.UUID | None:
+    """The first import that writes, requested before ``run_row``, that has not ended; None
+    for a dry run, which writes nothing, and for an import already running (it waited)."""
+    if run_row.dry_run or run_row.status != RunStatus.QUEUED:
+        return None
+    earlier: uuid.UUID | None = db.session.execute(
+        sa.select(ProductImport.id)
+        .where(
+            ProductImport.dry_run.is_(False),
+            ProductImport.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]),
+            sa.or_(
+                ProductImport.created_at < run_row.created_at,
+                sa.and_(ProductImport.created_at == run_row.created_at, ProductImport.id < run_row.id),
+            ),
+        )
+        .order_by(ProductImport.created_at, ProductImport.id)
+        .limit(1)
+    ).scalar()
+    return earlier
 
 
 def end_stopped_command_run(import_id: uuid.UUID) -> str | None:
@@ -364,9 +421,30 @@ def _finish(import_id: uuid.UUID, status: RunStatus, *, counts: Counts | None = 
     run_row = db.session.get(ProductImport, import_id, populate_existing=True)
     if run_row is not None:
         _mail_summary(run_row)
+    _wake_next()
     db.session.commit()
     log.info("import finished", extra={"import_id": str(import_id), "import_status": str(status), "reason": reason})
     return status
+
+
+def _wake_next() -> None:
+    """Queue (once this transaction commits) the first import left waiting for an earlier
+    one, if it has no job: this one may have been what it waited for. One of the command
+    line waits in its own process, and one whose job is still there looks again itself (a
+    job that looked just before this commit is missed: the relay queues its import)."""
+    waiting = db.session.execute(
+        sa.select(ProductImport.id)
+        .where(
+            ProductImport.status == RunStatus.QUEUED,
+            ProductImport.dry_run.is_(False),
+            # not one of the command line (see ``ProductImport.from_command_line``)
+            sa.or_(ProductImport.upload_id.is_not(None), ProductImport.requested_by_id.is_not(None)),
+        )
+        .order_by(ProductImport.created_at, ProductImport.id)
+        .limit(1)
+    ).scalar()
+    if waiting is not None and not has_live_job(import_job_id(waiting)):
+        enqueue_import(waiting)
 
 
 def _mail_summary(run_row: ProductImport) -> None:

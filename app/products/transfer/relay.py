@@ -5,6 +5,7 @@ was killed on the job's last attempt (RQ gives up on it without our code running
 row stays ``queued`` or ``running`` with no job. The clock calls ``relay`` every minute:
 such a run is queued again (it resumes from its checkpoint), or, after ``MAX_ATTEMPTS``
 starts, failed with a reason, so that nothing is silently dropped and nothing loops forever.
+An import waiting for an earlier one to end is left alone until that one has ended.
 
 An import of ``flask import-products`` left ``running`` (its command was killed) is no
 worker's to resume (its file is on the command's machine): it is failed at once, with what
@@ -58,6 +59,8 @@ def relay() -> dict[str, int]:
                 if (on_postgresql() or long_quiet) and importing.end_stopped_command_run(run_id) == RunStatus.FAILED:
                     counts["failed"] += 1
                 continue
+            if model is ProductImport and _waits_for_an_earlier_import(run_id):
+                continue
             if attempts >= MAX_ATTEMPTS:
                 db.session.execute(
                     sa.update(model)
@@ -83,6 +86,13 @@ def relay() -> dict[str, int]:
     if any(counts.values()):
         log.info("transfers relayed", extra=counts)
     return counts
+
+
+def _waits_for_an_earlier_import(import_id: uuid.UUID) -> bool:
+    run = db.session.get(ProductImport, import_id)
+    waits = run is not None and importing.earlier_unfinished(run) is not None
+    db.session.rollback()
+    return waits
 
 
 def _from_command_line(import_id: uuid.UUID) -> bool:

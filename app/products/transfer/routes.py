@@ -63,7 +63,11 @@ def register(blp: Blueprint) -> None:
         @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
         @blp.doc(operationId="start_product_import")
         def post(self, data: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
-            """Import products from an upload of purpose import (runs on a worker)."""
+            """Import products from an upload of purpose import (runs on a worker).
+
+            Imports that write run one at a time, in the order they were requested: this one
+            stays queued while an earlier one has not ended. A dry run does not wait.
+            """
             run = service.start_import(data=data, requester=current_principal())
             return _import_view(run), 202, {"Location": f"{prefix}/products/imports/{run.id}"}
 
