@@ -413,6 +413,10 @@ class Config:
         # Rate limits of the account endpoints (flask-limiter syntax), per IP and per email.
         self.RATELIMIT_AUTH_IP = _rate_limits(env, "RATELIMIT_AUTH_IP", "20 per minute; 200 per hour")
         self.RATELIMIT_AUTH_EMAIL = _rate_limits(env, "RATELIMIT_AUTH_EMAIL", "10 per minute; 50 per hour")
+        # Mails anyone can have sent to an address (reset links, "you already have an
+        # account"), per address whoever asks: beyond it a request is answered as always
+        # and sends nothing (the links already sent keep working).
+        self.RATELIMIT_RECOVERY_MAIL = _rate_limits(env, "RATELIMIT_RECOVERY_MAIL", "3 per 10 minutes; 10 per day")
 
         # flask-smorest / OpenAPI
         self.API_TITLE = "Storefront API"

@@ -1,13 +1,14 @@
 """Who may call the auth endpoints, and how often.
 
 The endpoints that take credentials have their own, stricter limits (per IP, each
-endpoint its own budget, and per account, whatever the address: one budget for all of
-them) instead of the default one, and fail closed: with the
+endpoint its own budget, and per submitted email and IP: one budget for all of them)
+instead of the default one, and fail closed: with the
 rate-limit storage down they answer 503 rather than let guesses through unlimited.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -45,12 +46,23 @@ def _submitted_email() -> object:
     return body.get("email") if isinstance(body, dict) else None
 
 
+def address_key(email: str) -> str:
+    """An email address as limit keys hold it: normalised, then hashed (Redis and the
+    limiter's log lines never show the address)."""
+    normalised = email[:512].strip().lower()[:254]
+    return "email:" + hashlib.sha256(normalised.encode()).hexdigest()[:32]
+
+
 @safe_key
 def _email_key() -> str:
-    """The submitted email (normalised), so one account cannot be hammered from many IPs."""
+    """The submitted email with the client's address: one client gets no more tries at an
+    address by spreading them over the endpoints, and a client that spends its budget on
+    someone else's address spends nobody else's (that owner still signs in and asks for a
+    reset link from anywhere). Many clients at one account: the lockout, and the cap on
+    the mails an address gets (``recovery``)."""
     email = _submitted_email()
     if isinstance(email, str) and email.strip():
-        return "email:" + email[:512].strip().lower()[:254]
+        return address_key(email) + "/" + ip_key()
     return ip_key()
 
 
@@ -79,9 +91,10 @@ def _strict(limit: Callable[[F], F]) -> Callable[[F], F]:
 
 
 def email_limit(*, methods: list[str] | None = None) -> Callable[[F], F]:
-    """``RATELIMIT_AUTH_EMAIL`` per submitted email, one budget for every endpoint that
-    takes one (API and pages: sign-ins, registration, reset requests): no address gets
-    more password guesses, or more mail, by being sent to several of them."""
+    """``RATELIMIT_AUTH_EMAIL`` per submitted email and client, one budget for every
+    endpoint that takes one (API and pages: sign-ins, registration, reset requests): no
+    client gets more password guesses, or more mail, at an address by sending it to
+    several of them."""
     limit = limiter.shared_limit(_email_limit, scope="auth-email", key_func=_email_key, methods=methods)
     return cast(Callable[[F], F], limit)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import uuid
 from datetime import timedelta
@@ -10,12 +11,16 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
+from limits import parse_many
+from limits.errors import StorageError
 from sqlalchemy.exc import IntegrityError
 
 from app.auth.models import AccountToken, TokenPurpose
+from app.auth.permissions import address_key
 from app.auth.sessions import revoke_all
 from app.db import db, new_id, utcnow
-from app.errors import Conflict, ValidationFailed
+from app.errors import Conflict, ServiceUnavailable, ValidationFailed
+from app.extensions import limiter
 from app.jobs import PendingJob, enqueue_now, fail_for_good
 from app.mail import sealing
 from app.mail import service as mail
@@ -23,6 +28,8 @@ from app.permissions import Role
 from app.users import service as users_service
 from app.users.models import User
 from app.users.passwords import hash_password
+
+log = logging.getLogger(__name__)
 
 # By dotted path: the job module imports this one.
 SEND_RESET_LINK = "app.auth.tasks.send_reset_link"
@@ -37,9 +44,16 @@ def _digest(token: str) -> str:
 
 
 def _issue_token(user: User, purpose: TokenPurpose, ttl_seconds: int) -> str:
-    """A 32-byte random token; only its SHA-256 is stored. Older unused ones of the same
-    purpose are retired, so only the latest link works."""
-    _retire_tokens(user.id, purpose)
+    """A 32-byte random token; only its SHA-256 is stored.
+
+    A new verification link retires the older ones (only the latest works: only the
+    account asks for one). Reset links do not retire each other: anyone can ask for one
+    for any address, and a request from someone else must not break the link its owner
+    was just mailed. They work until one is used (``reset_password`` retires the rest),
+    the password changes, or they expire; ``RATELIMIT_RECOVERY_MAIL`` bounds how many
+    are sent."""
+    if purpose != TokenPurpose.PASSWORD_RESET:
+        _retire_tokens(user.id, purpose)
     token = secrets.token_urlsafe(32)
     db.session.add(
         AccountToken(
@@ -69,6 +83,20 @@ def _on_sessions_invalidated(user: User, **kwargs: Any) -> None:
 
 
 users_service.sessions_invalidated.connect(_on_sessions_invalidated)
+
+
+def _may_send_recovery_mail(address: str) -> bool:
+    """Whether ``address`` may get another mail anyone can ask for (a reset link, "you
+    already have an account"), counting this one: ``RATELIMIT_RECOVERY_MAIL`` per address,
+    whoever asks and from wherever, so that nobody fills an inbox with them."""
+    strategy = limiter.limiter
+    try:
+        return all(
+            strategy.hit(item, "recovery-mail", address_key(address))
+            for item in parse_many(current_app.config["RATELIMIT_RECOVERY_MAIL"])
+        )
+    except StorageError as exc:
+        raise ServiceUnavailable("The rate-limit storage is unavailable; try again shortly") from exc
 
 
 def _spend_token(token: str, purpose: TokenPurpose) -> User:
@@ -118,7 +146,7 @@ def register(*, email: str, password: str, full_name: str) -> User:
             existing = users_service.find_by_email(email)
     else:
         hash_password(password)  # the same work as a real registration
-    if existing is not None and existing.deleted_at is None:
+    if existing is not None and existing.deleted_at is None and _may_send_recovery_mail(existing.email):
         # Its owner may be here because the verification link expired, or because someone
         # else registered the address first: an unverified account's mail carries a link
         # to choose its password, which verifies the address and ends every session of
@@ -198,6 +226,10 @@ def send_reset_link(*, email: str) -> None:
     if user is None or not user.can_authenticate:
         db.session.rollback()
         return
+    if not _may_send_recovery_mail(user.email):
+        db.session.rollback()
+        log.info("no reset link sent: RATELIMIT_RECOVERY_MAIL reached for the address (the links sent still work)")
+        return
     token = _issue_token(user, TokenPurpose.PASSWORD_RESET, current_app.config["RESET_TOKEN_SECONDS"])
     mail.send(
         to=user.email, template="password_reset", context={"full_name": user.full_name, "token": token}, sensitive=True
@@ -210,6 +242,7 @@ def reset_password(*, token: str, password: str) -> uuid.UUID:
     token came by mail to the account's address: the address is verified too."""
     user = _spend_token(token, TokenPurpose.PASSWORD_RESET)
     users_service.check_password_policy(password, email=user.email, full_name=user.full_name)
+    _retire_tokens(user.id, TokenPurpose.PASSWORD_RESET)  # the other links sent
     user.password_hash = hash_password(password)
     if user.email_verified_at is None:
         user.email_verified_at = utcnow()

@@ -99,9 +99,9 @@ class SMTPBackend(SMTPSettings):
         try:
             code, reply = client.docmd("QUIT")
             if code != 221:
-                log.warning("mail to %s sent; the server answered QUIT with %d %r", mail.to, code, reply)
+                log.warning("mail %s sent; the server answered QUIT with %d %r", mail.key, code, reply)
         except (smtplib.SMTPException, OSError) as exc:
-            log.warning("mail to %s sent; ending the SMTP session failed: %s", mail.to, exc)
+            log.warning("mail %s sent; ending the SMTP session failed: %s", mail.key, exc)
         finally:
             client.close()
 

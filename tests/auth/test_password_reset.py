@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -10,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from limits import parse_many
 
 from app.auth.models import AccountToken
 from app.db import db, utcnow
@@ -95,13 +97,45 @@ def test_a_weak_new_password_keeps_the_token_usable(
     assert client.post(RESET, json={"token": token, "password": NEW_PASSWORD}).status_code == 204
 
 
-def test_only_the_latest_reset_link_works(app: Flask, client: FlaskClient, request_reset: Callable[[str], str]) -> None:
+def test_a_request_from_someone_else_does_not_break_the_link_the_owner_was_mailed(
+    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int], request_reset: Callable[[str], str]
+) -> None:
+    """Anyone can ask for a reset link for any address: a later request (an attacker's,
+    sent to kill the link the owner is about to open) mails another link and leaves the
+    first working. Once one is used, the others stop working."""
     user = create_user(app)
-    first = request_reset(user.email)
-    second = request_reset(user.email)
-    assert first != second
-    assert client.post(RESET, json={"token": first, "password": NEW_PASSWORD}).status_code == 422
-    assert client.post(RESET, json={"token": second, "password": NEW_PASSWORD}).status_code == 204
+    owners = request_reset(user.email)
+    strangers = client.post(FORGOT, json={"email": user.email}, environ_base={"REMOTE_ADDR": "198.51.100.66"})
+    assert strangers.status_code == 202
+    run_jobs()
+    later = mailbox.token_for(user.email)
+    assert later != owners
+    assert client.post(RESET, json={"token": owners, "password": NEW_PASSWORD}).status_code == 204
+    assert client.post(RESET, json={"token": later, "password": "Another-New-Secret-99"}).status_code == 422
+
+
+def test_reset_mails_to_an_address_are_capped_whoever_asks(
+    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
+) -> None:
+    """Requests from many clients (each within its own limits) fill nobody's inbox: past
+    ``RATELIMIT_RECOVERY_MAIL`` the answer is the same 202 and nothing is sent; the links
+    already sent keep working. The "you already have an account" mail counts too."""
+    user = create_user(app, verified=False)
+    cap = min(item.amount for item in parse_many(app.config["RATELIMIT_RECOVERY_MAIL"]))
+    for i in range(cap + 3):
+        sent = client.post(FORGOT, json={"email": user.email}, environ_base={"REMOTE_ADDR": f"203.0.113.{i + 1}"})
+        assert sent.status_code == 202
+    registered = client.post(
+        "/api/v1/auth/register",
+        json={"email": user.email, "password": "Quite-Long-Secret-31", "full_name": "Someone Else"},
+        environ_base={"REMOTE_ADDR": "203.0.113.200"},
+    )
+    assert registered.status_code == 201
+    run_jobs()
+    assert len(mailbox.to(user.email)) == cap
+    assert (
+        client.post(RESET, json={"token": mailbox.token_for(user.email), "password": NEW_PASSWORD}).status_code == 204
+    )
 
 
 def test_a_password_change_ends_the_reset_links_sent_before_it(
@@ -195,3 +229,19 @@ def test_a_reset_job_sealed_under_another_secret_key_fails_for_good_and_says_why
         result = job.latest_result()
         assert result is not None and "sealed under another SECRET_KEY" in (result.exc_string or "")
     assert mailbox.to(user.email) == []
+
+
+def test_no_log_line_of_a_reset_request_holds_the_address(
+    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The request, the job and the mail's delivery log what happened, never to whom: a log
+    drain must not tell who asked for a reset link."""
+    user = create_user(app)
+    with caplog.at_level(logging.DEBUG):
+        assert client.post(FORGOT, json={"email": user.email}).status_code == 202
+        run_jobs()
+    assert len(mailbox.to(user.email)) == 1
+    assert any("sent" in record.getMessage() for record in caplog.records)
+    local_part = user.email.split("@")[0]
+    ours = [r for r in caplog.records if r.name != "mail.log"]  # not the test's SMTP server's
+    assert not [r.getMessage() for r in ours if local_part in f"{r.getMessage()} {r.__dict__}"]

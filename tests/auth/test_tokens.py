@@ -7,6 +7,7 @@ import json
 import math
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +28,7 @@ from app.users import lockout
 from app.users.models import User
 from tests.conftest import json_of
 from tests.factories import DEFAULT_PASSWORD, AuthedUser, bearer, create_user
+from tests.support.mailbox import Mailbox
 
 LOGIN = "/api/v1/auth/login"
 REFRESH = "/api/v1/auth/refresh"
@@ -348,28 +350,90 @@ def test_logout_blocklists_the_access_token_for_its_remaining_life(app: Flask, c
     assert_401(client.get(ME, headers=user.headers), "TOKEN_REVOKED")
 
 
-def test_login_is_rate_limited_per_email_across_many_ips(
+def test_an_addresss_budget_is_per_client_so_spending_it_locks_nobody_out(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A client that spent its budget at an address is refused there (however it spells
+    it); its owner, elsewhere, still signs in and asks for a reset link. (Many clients
+    guessing at one account meet the lockout: ``test_lockout_concurrency``.)"""
     monkeypatch.setitem(app.config, "LOGIN_MAX_FAILURES", 1000)  # so that the lockout (423) cannot answer first
+    owner = create_user(app)
     limit = min(item.amount for item in parse_many(app.config["RATELIMIT_AUTH_EMAIL"]))
-    attempt = {"email": "ghost@example.com", "password": "Wrong-Password-99"}
+    attacker = {"REMOTE_ADDR": "203.0.113.9"}
+    attempt = {"email": owner.email, "password": "Wrong-Password-99"}
     for i in range(limit):
-        response = client.post(LOGIN, json=attempt, environ_base={"REMOTE_ADDR": f"203.0.113.{i + 1}"})
+        response = client.post(LOGIN, json=attempt, environ_base=attacker)
         assert response.status_code == 401, (i, response.get_data(as_text=True))
-
-    # A new address, the same email (differently spelled): refused.
-    refused = client.post(
-        LOGIN, json={**attempt, "email": " Ghost@Example.com "}, environ_base={"REMOTE_ADDR": "198.51.100.7"}
-    )
+    refused = client.post(LOGIN, json={**attempt, "email": f" {owner.email.upper()} "}, environ_base=attacker)
     assert refused.status_code == 429
     assert json_of(refused)["error"]["code"] == "RATE_LIMITED"
     assert refused.headers["Retry-After"].isdigit()
-    # Another email from that address is still heard.
-    other = client.post(
-        LOGIN, json={**attempt, "email": "other@example.com"}, environ_base={"REMOTE_ADDR": "198.51.100.7"}
+    forgot = client.post("/api/v1/auth/password/forgot", json={"email": owner.email}, environ_base=attacker)
+    assert forgot.status_code == 429
+    # Another email from that client is still heard.
+    assert client.post(LOGIN, json={**attempt, "email": "other@example.com"}, environ_base=attacker).status_code == 401
+
+    elsewhere = {"REMOTE_ADDR": "198.51.100.7"}
+    signed_in = client.post(LOGIN, json={"email": owner.email, "password": DEFAULT_PASSWORD}, environ_base=elsewhere)
+    assert signed_in.status_code == 200, signed_in.get_data(as_text=True)
+    forgot = client.post("/api/v1/auth/password/forgot", json={"email": owner.email}, environ_base=elsewhere)
+    assert forgot.status_code == 202
+
+
+def test_an_owner_locked_out_by_someone_elses_guesses_gets_back_in_with_a_reset_link(
+    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
+) -> None:
+    """Anyone can lock an account (that is what a lockout is) and spend their own budget at
+    its address: the owner's reset link still comes, works, lifts the lock, and the owner
+    signs in."""
+    owner = create_user(app)
+    limit = min(item.amount for item in parse_many(app.config["RATELIMIT_AUTH_EMAIL"]))
+    attacker = {"REMOTE_ADDR": "203.0.113.9"}
+    statuses = {
+        client.post(
+            LOGIN, json={"email": owner.email, "password": "Wrong-Password-99"}, environ_base=attacker
+        ).status_code
+        for _ in range(limit + 2)
+    }
+    assert statuses == {401, 423, 429}
+    for _ in range(3):
+        client.post("/api/v1/auth/password/forgot", json={"email": owner.email}, environ_base=attacker)
+
+    elsewhere = {"REMOTE_ADDR": "198.51.100.7"}
+    locked = client.post(LOGIN, json={"email": owner.email, "password": DEFAULT_PASSWORD}, environ_base=elsewhere)
+    assert locked.status_code == 423
+    forgot = client.post("/api/v1/auth/password/forgot", json={"email": owner.email}, environ_base=elsewhere)
+    assert forgot.status_code == 202
+    run_jobs()
+    reset = client.post(
+        "/api/v1/auth/password/reset",
+        json={"token": mailbox.token_for(owner.email), "password": "Brand-New-Secret-88"},
+        environ_base=elsewhere,
     )
-    assert other.status_code == 401
+    assert reset.status_code == 204
+    signed_in = client.post(
+        LOGIN, json={"email": owner.email, "password": "Brand-New-Secret-88"}, environ_base=elsewhere
+    )
+    assert signed_in.status_code == 200, signed_in.get_data(as_text=True)
+
+
+def test_limit_keys_and_log_lines_never_hold_an_address(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The counters of per-email limits are keyed by a hash of the address: neither the
+    limits' storage (Redis) nor the limiter's log line of a refusal shows it."""
+    monkeypatch.setitem(app.config, "RATELIMIT_AUTH_EMAIL", "1 per minute")
+    address = "someone.private@example.com"
+    for _ in range(2):
+        client.post("/api/v1/auth/password/forgot", json={"email": address})
+    assert any("exceeded" in record.getMessage() for record in caplog.records)
+    assert not [record.getMessage() for record in caplog.records if "someone.private" in record.getMessage()]
+    storage: Any = limiter.storage
+    if hasattr(storage.storage, "scan_iter"):  # Redis
+        keys = [key.decode() if isinstance(key, bytes) else key for key in storage.storage.scan_iter("*")]
+    else:  # in memory
+        keys = [*storage.storage, *getattr(storage, "events", {})]
+    assert keys and not [key for key in keys if "someone.private" in str(key)]
 
 
 def test_an_ipv6_client_is_counted_by_its_64_whichever_address_it_takes(

@@ -212,8 +212,8 @@ def test_an_emails_budget_is_shared_by_every_endpoint_that_takes_it(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Sign-ins (API and dashboard), reset requests (API and page) and registrations count
-    toward one budget per email: sending to several endpoints gets no address more
-    password guesses, nor more mail."""
+    toward one budget per email and client: sending to several endpoints gets no client
+    more password guesses at an address, nor more mail."""
     monkeypatch.setitem(app.config, "RATELIMIT_AUTH_EMAIL", "4 per minute")
     user, other = create_user(app), create_user(app)
     wrong = {"email": user.email, "password": "Wrong-Password-99"}
