@@ -150,13 +150,23 @@ def test_reject_all_writes_nothing_when_any_row_fails(
     before = catalog(app)
     bad = csv_file("MUG-1,Mug,,1.00,,1,,,,", "CUP-2,Cup,,3.00,,1,,,,", "LAMP-3,Lamp,,oops,,1,,,,")
     run = run_import(client, staff, run_jobs, bad, error_policy="reject_all")
-    assert run["status"] == "succeeded"
+    # Nothing applied: the import failed, saying why (a poller reads status, not counts).
+    assert (run["status"], run["failure_reason"]) == (
+        "failed",
+        "1 row(s) were rejected (see errors); with reject_all nothing was written.",
+    )
     assert counts(run) == (0, 0, 0, 1)
     assert errors_of(run)[0][:2] == (4, "price")
     assert catalog(app) == before
+    dry = run_import(client, staff, run_jobs, bad, error_policy="reject_all", dry_run=True)
+    assert (dry["status"], dry["failure_reason"], counts(dry)) == (
+        "failed",
+        "1 row(s) were rejected (see errors); with reject_all a real run would write nothing.",
+        (0, 0, 0, 1),
+    )
     good = csv_file("MUG-1,Mug,,1.00,,1,,,,", "CUP-2,Cup,,3.00,,1,,,,")
     run = run_import(client, staff, run_jobs, good, error_policy="reject_all")
-    assert counts(run) == (1, 1, 0, 0)
+    assert (run["status"], run["failure_reason"], counts(run)) == ("succeeded", None, (1, 1, 0, 0))
     assert catalog(app)["MUG-1"]["price"] == "1.00"
 
 

@@ -192,6 +192,11 @@ def run_import(
             if final_attempt():
                 _finish(import_id, RunStatus.FAILED, reason="The import stopped on an unexpected error; run it again.")
             raise
+        if reject_all and counts.failed:
+            # Nothing was (or, in a dry run, would be) written: the import as a whole failed.
+            written = "a real run would write nothing" if dry_run else "nothing was written"
+            reason = f"{counts.failed} row(s) were rejected (see errors); with reject_all {written}."
+            return _finish(import_id, RunStatus.FAILED, counts=counts, reason=reason)
         status = _finish(import_id, RunStatus.SUCCEEDED, counts=counts)
         if not dry_run and counts.created + counts.updated >= ANALYZE_AFTER:
             _analyze()
