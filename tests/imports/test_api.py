@@ -427,3 +427,29 @@ def test_a_finished_import_reports_through_get(
             "failed": 0,
         }
     assert without_identity(catalog(app))["MUG-1"]["name"] == "Mug"
+
+
+def test_a_stock_only_feed_updates_stock_and_leaves_the_rest_as_the_store_has_it(
+    app: Flask, client: FlaskClient, staff: AuthedUser, run_jobs: Jobs
+) -> None:
+    """An ERP's stock feed names SKUs and stock: existing products get their stock (names a
+    merchant edited in the store stay); a SKU the store does not have cannot be created
+    without a name and a price, and its row says so. The same in JSON."""
+    make_product(app, sku="MUG-1", name="Mug as the store names it", price=Decimal("9.99"))
+    make_product(app, sku="CUP-2", name="Cup", price=Decimal("3.00"))
+    run = run_import(client, staff, run_jobs, b"sku,stock\nMUG-1,7\nNEW-3,5\n")
+    assert (run["status"], counts(run)) == ("succeeded", (0, 1, 0, 1))
+    assert errors_of(run) == [(3, "name", "Missing data for required field.")]
+    products = catalog(app)
+    assert (products["MUG-1"]["name"], products["MUG-1"]["price"], products["MUG-1"]["stock"]) == (
+        "Mug as the store names it",
+        "9.99",
+        7,
+    )
+    assert set(products) == {"MUG-1", "CUP-2"}
+
+    feed = b'[{"sku": "CUP-2", "stock": 4}, {"sku": "MUG-1", "price": "8.50", "name": ""}]'
+    run = run_import(client, staff, run_jobs, feed, filename="stock.json")
+    assert (run["status"], counts(run)) == ("succeeded", (0, 1, 0, 1))
+    assert errors_of(run)[0][:2] == (2, "name")  # an empty name is refused, as POST /products refuses it
+    assert catalog(app)["CUP-2"]["stock"] == 4

@@ -27,7 +27,9 @@ COLUMNS = (
     "is_active",
     "image_upload_id",
 )
-REQUIRED_COLUMNS = ("sku", "name", "price")
+# Required in every file and row. ``name`` and ``price`` are required to create a product
+# (``writing.REQUIRED_ON_CREATE``): an update (a stock-only feed, say) needs neither.
+REQUIRED_COLUMNS = ("sku",)
 CATEGORY_SEPARATOR = "|"
 # ``field`` of an error that concerns the row as a whole (a malformed JSON element, say).
 ROW_FIELD = "row"

@@ -1,16 +1,17 @@
 """Validating import rows by the rules of ``POST /products``, and resolving what they name.
 
 ``validate`` loads each row with ``ProductCreateSchema`` itself (never a copy of its
-fields): ``sku``, ``name`` and ``price`` are required, every other field is ``partial``,
-so that a column the file does not have stays absent (marshmallow skips a partial field
-that is missing, load_default included) and an update leaves it alone.
+fields): ``sku`` is required, every other field is ``partial``, so that a column the
+file does not have stays absent (marshmallow skips a partial field that is missing,
+load_default included) and an update leaves it alone. ``name`` and ``price``, which a new
+product needs, are checked once the row is known to create one (``writing``).
 
 A CSV cell is text; before loading it becomes what the API's JSON body would hold:
 
 - surrounding whitespace is dropped (a cell's padding is layout), except in
   ``description``, which is kept exactly as written;
 - an empty cell is an absent value, like a column the file does not have: an update
-  leaves that field as it is, a new product takes the default (a required column: the
+  leaves that field as it is, a new product takes the default (name or price: the
   schema's "Missing data for required field."). A file never clears or deletes by
   leaving something out; to clear ``compare_at_price``, ``image_upload_id`` or the
   categories, a JSON file sends ``null`` or ``[]``;
