@@ -72,11 +72,11 @@ class Page(Generic[M]):
 class SortField(ma.fields.Field[list[SortKey]]):
     """``?sort=-created_at,name``: only the listed fields, ``-`` for descending."""
 
-    def __init__(self, allowed: Sequence[str], **kwargs: Any) -> None:
+    def __init__(self, allowed: Sequence[str], *, note: str = "", **kwargs: Any) -> None:
         self.allowed = tuple(allowed)
         description = (
             "Comma-separated fields, each at most once; prefix one with - for descending. "
-            f"Of: {', '.join(self.allowed)}"
+            f"Of: {', '.join(self.allowed)}{note}"
         )
         kwargs.setdefault("metadata", {"description": description, "pattern": f"^({_sequences(self.allowed)})$"})
         super().__init__(**kwargs)

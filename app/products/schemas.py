@@ -221,7 +221,14 @@ class ProductQueryArgsSchema(CursorListArgsSchema):
     max_price = Money(metadata={"description": "Not below min_price (a 422 otherwise)"})
     in_stock = QueryBoolean()
     is_active = QueryBoolean(metadata={"description": "Staff only (products:write); a 422 for others"})
-    sort = SortField(allowed=("name", "price", "created_at"))
+    sku = Sku(metadata={"description": "Exactly this SKU (in any case): the one product that has it, or none"})
+    updated_after = UTCDateTime(
+        metadata={
+            "description": "Staff only (products:write); a 422 for others. Products changed at or after this "
+            "time, a sale's stock change included: with sort=updated_at, an incremental sync"
+        }
+    )
+    sort = SortField(allowed=("name", "price", "created_at", "updated_at"), note=" (updated_at: staff only)")
     # Not named ``fields``: that is the attribute where a marshmallow schema keeps its fields.
     sparse_fields = FieldsField(allowed=PRODUCT_FIELDS, data_key="fields")
 

@@ -156,3 +156,18 @@ def test_an_export_is_the_catalog_at_one_moment_whatever_changes_while_it_runs(
     export = _export(client, staff, run_jobs)
     rows = {row["sku"]: row for row in csv.DictReader(io.StringIO(_content(app, client, staff, export).decode()))}
     assert "kitchen" in rows["MUG-1"]["categories"] and "garden" in rows["MUG-1"]["categories"]
+
+
+def test_an_export_of_what_changed_since_a_time(
+    app: Flask, client: FlaskClient, staff: AuthedUser, run_jobs: Callable[[], int]
+) -> None:
+    """``updated_after`` as on GET /products: an incremental export (kept with the export
+    as text, read back as a time when the job runs)."""
+    make_product(app, sku="OLD-1", name="Old")
+    changed = make_product(app, sku="NEW-2", name="New")
+    since = json_of(client.get(f"/api/v1/products/{changed}", headers=staff.headers))["data"]["updated_at"]
+    response = client.post(EXPORTS, json={"format": "json", "updated_after": since}, headers=staff.headers)
+    assert response.status_code == 202, response.get_data(as_text=True)
+    run_jobs()
+    export = json_of(client.get(response.headers["Location"], headers=staff.headers))["data"]
+    assert (export["status"], export["total_rows"]) == ("succeeded", 1)

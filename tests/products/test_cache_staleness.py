@@ -455,3 +455,21 @@ def test_category_answers_vary_on_authorization_as_every_catalog_read(app: Flask
         response = client.get(path)
         assert response.headers["Vary"] == "Authorization"
         assert response.headers["Cache-Control"] == "public, max-age=0, must-revalidate"
+
+
+def test_a_sale_is_in_the_next_read_of_a_cached_sync_list(
+    app: Flask, client: FlaskClient, customer: AuthedUser, staff: AuthedUser
+) -> None:
+    """A sale moves the product's ``updated_at`` without renewing the catalog's generation:
+    the staff-only ``updated_after`` and ``sort=updated_at`` lists (like every staff read,
+    built from the database, never cached) have the product, at its new place, at once."""
+    sold, other = make_product(app, name="Sold", stock=3), make_product(app, name="Other", stock=3)
+    since = json_of(client.get(f"{PRODUCTS}/{other}", headers=staff.headers))["data"]["updated_at"]
+    paths = (f"{PRODUCTS}?updated_after={since}&sort=updated_at", f"{PRODUCTS}?sort=-updated_at&limit=1")
+    for path in paths:
+        for _ in range(2):  # the second read comes from the cache
+            assert client.get(path, headers=staff.headers).status_code == 200
+    _order(client, customer, sold, 1)
+    for path in paths:
+        body = json_of(client.get(path, headers=staff.headers))
+        assert body["data"][-1 if "updated_after" in path else 0]["id"] == sold, path

@@ -332,3 +332,53 @@ def test_catalog_reads_send_core_statements_not_orm_ones(app: Flask, client: Fla
     finally:
         sa.event.remove(Session, "do_orm_execute", record)
     assert len(kinds) >= len(paths) and not any(kinds)
+
+
+def test_the_sku_filter_finds_exactly_that_product_in_any_case(app: Flask, client: FlaskClient) -> None:
+    """Not a search: ``MUG-1`` does not find ``MUG-10``."""
+    make_product(app, sku="MUG-1", name="Mug")
+    make_product(app, sku="MUG-10", name="Big mug")
+    assert names(client.get(f"{PRODUCTS}?sku=mug-1")) == ["Mug"]
+    assert names(client.get(f"{PRODUCTS}?sku=MUG-10&limit=5")) == ["Big mug"]
+    assert names(client.get(f"{PRODUCTS}?sku=NONE-1")) == []
+    refused = client.get(f"{PRODUCTS}?sku=not%20a%20sku")
+    assert refused.status_code == 422
+    assert json_of(refused)["error"]["details"][0]["field"] == "sku"
+
+
+def test_staff_sync_incrementally_by_updated_at(app: Flask, client: FlaskClient, staff: AuthedUser) -> None:
+    """``updated_after`` (at or after) with ``sort=updated_at``: what changed since the last
+    sync, oldest change first, in both styles; a change during the walk comes again later."""
+    make_product(app, name="Untouched")
+    first, second = make_product(app, name="First"), make_product(app, name="Second")
+    since = json_of(client.get(f"{PRODUCTS}/{second}", headers=staff.headers))["data"]["updated_at"]
+    for product_id, price in ((second, "2.00"), (first, "1.00")):
+        response = client.patch(f"{PRODUCTS}/{product_id}", json={"price": price}, headers=staff.headers)
+        assert response.status_code == 200, response.get_data(as_text=True)
+    changed = f"{PRODUCTS}?updated_after={since}&sort=updated_at"
+    assert names(client.get(changed, headers=staff.headers)) == ["Second", "First"]
+    assert names(client.get(f"{changed},-name&per_page=1&page=2", headers=staff.headers)) == ["First"]
+    page = json_of(client.get(f"{changed}&limit=1", headers=staff.headers))
+    assert [p["name"] for p in page["data"]] == ["Second"] and page["meta"]["has_more"] is True
+    response = client.patch(f"{PRODUCTS}/{second}", json={"price": "2.50"}, headers=staff.headers)
+    assert response.status_code == 200
+    rest = client.get(f"{changed}&limit=5&cursor={page['meta']['next_cursor']}", headers=staff.headers)
+    assert names(rest) == ["First", "Second"]  # changed again during the walk: seen again, at its new place
+    assert names(client.get(f"{PRODUCTS}?sort=-updated_at&per_page=1", headers=staff.headers)) == ["Second"]
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        ("updated_after=2026-01-01T00:00:00Z", "updated_after", "Only staff may filter by updated_after."),
+        ("sort=updated_at", "sort", "Only staff may sort by updated_at."),
+        ("sort=name,-updated_at", "sort", "Only staff may sort by updated_at."),
+    ],
+)
+def test_only_staff_filter_or_sort_by_updated_at(
+    app: Flask, client: FlaskClient, customer: AuthedUser, query: str, field: str, message: str
+) -> None:
+    for headers in ({}, customer.headers):
+        refused = client.get(f"{PRODUCTS}?{query}", headers=headers)
+        assert refused.status_code == 422, refused.get_data(as_text=True)
+        assert json_of(refused)["error"]["details"] == [{"field": field, "message": message}]

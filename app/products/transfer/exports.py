@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +24,7 @@ from app.products import queries
 from app.products.models import Product
 from app.products.transfer import exporting
 from app.products.transfer.models import ProductExport, RunStatus
+from app.schema import utc_text
 from app.storage import ChunksReader
 from app.uploads.models import Purpose
 from app.uploads.receiving import save_generated
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 1_000
 MONEY_FILTERS = frozenset({"min_price", "max_price"})
+TIME_FILTERS = frozenset({"updated_after"})
 
 
 def exported_products(filters: Mapping[str, Any]) -> Iterator[exporting.ExportedProduct]:
@@ -61,9 +64,25 @@ def exported_products(filters: Mapping[str, Any]) -> Iterator[exporting.Exported
             )
 
 
+def storable_filters(filters: Mapping[str, Any]) -> dict[str, Any]:
+    """The filters as stored (JSON): money and times as their text (``stored_filters``
+    reads them back)."""
+    return {
+        name: utc_text(value) if name in TIME_FILTERS else str(value) if name in MONEY_FILTERS else value
+        for name, value in filters.items()
+    }
+
+
 def stored_filters(stored: Mapping[str, Any]) -> dict[str, Any]:
-    """The filters as the export was asked for them (money is stored as its text)."""
-    return {name: (Decimal(value) if name in MONEY_FILTERS else value) for name, value in stored.items()}
+    """The filters as the export was asked for them."""
+    return {
+        name: datetime.fromisoformat(value)
+        if name in TIME_FILTERS
+        else Decimal(value)
+        if name in MONEY_FILTERS
+        else value
+        for name, value in stored.items()
+    }
 
 
 def count_products(filters: Mapping[str, Any]) -> int:

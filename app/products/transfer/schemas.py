@@ -122,6 +122,9 @@ class ExportCreateSchema(Schema):
     max_price = Money(metadata={"description": "Not below min_price (a 422 otherwise)"})
     in_stock = Boolean()
     is_active = Boolean()
+    updated_after = UTCDateTime(
+        metadata={"description": "Products changed at or after this time (a sale's stock change included)"}
+    )
 
     @ma.validates_schema
     def _price_range(self, data: Mapping[str, Any], **kwargs: Any) -> None:

@@ -19,6 +19,7 @@ from app.errors import NotFound, ValidationFailed
 from app.jobs import enqueue_after_commit
 from app.pagination import Page, SortKey, paginate
 from app.permissions import Principal
+from app.products.transfer import exports
 from app.products.transfer.models import ProductExport, ProductImport, ProductImportError
 from app.products.transfer.rows import RowError
 from app.products.transfer.schemas import ERRORS_SHOWN
@@ -122,7 +123,9 @@ def all_errors(*, import_id: uuid.UUID) -> Iterator[RowError]:
 
 def start_export(*, data: Mapping[str, Any], requester: Principal) -> ProductExport:
     filters = {name: value for name, value in data.items() if name != "format"}
-    export = ProductExport(requested_by_id=requester.id, format=data["format"], filters=_jsonable(filters))
+    export = ProductExport(
+        requested_by_id=requester.id, format=data["format"], filters=exports.storable_filters(filters)
+    )
     db.session.add(export)
     db.session.flush()
     enqueue_after_commit(
@@ -142,11 +145,6 @@ def get_export(*, export_id: uuid.UUID) -> ProductExport:
     if export is None:
         raise NotFound("Export not found")
     return export
-
-
-def _jsonable(filters: Mapping[str, Any]) -> dict[str, Any]:
-    """Filters as stored (JSON): money as its text; the export reads them back the same way."""
-    return {name: (str(value) if name in {"min_price", "max_price"} else value) for name, value in filters.items()}
 
 
 def _job_timeout() -> int:
