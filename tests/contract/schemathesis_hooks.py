@@ -26,7 +26,13 @@ PRICE_RANGE = "max_price must not be below min_price: a rule across two paramete
 ONE_LINE = "one line of printable text: a Unicode property (str.isprintable) no portable pattern can name"
 
 RULES: dict[str, dict[str, str]] = {
-    "list_products": {"cursor": CURSOR, "is_active": STAFF_ONLY, "max_price": PRICE_RANGE},
+    "list_products": {
+        "cursor": CURSOR,
+        "is_active": STAFF_ONLY,
+        "updated_after": STAFF_ONLY,
+        "sort": "sorting by updated_at is for staff only (the answer depends on the caller's role)",
+        "max_price": PRICE_RANGE,
+    },
     "list_orders": {"cursor": CURSOR, "user_id": STAFF_ONLY},
     "list_widgets": {"cursor": CURSOR},
     "list_uploads": {"cursor": CURSOR},

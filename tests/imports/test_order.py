@@ -50,7 +50,8 @@ def test_a_later_import_waits_until_the_earlier_one_has_ended(
     earlier = lost_import(app, upload_import(client, staff, EARLIER), status=earlier_status)
     later = start(client, staff, upload_import(client, staff, LATER))["id"]
     run_jobs()
-    assert get_import(client, staff, later)["status"] == "queued"
+    waiting = get_import(client, staff, later)
+    assert (waiting["status"], waiting["waiting_for"], waiting["attempts"]) == ("queued", str(earlier), 0)
     assert catalog(app) == {}
 
     with app.app_context():
@@ -60,6 +61,8 @@ def test_a_later_import_waits_until_the_earlier_one_has_ended(
     assert (first["status"], counts(first)) == ("succeeded", (2, 0, 0, 0))
     assert (then["status"], counts(then)) == ("succeeded", (0, 2, 0, 0))
     assert first["finished_at"] <= then["started_at"]
+    assert (then["waiting_for"], then["attempts"]) == (None, 1)
+    assert then["started_at"] <= then["updated_at"]
     _as_the_later_file_says(app)
     with app.app_context():
         assert relay.relay() == {"requeued": 0, "failed": 0}

@@ -48,7 +48,7 @@ from app.db import db, on_postgresql, utcnow
 from app.jobs import final_attempt, has_live_job, run_time_limit
 from app.mail import service as mail
 from app.products.cache import catalog_changed
-from app.products.transfer import reading, validation, writing
+from app.products.transfer import reading, service, validation, writing
 from app.products.transfer.models import (
     FIELD_MAX,
     MESSAGE_MAX,
@@ -148,7 +148,7 @@ def run_import(
             return "gone"
         if run_row.status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
             return run_row.status
-        while (earlier := earlier_unfinished(run_row)) is not None:
+        while (earlier := service.earlier_unfinished(run_row)) is not None:
             db.session.rollback()  # nothing held while waiting; the next look reads afresh
             if on_wait is None:
                 log.info("import waits for an earlier one", extra={"import_id": str(import_id), "after": str(earlier)})
@@ -201,27 +201,6 @@ def run_import(
         if not dry_run and counts.created + counts.updated >= ANALYZE_AFTER:
             _analyze()
         return status
-
-
-def earlier_unfinished(run_row: ProductImport) -> uuid.UUID | None:
-    """The first import that writes, requested before ``run_row``, that has not ended; None
-    for a dry run, which writes nothing, and for an import already running (it waited)."""
-    if run_row.dry_run or run_row.status != RunStatus.QUEUED:
-        return None
-    earlier: uuid.UUID | None = db.session.execute(
-        sa.select(ProductImport.id)
-        .where(
-            ProductImport.dry_run.is_(False),
-            ProductImport.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]),
-            sa.or_(
-                ProductImport.created_at < run_row.created_at,
-                sa.and_(ProductImport.created_at == run_row.created_at, ProductImport.id < run_row.id),
-            ),
-        )
-        .order_by(ProductImport.created_at, ProductImport.id)
-        .limit(1)
-    ).scalar()
-    return earlier
 
 
 def end_stopped_command_run(import_id: uuid.UUID) -> str | None:

@@ -90,7 +90,7 @@ def relay() -> dict[str, int]:
 
 def _waits_for_an_earlier_import(import_id: uuid.UUID) -> bool:
     run = db.session.get(ProductImport, import_id)
-    waits = run is not None and importing.earlier_unfinished(run) is not None
+    waits = run is not None and service.earlier_unfinished(run) is not None
     db.session.rollback()
     return waits
 

@@ -121,7 +121,11 @@ def register(blp: Blueprint) -> None:
 
 
 def _import_view(run: ProductImport) -> dict[str, Any]:
-    return {**{name: getattr(run, name) for name in _IMPORT_ATTRIBUTES}, "errors": service.first_errors(run)}
+    return {
+        **{name: getattr(run, name) for name in _IMPORT_ATTRIBUTES},
+        "errors": service.first_errors(run),
+        "waiting_for": service.earlier_unfinished(run),
+    }
 
 
 _IMPORT_ATTRIBUTES = tuple(field.attribute or name for name, field in ProductImportSummarySchema().fields.items())

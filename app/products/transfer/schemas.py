@@ -56,12 +56,27 @@ class ProductImportSummarySchema(Schema):
     requested_by = ma.fields.UUID(
         dump_only=True, allow_none=True, attribute="requested_by_id", metadata={"description": "A user id"}
     )
+    attempts = ma.fields.Integer(
+        dump_only=True,
+        metadata={"description": "Runs started: more than one when a run was interrupted (a worker's end) and resumed"},
+    )
     created_at = UTCDateTime(dump_only=True)
     started_at = UTCDateTime(dump_only=True, allow_none=True)
+    updated_at = UTCDateTime(
+        dump_only=True, metadata={"description": "Last change: a running import's last checkpoint (progress)"}
+    )
     finished_at = UTCDateTime(dump_only=True, allow_none=True)
 
 
 class ProductImportSchema(ProductImportSummarySchema):
+    waiting_for = ma.fields.UUID(
+        dump_only=True,
+        allow_none=True,
+        metadata={
+            "description": "While queued behind an earlier import that writes, its id: imports that write run "
+            "one at a time, in the order they were requested"
+        },
+    )
     errors = ma.fields.List(
         ma.fields.Nested(ImportErrorSchema),
         dump_only=True,

@@ -20,7 +20,7 @@ from app.jobs import enqueue_after_commit
 from app.pagination import Page, SortKey, paginate
 from app.permissions import Principal
 from app.products.transfer import exports
-from app.products.transfer.models import ProductExport, ProductImport, ProductImportError
+from app.products.transfer.models import ProductExport, ProductImport, ProductImportError, RunStatus
 from app.products.transfer.rows import RowError
 from app.products.transfer.schemas import ERRORS_SHOWN
 from app.uploads.models import Purpose, Status, Upload
@@ -72,6 +72,27 @@ def enqueue_import(import_id: uuid.UUID) -> None:
         description="product import",
         timeout=_job_timeout(),
     )
+
+
+def earlier_unfinished(run_row: ProductImport) -> uuid.UUID | None:
+    """The first import that writes, requested before ``run_row``, that has not ended; None
+    for a dry run, which writes nothing, and for an import already running (it waited)."""
+    if run_row.dry_run or run_row.status != RunStatus.QUEUED:
+        return None
+    earlier: uuid.UUID | None = db.session.execute(
+        sa.select(ProductImport.id)
+        .where(
+            ProductImport.dry_run.is_(False),
+            ProductImport.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]),
+            sa.or_(
+                ProductImport.created_at < run_row.created_at,
+                sa.and_(ProductImport.created_at == run_row.created_at, ProductImport.id < run_row.id),
+            ),
+        )
+        .order_by(ProductImport.created_at, ProductImport.id)
+        .limit(1)
+    ).scalar()
+    return earlier
 
 
 def get_import(*, import_id: uuid.UUID) -> ProductImport:
