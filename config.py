@@ -383,6 +383,10 @@ class Config:
 
         self.JWT_ACCESS_TOKEN_EXPIRES = timedelta(seconds=_seconds(env, "JWT_ACCESS_TOKEN_SECONDS", 15 * 60))
         self.JWT_REFRESH_TOKEN_EXPIRES = timedelta(seconds=_seconds(env, "JWT_REFRESH_TOKEN_SECONDS", 7 * 24 * 3600))
+        # The refresh token the last rotation spent, presented again this soon after it (a
+        # client that lost the answer, or a second thread of it), gets the session's current
+        # one again instead of ending the session; 0: no grace.
+        self.REFRESH_REUSE_GRACE_SECONDS = _seconds(env, "REFRESH_REUSE_GRACE_SECONDS", 30, at_least=0)
 
         self.JWT_ALGORITHM = "HS256"
         self.JWT_TOKEN_LOCATION = ["headers"]

@@ -15,14 +15,18 @@ from app.db import Base, IdMixin, utcnow
 class AuthSession(IdMixin, Base):
     """One login: a family of refresh tokens, of which only ``current_jti`` is live.
 
-    A refresh presenting any other jti of the family is a replay of a spent token: the
-    whole family is revoked.
+    ``previous_jti`` is the token the last rotation (at ``rotated_at``) spent: presented
+    again within ``REFRESH_REUSE_GRACE_SECONDS`` it gets the current token again (its
+    client lost the answer, or lost a race with itself). A refresh presenting any other jti
+    of the family is a replay of a spent token: the whole family is revoked.
     """
 
     __tablename__ = "auth_sessions"
 
     user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
     current_jti: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    previous_jti: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+    rotated_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]

@@ -74,7 +74,14 @@ def login(data: dict[str, Any]) -> TokenPair:
 @blp.response(200, TokenPairSchema)
 @blp.doc(operationId="refresh_tokens")
 def refresh() -> TokenPair:
-    """Rotate the refresh token (sent as the Bearer token): the old one is spent."""
+    """Rotate the refresh token (sent as the Bearer token): the old one is spent.
+
+    Sending a spent refresh token again revokes its whole session (401 TOKEN_REVOKED),
+    except the one spent last, sent again within REFRESH_REUSE_GRACE_SECONDS (30 s) of the
+    refresh that spent it (its answer was lost, or two refreshes of one app raced): that
+    gets the session's current refresh token again (same jti and expiry) and a fresh access
+    token, and nothing is revoked.
+    """
     return service.refresh(claims=get_jwt(), user_agent=_user_agent(), ip=client_ip())
 
 

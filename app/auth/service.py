@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from flask import current_app
@@ -131,34 +131,77 @@ def end_session(*, session_id: uuid.UUID) -> None:
 def refresh(*, claims: Mapping[str, Any], user_agent: str | None, ip: str | None) -> TokenPair:
     """Rotate: spend the presented refresh token, issue a new pair.
 
-    Presenting a token that is not the session's current one means it was already
-    spent (stolen or replayed): the whole session is revoked.
+    The token the last rotation spent, presented again within
+    ``REFRESH_REUSE_GRACE_SECONDS`` of it, is a client that never got that rotation's answer
+    (or a second thread of it that lost the race): it gets the session's current refresh
+    token again and a fresh access token, and nothing changes. Any other token that is not
+    the session's current one was spent before (stolen or replayed): the whole session is
+    revoked.
+
+    Race-safe without locks: the rotation is an UPDATE conditional on the presented jti, so
+    of two refreshes with one token one rotates; on PostgreSQL the other's UPDATE waits for
+    the first to commit and matches nothing, and its read (a statement of its own) then sees
+    that rotation and gets the grace.
     """
     session_id = uuid.UUID(str(claims["sid"]))
     presented = str(claims["jti"])
+    now = utcnow()
     rotated = new_jti()
     result = db.session.execute(
         sa.update(AuthSession)
         .where(AuthSession.id == session_id, AuthSession.current_jti == presented, live_sessions())
-        .values(current_jti=rotated, last_used_at=utcnow(), user_agent=user_agent and user_agent[:255], ip=ip)
+        .values(
+            current_jti=rotated,
+            previous_jti=presented,
+            rotated_at=now,
+            last_used_at=now,
+            user_agent=user_agent and user_agent[:255],
+            ip=ip,
+        )
         .execution_options(synchronize_session=False)
     )
-    if getattr(result, "rowcount", 0) != 1:
-        db.session.execute(
-            sa.update(AuthSession)
-            .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
-            .values(revoked_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-        db.session.commit()
-        log.warning("refresh token reuse: session %s revoked", session_id)
-        raise TokenRevoked("This refresh token was already used; the session has been revoked")
-    session = db.session.get(AuthSession, session_id)
+    if getattr(result, "rowcount", 0) == 1:
+        session = db.session.get(AuthSession, session_id, populate_existing=True)
+    else:
+        session = _spent_within_grace(session_id, presented, now)
+        if session is None:
+            _revoke_on_reuse(session_id)
+        log.info("refresh token re-presented within the grace: session %s keeps its current token", session_id)
     user = db.session.get(User, uuid.UUID(str(claims["sub"])))
     assert session is not None and user is not None
-    pair = issue_pair(user, session, rotated)
+    pair = issue_pair(user, session, session.current_jti)
     db.session.commit()
     return pair
+
+
+def _spent_within_grace(session_id: uuid.UUID, presented: str, now: datetime) -> AuthSession | None:
+    """The live session whose last rotation spent ``presented`` less than the grace ago."""
+    grace = int(current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
+    if grace <= 0:
+        return None
+    session: AuthSession | None = db.session.execute(
+        sa.select(AuthSession)
+        .where(
+            AuthSession.id == session_id,
+            AuthSession.previous_jti == presented,
+            AuthSession.rotated_at > now - timedelta(seconds=grace),
+            live_sessions(),
+        )
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    return session
+
+
+def _revoke_on_reuse(session_id: uuid.UUID) -> NoReturn:
+    db.session.execute(
+        sa.update(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    log.warning("refresh token reuse: session %s revoked", session_id)
+    raise TokenRevoked("This refresh token was already used; the session has been revoked")
 
 
 def logout(*, user_id: uuid.UUID, claims: Mapping[str, Any]) -> None:

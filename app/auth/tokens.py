@@ -43,15 +43,19 @@ def new_jti() -> str:
 
 
 def issue_pair(user: User, session: AuthSession, refresh_jti: str) -> TokenPair:
-    """A fresh access token and the session's refresh token ``refresh_jti``."""
+    """A fresh access token and the session's refresh token ``refresh_jti``.
+
+    The refresh token expires when its session does (the whole second at or before it):
+    past the session's end it is expired (TOKEN_EXPIRED), the same answer a client gets for
+    any old token. Its ``exp`` depends on the session alone, so the same jti minted again
+    (the reuse grace) is the same token in all but ``iat``.
+    """
     claims = {"role": user.role, "sid": str(session.id)}
     access_ttl: timedelta = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
     access = create_access_token(identity=str(user.id), additional_claims=claims)
-    # A rotated refresh token never outlives its session: past the session's end it is
-    # expired (TOKEN_EXPIRED), the same answer a client gets for any old token.
-    refresh_ttl = timedelta(seconds=max(1, math.ceil((session.expires_at - utcnow()).total_seconds())))
+    expires = math.floor(session.expires_at.timestamp())
     refresh = create_refresh_token(
-        identity=str(user.id), additional_claims={**claims, "jti": refresh_jti}, expires_delta=refresh_ttl
+        identity=str(user.id), additional_claims={**claims, "jti": refresh_jti, "exp": expires}
     )
     return TokenPair(access_token=access, refresh_token=refresh, expires_in=int(access_ttl.total_seconds()))
 
