@@ -383,6 +383,9 @@ class Config:
 
         self.JWT_ACCESS_TOKEN_EXPIRES = timedelta(seconds=_seconds(env, "JWT_ACCESS_TOKEN_SECONDS", 15 * 60))
         self.JWT_REFRESH_TOKEN_EXPIRES = timedelta(seconds=_seconds(env, "JWT_REFRESH_TOKEN_SECONDS", 7 * 24 * 3600))
+        # A session (a login's refresh tokens) ends JWT_REFRESH_TOKEN_SECONDS after its last
+        # refresh (each refresh moves its end), and at the latest this long after the login.
+        self.SESSION_MAX_SECONDS = _seconds(env, "SESSION_MAX_SECONDS", 90 * 24 * 3600)
         # The refresh token the last rotation spent, presented again this soon after it (a
         # client that lost the answer, or a second thread of it), gets the session's current
         # one again instead of ending the session; 0: no grace.

@@ -76,6 +76,8 @@ def login(data: dict[str, Any]) -> TokenPair:
 def refresh() -> TokenPair:
     """Rotate the refresh token (sent as the Bearer token): the old one is spent.
 
+    The session's end moves to JWT_REFRESH_TOKEN_SECONDS (7 days) from now, never past
+    SESSION_MAX_SECONDS (90 days) after its login; the new refresh token expires with it.
     Sending a spent refresh token again revokes its whole session (401 TOKEN_REVOKED),
     except the one spent last, sent again within REFRESH_REUSE_GRACE_SECONDS (30 s) of the
     refresh that spent it (its answer was lost, or two refreshes of one app raced): that

@@ -13,9 +13,9 @@ from flask import current_app
 
 from app.auth.models import AuthSession
 from app.auth.sessions import SessionView, live_sessions, open_session, revoke_all, start_session
-from app.auth.tokens import TokenPair, blocklist_token, issue_pair, new_jti
+from app.auth.tokens import TokenPair, blocklist_token, issue_pair, new_jti, session_end
 from app.db import db, utcnow
-from app.errors import NotFound, TokenRevoked, Unauthorized
+from app.errors import NotFound, TokenExpired, TokenRevoked, Unauthorized
 from app.pagination import Page, SortKey, paginate
 from app.permissions import has_permission
 from app.users import lockout
@@ -129,7 +129,9 @@ def end_session(*, session_id: uuid.UUID) -> None:
 
 
 def refresh(*, claims: Mapping[str, Any], user_agent: str | None, ip: str | None) -> TokenPair:
-    """Rotate: spend the presented refresh token, issue a new pair.
+    """Rotate: spend the presented refresh token, issue a new pair, and move the session's
+    end to ``JWT_REFRESH_TOKEN_SECONDS`` from now (an idle timeout), never past
+    ``SESSION_MAX_SECONDS`` after the login.
 
     The token the last rotation spent, presented again within
     ``REFRESH_REUSE_GRACE_SECONDS`` of it, is a client that never got that rotation's answer
@@ -147,7 +149,8 @@ def refresh(*, claims: Mapping[str, Any], user_agent: str | None, ip: str | None
     presented = str(claims["jti"])
     now = utcnow()
     rotated = new_jti()
-    result = db.session.execute(
+    idle_end = now + current_app.config["JWT_REFRESH_TOKEN_EXPIRES"]
+    started = db.session.execute(
         sa.update(AuthSession)
         .where(AuthSession.id == session_id, AuthSession.current_jti == presented, live_sessions())
         .values(
@@ -155,12 +158,15 @@ def refresh(*, claims: Mapping[str, Any], user_agent: str | None, ip: str | None
             previous_jti=presented,
             rotated_at=now,
             last_used_at=now,
+            expires_at=idle_end,
             user_agent=user_agent and user_agent[:255],
             ip=ip,
         )
+        .returning(AuthSession.created_at)
         .execution_options(synchronize_session=False)
-    )
-    if getattr(result, "rowcount", 0) == 1:
+    ).scalar_one_or_none()
+    if started is not None:
+        _cap_session(session_id, started=started, now=now, idle_end=idle_end)
         session = db.session.get(AuthSession, session_id, populate_existing=True)
     else:
         session = _spent_within_grace(session_id, presented, now)
@@ -172,6 +178,24 @@ def refresh(*, claims: Mapping[str, Any], user_agent: str | None, ip: str | None
     pair = issue_pair(user, session, session.current_jti)
     db.session.commit()
     return pair
+
+
+def _cap_session(session_id: uuid.UUID, *, started: datetime, now: datetime, idle_end: datetime) -> None:
+    """A rotation moved the session's end to ``idle_end``: no later than its absolute end
+    (``SESSION_MAX_SECONDS`` after the login). A session already past it (the setting was
+    lowered) ends now, as an expired one."""
+    ends = session_end(started=started, now=now)
+    if ends >= idle_end:
+        return
+    db.session.execute(
+        sa.update(AuthSession)
+        .where(AuthSession.id == session_id)
+        .values(expires_at=ends)
+        .execution_options(synchronize_session=False)
+    )
+    if ends <= now:
+        db.session.commit()
+        raise TokenExpired("This session has reached its maximum lifetime; sign in again")
 
 
 def _spent_within_grace(session_id: uuid.UUID, presented: str, now: datetime) -> AuthSession | None:

@@ -61,8 +61,17 @@ def issue_pair(user: User, session: AuthSession, refresh_jti: str) -> TokenPair:
 
 
 def refresh_expiry() -> datetime:
-    ttl: timedelta = current_app.config["JWT_REFRESH_TOKEN_EXPIRES"]
-    return utcnow() + ttl
+    """When a session opened now ends unless it is refreshed."""
+    now = utcnow()
+    return session_end(started=now, now=now)
+
+
+def session_end(*, started: datetime, now: datetime) -> datetime:
+    """When a session started at ``started`` and refreshed at ``now`` ends: the idle timeout
+    from now (``JWT_REFRESH_TOKEN_SECONDS``), never past ``SESSION_MAX_SECONDS`` from its start."""
+    idle: timedelta = current_app.config["JWT_REFRESH_TOKEN_EXPIRES"]
+    cap = timedelta(seconds=int(current_app.config["SESSION_MAX_SECONDS"]))
+    return min(now + idle, started + cap)
 
 
 def blocklist_token(jti: str, exp: int) -> None:

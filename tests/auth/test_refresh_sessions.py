@@ -3,8 +3,10 @@ reuse grace), and a session kept alive by use."""
 
 from __future__ import annotations
 
+import math
+import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from flask.testing import FlaskClient
 
 from app.auth.models import AuthSession
 from app.auth.tokens import claims_of
-from app.db import db
+from app.db import db, utcnow
 from tests.conftest import json_of
 from tests.factories import bearer, create_user
 
@@ -117,3 +119,87 @@ def test_the_grace_lasts_its_seconds_and_0_turns_it_off(
     at_once = client.post(REFRESH, headers=bearer(other.refresh_token))
     assert at_once.status_code == 401 and json_of(at_once)["error"]["code"] == "TOKEN_REVOKED"
     assert_revoked(client, spent)
+
+
+DAY = 24 * 3600
+
+
+def move_session_back(app: Flask, session_id: str, seconds: float) -> None:
+    """As if everything that happened to the session happened ``seconds`` earlier."""
+    with app.app_context():
+        row = db.session.get(AuthSession, uuid.UUID(session_id))
+        assert row is not None
+        delta = timedelta(seconds=seconds)
+        row.created_at -= delta
+        row.last_used_at -= delta
+        row.expires_at -= delta
+        if row.rotated_at is not None:
+            row.rotated_at -= delta
+        db.session.commit()
+
+
+def test_each_refresh_moves_the_session_end_to_the_idle_timeout_from_then(app: Flask, client: FlaskClient) -> None:
+    user = create_user(app)
+    logged_in = session_row(app, user.session_id).created_at
+    move_session_back(app, user.session_id, 6 * DAY)  # signed in six days ago, not used since
+
+    second = rotate(client, user.refresh_token)
+    _, expires = refresh_claims(app, second)
+    assert abs(expires - (utcnow() + timedelta(seconds=7 * DAY)).timestamp()) <= 2  # not one day from now
+    row = session_row(app, user.session_id)
+    assert math.floor(row.expires_at.timestamp()) == expires
+
+    # Two days on (eight after signing in, past the end a login used to have): still alive.
+    move_session_back(app, user.session_id, 2 * DAY)
+    third = rotate(client, second["refresh_token"])
+    assert client.get(ME, headers=bearer(third["access_token"])).status_code == 200
+    listed = json_of(client.get("/api/v1/auth/sessions", headers=bearer(third["access_token"])))
+    [shown] = listed["data"]
+    assert shown["id"] == user.session_id and shown["current"] is True
+    login_shown = datetime.fromisoformat(shown["created_at"])  # the login (shown to the millisecond)
+    assert abs((login_shown - (logged_in - timedelta(days=8))).total_seconds()) < 0.001
+    assert abs((utcnow() - datetime.fromisoformat(shown["last_used_at"])).total_seconds()) < 60  # this refresh
+
+    # Unused for longer than the idle timeout: over, as before.
+    move_session_back(app, user.session_id, 7 * DAY + 1)
+    other = json_of(client.post("/api/v1/auth/login", json={"email": user.email, "password": user.password}))
+    listed = json_of(client.get("/api/v1/auth/sessions", headers=bearer(other["data"]["access_token"])))
+    assert listed["meta"]["total"] == 1 and user.session_id not in [s["id"] for s in listed["data"]]
+    late = client.post(REFRESH, headers=bearer(third["refresh_token"]))
+    assert late.status_code == 401 and json_of(late)["error"]["code"] == "TOKEN_REVOKED"  # the session row is over
+
+
+def test_a_session_ends_at_its_absolute_cap_however_often_it_is_used(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = create_user(app)
+    cap = app.config["SESSION_MAX_SECONDS"]
+    assert cap == 90 * DAY
+    # Signed in 90 days ago less two seconds, used every day since.
+    move_session_back(app, user.session_id, cap - 2)
+    with app.app_context():
+        row = db.session.get(AuthSession, uuid.UUID(user.session_id))
+        assert row is not None
+        row.expires_at = utcnow() + timedelta(days=6)
+        db.session.commit()
+    ends = session_row(app, user.session_id).created_at + timedelta(seconds=cap)
+
+    second = rotate(client, user.refresh_token)
+    _, expires = refresh_claims(app, second)
+    assert expires == math.floor(ends.timestamp())  # the cap, not seven days from now
+    assert session_row(app, user.session_id).expires_at == ends
+    third = rotate(client, second["refresh_token"])  # another refresh cannot move it either
+    assert refresh_claims(app, third)[1] == expires
+
+    # Past the cap (a second or two away: waited for), the refresh fails as an expired one does.
+    while time.time() <= expires:
+        time.sleep(0.1)
+    refused = client.post(REFRESH, headers=bearer(third["refresh_token"]))
+    assert refused.status_code == 401 and json_of(refused)["error"]["code"] == "TOKEN_EXPIRED"
+
+    # A cap shorter than the idle timeout bounds a fresh login's refresh token too.
+    monkeypatch.setitem(app.config, "SESSION_MAX_SECONDS", 3600)
+    login = client.post("/api/v1/auth/login", json={"email": user.email, "password": user.password})
+    with app.app_context():
+        claims = claims_of(json_of(login)["data"]["refresh_token"])
+    assert 3599 <= claims["exp"] - claims["iat"] <= 3600

@@ -103,7 +103,8 @@ def test_a_rotated_refresh_token_expires_with_its_session(app: Flask, client: Fl
     with app.app_context():
         session = db.session.get(AuthSession, uuid.UUID(user.session_id))
         assert session is not None
-        session.expires_at = utcnow() + timedelta(seconds=60)
+        # A minute before its absolute end: a rotation cannot move the end past it.
+        session.created_at = utcnow() - timedelta(seconds=app.config["SESSION_MAX_SECONDS"] - 60)
         db.session.commit()
     response = client.post("/api/v1/auth/refresh", headers=bearer(user.refresh_token))
     with app.app_context():
