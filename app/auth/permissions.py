@@ -4,6 +4,8 @@ The endpoints that take credentials have their own, stricter limits (per IP, eac
 endpoint its own budget, and per submitted email and IP: one budget for all of them)
 instead of the default one, and fail closed: with the
 rate-limit storage down they answer 503 rather than let guesses through unlimited.
+Refresh counts a refresh token that verifies against its account only (the users behind
+one carrier-NAT address would share one per-IP budget), and anything else per IP.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_jwt_extended import decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt import PyJWTError
@@ -66,18 +68,49 @@ def _email_key() -> str:
     return ip_key()
 
 
+_BEARER_CLAIMS = "auth_bearer_claims"
+
+
+def _bearer_claims() -> dict[str, Any] | None:
+    """The claims of the request's Bearer token if it verifies (signature, expiry, issuer,
+    audience), else None. Limits run before the view verifies it, so it is decoded here,
+    once for the limits of a request (kept with the token: ``g`` may outlive a request)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    if not token:
+        return None
+    cached: tuple[str, dict[str, Any] | None] | None = g.get(_BEARER_CLAIMS)
+    if cached is not None and cached[0] == token:
+        return cached[1]
+    claims: dict[str, Any] | None
+    try:
+        claims = decode_token(token)
+    except (PyJWTError, JWTExtendedException):
+        claims = None
+    setattr(g, _BEARER_CLAIMS, (token, claims))
+    return claims
+
+
 @safe_key
 def _account_key() -> str:
-    """The account of the Bearer token (limits run before the view verifies it, so it is
-    decoded here; a token that does not verify is counted against the IP instead)."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token:
-        try:
-            return "user:" + str(decode_token(token.strip())["sub"])
-        except (PyJWTError, JWTExtendedException, KeyError):
-            pass
+    """The account of the Bearer token; a token that does not verify (or names no account)
+    is counted against the IP instead."""
+    claims = _bearer_claims()
+    if claims is not None and claims.get("sub"):
+        return "user:" + str(claims["sub"])
     return ip_key()
+
+
+def _refresh_token_verifies() -> bool:
+    """A refresh token that verifies, of an account: its refresh counts per account
+    (``per_account``) and not per IP, so the users behind one address (a carrier's NAT)
+    do not share one budget. Junk is not exempt: it counts per IP. Never raises (an
+    exemption that failed would fail the request): in doubt, the IP counts."""
+    try:
+        claims = _bearer_claims()
+        return claims is not None and claims.get("type") == "refresh" and bool(claims.get("sub"))
+    except Exception:  # whatever the request holds, a limit check must not fail it
+        return False
 
 
 def _strict(limit: Callable[[F], F]) -> Callable[[F], F]:
@@ -100,6 +133,11 @@ def email_limit(*, methods: list[str] | None = None) -> Callable[[F], F]:
 
 
 per_ip = _strict(limiter.limit(_ip_limit, key_func=ip_key, scope="auth-ip"))
+# Refresh: per IP only for a token that does not verify as a refresh token (with
+# per_account, which counts a verified one against its account).
+per_ip_unless_refresh_token = _strict(
+    limiter.limit(_ip_limit, key_func=ip_key, scope="auth-ip", exempt_when=_refresh_token_verifies)
+)
 # The pages mail links open: only sending the form counts (showing it costs nothing and
 # spends no token; a mail scanner that opens links must not use up the reader's budget).
 per_form_ip = _strict(limiter.limit(_ip_limit, key_func=ip_key, scope="auth-ip", methods=["POST"]))

@@ -11,7 +11,14 @@ from flask_jwt_extended import get_jwt
 
 from app.api import Blueprint
 from app.auth import recovery, service
-from app.auth.permissions import authenticated, per_account, per_email, per_ip, refresh_token
+from app.auth.permissions import (
+    authenticated,
+    per_account,
+    per_email,
+    per_ip,
+    per_ip_unless_refresh_token,
+    refresh_token,
+)
 from app.auth.schemas import (
     AcceptedSchema,
     ForgotPasswordSchema,
@@ -68,7 +75,7 @@ def login(data: dict[str, Any]) -> TokenPair:
 
 
 @blp.route("/refresh", methods=["POST"])
-@per_ip
+@per_ip_unless_refresh_token
 @per_account
 @refresh_token
 @blp.response(200, TokenPairSchema)

@@ -312,6 +312,37 @@ def test_refresh_is_rate_limited_per_account_from_any_ip(app: Flask, client: Fla
     assert json_of(response)["error"]["code"] == "RATE_LIMITED"
 
 
+def test_refreshes_behind_one_address_count_per_account_and_junk_per_address(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many users behind one carrier-NAT address refresh more often together than the
+    per-IP budget allows: a refresh token that verifies counts against its account only.
+    One that does not verify still counts against its address, and is refused past it."""
+    nat = {"REMOTE_ADDR": "100.64.0.1"}
+    ip_limit = min(item.amount for item in parse_many(app.config["RATELIMIT_AUTH_IP"]))
+    users = [create_user(app) for _ in range(ip_limit + 5)]
+    for n, user in enumerate(users):
+        response = client.post(REFRESH, headers=bearer(user.refresh_token), environ_base=nat)
+        assert response.status_code == 200, (n, response.get_data(as_text=True))
+
+    # Junk from that address: counted per address (the per-account budget, which junk also
+    # counts against by address, set out of the way to show the per-IP one).
+    monkeypatch.setitem(app.config, "RATELIMIT_AUTH_EMAIL", "1000 per minute")
+    with app.app_context():
+        expired = claims_of(users[0].refresh_token)
+    expired = pyjwt.encode({**expired, "exp": int(time.time()) - 5}, app.config["JWT_SECRET_KEY"], algorithm="HS256")
+    junk = ["garbage", _tamper(users[1].refresh_token), users[2].access_token, expired]
+    statuses = [
+        client.post(REFRESH, headers=bearer(junk[n % len(junk)]), environ_base=nat).status_code
+        for n in range(ip_limit + 1)
+    ]
+    assert statuses == [401] * ip_limit + [429], statuses
+    # The address's budget is spent; a refresh token that verifies is not held by it.
+    refreshed = client.post(REFRESH, headers=bearer(create_user(app).refresh_token), environ_base=nat)
+    assert refreshed.status_code == 200, refreshed.get_data(as_text=True)
+    assert client.post(REFRESH, headers=bearer("garbage"), environ_base=nat).status_code == 429
+
+
 def test_unknown_email_and_wrong_password_do_the_same_hashing_work(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -176,6 +176,9 @@ login = client.post("/api/v1/auth/login", json={"email": user.email, "password":
 out["login"] = [login.status_code, login.get_json(), dict(login.headers)]
 register = client.post("/api/v1/auth/register", json={"email": "n@example.com", "password": "x", "full_name": "N"})
 out["register"] = register.status_code
+# A refresh token that verifies is exempt from the per-IP limit; its per-account one fails closed.
+refresh = client.post("/api/v1/auth/refresh", headers={"Authorization": "Bearer " + user.refresh_token})
+out["refresh"] = [refresh.status_code, refresh.get_json()]
 products = client.get("/api/v1/products")
 out["products"] = [products.status_code, dict(products.headers)]
 page = client.post("/account/reset-password", data={"email": user.email})
@@ -197,13 +200,15 @@ def test_with_the_limit_storage_down_auth_fails_closed_and_the_rest_serves(app: 
     assert status == 503 and body["error"]["code"] == "SERVICE_UNAVAILABLE"
     assert headers["Retry-After"].isdigit()
     assert out["register"] == 503
+    status, body = out["refresh"]
+    assert status == 503 and body["error"]["code"] == "SERVICE_UNAVAILABLE"
     status, headers = out["products"]
     assert status == 200 and "X-RateLimit-Limit" not in headers
     assert out["me"] == 200
     # The pages browsers use say so in a page (the API's JSON before).
     for status, mimetype, retry_after in (out["page"], out["signin"]):
         assert (status, mimetype) == (503, "text/html") and retry_after.isdigit()
-    assert 'ratelimit_storage_errors_total{outcome="refused"} 4.0' in out["metrics"]
+    assert 'ratelimit_storage_errors_total{outcome="refused"} 5.0' in out["metrics"]
     assert 'ratelimit_storage_errors_total{outcome="served_unlimited"}' in out["metrics"]
     assert "rate-limit storage unreachable" in out["_stdout"]
 
