@@ -9,9 +9,11 @@ Schema (``5`` and ``5.0`` are the same integer; ``5.5``, ``"5"`` and ``true`` ar
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from itertools import groupby
 from typing import Any, ClassVar, cast
 
 import marshmallow as ma
@@ -68,9 +70,15 @@ class TrimmedString(ma.fields.String):
         for validator in self.validators:
             if isinstance(validator, ma.validate.Length) and validator.max is not None and len(text) > validator.max:
                 validator(text)  # raises its own message
+        if (problem := self.as_sent_problem(text)) is not None:
+            raise ma.ValidationError(problem)
         if not text.strip():
             raise self.make_error("blank")
         return text.strip()
+
+    def as_sent_problem(self, text: str) -> str | None:
+        """What a subclass refuses in the text as sent (its pattern's rule), or None."""
+        return None
 
 
 class FullMatch(ma.validate.Regexp):
@@ -243,3 +251,99 @@ class IfNoneMatchSchema(ma.Schema):
     if_none_match = ma.fields.String(
         data_key="If-None-Match", metadata={"description": "ETag(s) held by the client; a match is a 304"}
     )
+
+
+# --- names: text a person reads as written -------------------------------------------------
+
+# Emoji blocks, where phones add characters faster than this interpreter's Unicode tables
+# (``unicodedata.unidata_version``): a code point unassigned here is taken as a newer emoji.
+_EMOJI_BLOCKS = range(0x1F000, 0x1FB00)
+# Format characters (Cf) a name may hold: ZERO WIDTH NON-JOINER (Persian, Hindi, ...) and
+# ZERO WIDTH JOINER (emoji sequences, Indic conjuncts). Every other one is refused: the bidi
+# overrides and isolates (U+202A-U+202E, U+2066-U+2069, "Trojan Source"), the bidi marks,
+# zero width space, word joiner, BOM, soft hyphen, tag characters (hidden ASCII) and the rest.
+_NAME_FORMAT_CHARACTERS = frozenset({0x200C, 0x200D})
+# Letters (Lo) that show nothing: Hangul fillers, long used to make names that look blank.
+_BLANK_LETTERS = frozenset({0x115F, 0x1160, 0x3164, 0xFFA0})
+# Allowed, but a name of only these shows nothing: spaces (Zs), marks (M*), the joiners
+# above and BRAILLE PATTERN BLANK. Refused: controls (Cc), line and paragraph separators (Zl,
+# Zp), surrogates, private use, unassigned code points and noncharacters, format characters.
+_KIND_OF_CATEGORY = {"Cc": 0, "Cs": 0, "Co": 0, "Zl": 0, "Zp": 0, "Cn": 0, "Cf": 0, "Zs": 1, "Mn": 1, "Mc": 1, "Me": 1}
+_UNFIT = {"Cc": "a control character", "Cs": "a surrogate", "Co": "a private-use character", "Cn": "unassigned"}
+
+
+def _name_character_kinds() -> bytearray:
+    """Per code point, 0: refused in a name; 1: allowed, shows nothing on its own; 2:
+    allowed and visible."""
+    categories = map(unicodedata.category, map(chr, range(0x110000)))
+    kinds = bytearray(_KIND_OF_CATEGORY.get(category, 2) for category in categories)
+    for code in _EMOJI_BLOCKS:
+        if unicodedata.category(chr(code)) == "Cn":
+            kinds[code] = 2
+    for code in _NAME_FORMAT_CHARACTERS | {0x2800}:
+        kinds[code] = 1
+    noncharacters = {
+        *range(0xFDD0, 0xFDF0),
+        *(plane + last for plane in range(0, 0x110000, 0x10000) for last in (0xFFFE, 0xFFFF)),
+    }
+    for code in _BLANK_LETTERS | noncharacters:
+        kinds[code] = 0
+    return kinds
+
+
+def _class_text(ranges: list[tuple[int, int]]) -> str:
+    """A character class's contents: BMP code points as ``\\uXXXX`` (the same escape in
+    ECMA-262 and Python's ``re``), the others as themselves (one code point each, in
+    Python and in ECMA-262's Unicode mode, which JSON Schema validators use)."""
+
+    def one(code: int) -> str:
+        return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)
+
+    return "".join(one(a) if a == b else f"{one(a)}-{one(b)}" for a, b in ranges)
+
+
+def _name_classes() -> tuple[str, str, str]:
+    """The contents of three character classes: what shows nothing, what is visible, what is allowed."""
+    runs: list[tuple[int, int, int]] = []  # (kind, first, last)
+    code = 0
+    for kind, group in groupby(_name_character_kinds()):
+        size = len(list(group))
+        runs.append((kind, code, code + size - 1))
+        code += size
+    classes: list[str] = []
+    for wanted in ({1}, {2}, {1, 2}):
+        ranges: list[tuple[int, int]] = []
+        for kind, first, last in runs:
+            if kind not in wanted:
+                continue
+            if ranges and ranges[-1][1] == first - 1:
+                ranges[-1] = (ranges[-1][0], last)
+            else:
+                ranges.append((first, last))
+        classes.append(_class_text(ranges))
+    quiet, visible, allowed = classes
+    return quiet, visible, allowed
+
+
+# The whole rule of a name as the document states it (one pattern, ~14 kB: its classes list
+# the assigned code points of this interpreter's Unicode version), and as the server checks it.
+_QUIET, _VISIBLE, _ALLOWED = _name_classes()
+NAME_PATTERN = f"^[{_QUIET}]*[{_VISIBLE}][{_ALLOWED}]*$"
+_NAME = re.compile(NAME_PATTERN)
+_REFUSED_IN_NAME = re.compile(f"[^{_ALLOWED}]")
+NAME_DESCRIPTION = (
+    "One line of visible text: letters, marks, digits, punctuation, symbols and emoji, spaces, and "
+    "the zero width (non-)joiner; no control, format (bidirectional controls among them), "
+    "private-use or unassigned characters; not only spaces and marks"
+)
+
+
+def name_problem(text: str) -> str | None:
+    """What makes ``text`` (as sent) unfit for a name, as a field's error message, or None."""
+    if _NAME.fullmatch(text) is not None:
+        return None
+    if (refused := _REFUSED_IN_NAME.search(text)) is not None:
+        char = refused.group()
+        what = unicodedata.name(char, "") or _UNFIT.get(unicodedata.category(char), "a noncharacter")
+        return f"Must be one line of visible text: U+{ord(char):04X} ({what}) is not allowed."
+    return "Must hold at least one visible character."

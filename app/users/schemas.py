@@ -10,7 +10,16 @@ import marshmallow as ma
 
 from app.pagination import ListArgsSchema, SortField
 from app.permissions import Role
-from app.schema import Boolean, QueryBoolean, Schema, TrimmedString, UTCDateTime
+from app.schema import (
+    NAME_DESCRIPTION,
+    NAME_PATTERN,
+    Boolean,
+    QueryBoolean,
+    Schema,
+    TrimmedString,
+    UTCDateTime,
+    name_problem,
+)
 from app.users.passwords import MAX_LENGTH, MIN_LENGTH
 
 _LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
@@ -52,23 +61,22 @@ class EmailAddress(ma.fields.String):
 
 
 class FullName(TrimmedString):
-    """A person's name: one line of printable text, no web address (it is the greeting of
-    every mail, where a link would read as ours)."""
+    """A person's name: one line of visible text (``app.schema.NAME_PATTERN``, checked as
+    sent), no web address (it is the greeting of every mail, where a link would read as ours)."""
 
-    default_error_messages = {
-        "not_one_line": "Must be one line of printable text.",
-        "url": "Must not contain a web address.",
-    }
+    PATTERN = NAME_PATTERN
+    default_error_messages = {"url": "Must not contain a web address."}
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("validate", ma.validate.Length(min=1, max=120))
-        kwargs.setdefault("metadata", {"description": "One line of printable text, without a web address (://, www.)"})
+        kwargs.setdefault("metadata", {"description": NAME_DESCRIPTION + ", without a web address (://, www.)"})
         super().__init__(**kwargs)
+
+    def as_sent_problem(self, text: str) -> str | None:
+        return name_problem(text)
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        if not text.isprintable():  # newlines, tabs, controls, invisible format characters
-            raise self.make_error("not_one_line")
         if "://" in text or "www." in text.lower():
             raise self.make_error("url")
         return text

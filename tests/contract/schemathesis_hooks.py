@@ -23,7 +23,7 @@ STRENGTH = "password strength is estimated (zxcvbn, character classes), not a pa
 CROSS_FIELD = "must not be below price: a rule across two fields"
 CURRENT_PASSWORD = "must be the account's current password"
 PRICE_RANGE = "max_price must not be below min_price: a rule across two parameters"
-ONE_LINE = "one line of printable text: a Unicode property (str.isprintable) no portable pattern can name"
+NO_WEB_ADDRESS = "a name must not hold a web address (://, www.): stated in words, not in the pattern"
 
 RULES: dict[str, dict[str, str]] = {
     "list_products": {
@@ -39,11 +39,11 @@ RULES: dict[str, dict[str, str]] = {
     "list_product_imports": {"cursor": CURSOR},
     "start_product_import": {"upload_id": "must name a ready upload of purpose import (business state)"},
     "start_product_export": {"max_price": PRICE_RANGE},
-    "register": {"password": STRENGTH, "full_name": ONE_LINE},
+    "register": {"password": STRENGTH, "full_name": NO_WEB_ADDRESS},
     "reset_password": {"token": ISSUED_TOKEN, "password": STRENGTH},
     "verify_email": {"token": ISSUED_TOKEN},
-    "update_me": {"current_password": CURRENT_PASSWORD, "password": STRENGTH, "full_name": ONE_LINE},
-    "update_user": {"full_name": ONE_LINE},
+    "update_me": {"current_password": CURRENT_PASSWORD, "password": STRENGTH, "full_name": NO_WEB_ADDRESS},
+    "update_user": {"full_name": NO_WEB_ADDRESS},
     "create_product": {"category_ids": EXISTING, "image_upload_id": EXISTING, "compare_at_price": CROSS_FIELD},
     "replace_product": {"category_ids": EXISTING, "image_upload_id": EXISTING, "compare_at_price": CROSS_FIELD},
     "update_product": {"category_ids": EXISTING, "image_upload_id": EXISTING, "compare_at_price": CROSS_FIELD},
