@@ -1,12 +1,19 @@
-"""argon2id hashing and the password policy of API.md."""
+"""argon2id hashing and the password policy of API.md.
+
+Passwords are hashed, checked and judged in Unicode NFKC (NIST SP 800-63B 5.1.1.2): one
+password typed on keyboards that send different code points for it (an ``é`` composed or as
+``e`` and a combining accent) is one password. Hashes made before that are of the text as
+sent: a check also tries it as sent, and marks the hash for an upgrade (``needs_rehash``).
+"""
 
 from __future__ import annotations
 
 import string
+import unicodedata
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import current_app
+from flask import current_app, g
 from zxcvbn import zxcvbn
 
 from app.schema import text_problem
@@ -19,6 +26,12 @@ MIN_STRENGTH = 3
 ESTIMATE_CHARS = 72
 _HASHER_KEY = "storefront.password_hasher"
 _DUMMY_KEY = "storefront.dummy_hash"
+_AS_SENT_KEY = "storefront_hashes_of_unnormalised_passwords"
+
+
+def normalised(password: str) -> str:
+    """The password as it is hashed, checked and judged: NFKC."""
+    return unicodedata.normalize("NFKC", password)
 
 
 def _hasher() -> PasswordHasher:
@@ -38,23 +51,40 @@ def _hasher() -> PasswordHasher:
 
 
 def hash_password(password: str) -> str:
-    return _hasher().hash(password)
+    return _hasher().hash(normalised(password))
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     """Constant work whether or not the account exists: an absent hash is checked
-    against a dummy one, so unknown emails cost the same time as wrong passwords."""
+    against a dummy one, so unknown emails cost the same time as wrong passwords.
+
+    The password is checked in NFKC, then, if that differs from it and fails, as sent: a
+    hash made before passwords were normalised. That second check is made for a dummy hash
+    too (the work depends on the text sent, never on the account); a hash it matches is
+    remembered for this request or command, and ``needs_rehash`` says it needs an upgrade.
+    """
     hasher = _hasher()
     target = password_hash if password_hash is not None else str(current_app.extensions[_DUMMY_KEY])
-    try:
-        ok = hasher.verify(target, password)
-    except (VerificationError, InvalidHashError):
-        return False
+    candidate = normalised(password)
+    ok = _matches(hasher, target, candidate)
+    if not ok and candidate != password:
+        ok = _matches(hasher, target, password)
+        if ok and password_hash is not None:
+            g.setdefault(_AS_SENT_KEY, set()).add(password_hash)
     return ok and password_hash is not None
 
 
+def _matches(hasher: PasswordHasher, password_hash: str, password: str) -> bool:
+    try:
+        return hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
 def needs_rehash(password_hash: str) -> bool:
-    return _hasher().check_needs_rehash(password_hash)
+    """Whether a hash just checked should be replaced by ``hash_password`` of the same
+    password: made with other argon2 parameters, or of a password not normalised."""
+    return password_hash in g.get(_AS_SENT_KEY, ()) or _hasher().check_needs_rehash(password_hash)
 
 
 def _context(email: str | None, full_name: str | None) -> list[str]:
@@ -64,7 +94,8 @@ def _context(email: str | None, full_name: str | None) -> list[str]:
         local, _, domain = email.lower().partition("@")
         words += [email.lower(), local, *local.replace("_", ".").replace("-", ".").split("."), domain.split(".")[0]]
     if full_name:
-        words += [full_name.lower(), *full_name.lower().split()]
+        name = normalised(full_name).lower()
+        words += [name, *name.split()]
     return [w for w in words if w]
 
 
@@ -73,6 +104,7 @@ def policy_problems(password: str, *, email: str | None, full_name: str | None =
     unfit text before this (app.api); the command line does not parse JSON."""
     if (unfit := text_problem(password)) is not None:
         return [unfit]
+    password = normalised(password)  # what is stored, and what the estimator must see
     problems: list[str] = []
     if len(password) < MIN_LENGTH:
         problems.append(f"Must be at least {MIN_LENGTH} characters long.")
