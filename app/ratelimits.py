@@ -44,15 +44,14 @@ _last_logged = 0.0
 
 def ip_key() -> str:
     """The client's address, as its limits count it: an IPv6 client by its /64 (the network
-    one subscriber gets, where a host may take any address it likes), an IPv4 one (an
-    IPv4-mapped IPv6 address too) by its address."""
+    one subscriber gets, where a host may take any address it likes), an IPv4 one by its
+    address. ``client_ip`` is the address sessions show too: a port taken off, an
+    IPv4-mapped IPv6 address as its IPv4 address."""
     address = client_ip()
     if address is None:
         return "ip:unknown"
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return f"ip:{ip.ipv4_mapped}"
         return f"ip:{ipaddress.IPv6Network((ip, 64), strict=False)}"
     return f"ip:{address}"
 

@@ -34,19 +34,66 @@ def allows_large_body(view: F) -> F:
     return view
 
 
+# "[2001:db8::1]:65535": the longest address text a proxy may hand over, port included.
+_MAX_ADDRESS_TEXT = 53
+
+
 def client_ip() -> str | None:
     """The client's address as the configured proxies report it, if it is an IP address.
 
     With ``PROXY_FIX_X_FOR`` > 0 it comes from ``X-Forwarded-For``; whatever a client put
-    there that is not an address is treated as unknown, never stored or echoed.
+    there that is not an address is treated as unknown, never stored or echoed. Some
+    proxies add the client's port (``1.2.3.4:5555``, ``[2001:db8::1]:443``): the address is
+    taken. An IPv4 client reached over IPv6 (``::ffff:1.2.3.4``) is its IPv4 address; an
+    IPv6 zone (``%eth0``: the proxy's interface, or any text) is dropped. Rate limits
+    (``app.ratelimits.ip_key``) and sessions both use this.
     """
-    raw = request.remote_addr
-    if not raw or len(raw) > 45:
+    return address_text(request.remote_addr)
+
+
+def address_text(raw: str | None) -> str | None:
+    """``raw`` (an address, maybe with a port) as a canonical IP address, or None."""
+    if not raw or len(raw) > _MAX_ADDRESS_TEXT:
         return None
+    text, want_v6 = raw, False
+    if raw.startswith("["):  # [v6] or [v6]:port
+        text, closed, port = raw[1:].partition("]")
+        if not closed or (port and not _is_port(port)):
+            return None
+        want_v6 = True
+    elif raw.count(":") == 1:  # v4:port
+        text, port = raw.split(":")
+        if not _is_port(":" + port):
+            return None
     try:
-        return str(ipaddress.ip_address(raw))
+        ip = ipaddress.ip_address(text)
     except ValueError:
         return None
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Address(int(ip)))  # without a zone
+    return None if want_v6 else str(ip)
+
+
+def _is_port(text: str) -> bool:
+    """Whether ``text`` is ``:`` and a port number (ASCII digits, at most 65535)."""
+    digits = text.removeprefix(":")
+    return (
+        text.startswith(":") and 0 < len(digits) <= 5 and digits.isascii() and digits.isdigit() and int(digits) <= 65535
+    )
+
+
+def header_text(value: str | None) -> str | None:
+    """A request header's text as the client wrote it. WSGI hands header bytes over as
+    latin-1, so a UTF-8 ``User-Agent`` (``Zoë's iPhone``) arrives as ``ZoÃ«'s iPhone``:
+    bytes that are valid UTF-8 are read as UTF-8, anything else is kept as it came."""
+    if not value or value.isascii():
+        return value or None
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:  # not latin-1 text (already decoded) or not UTF-8 bytes
+        return value
 
 
 def csp_nonce() -> str:

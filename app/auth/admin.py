@@ -23,7 +23,7 @@ from app.auth import service
 from app.auth.permissions import per_email, per_ip
 from app.auth.schemas import LoginSchema
 from app.errors import DomainError, ServiceUnavailable
-from app.security import client_ip
+from app.security import client_ip, header_text
 from app.urls import public_base_url
 from app.users.models import User
 
@@ -119,7 +119,7 @@ def login() -> Response | BaseResponse:
         opened = service.dashboard_login(
             email=request.form["email"],
             password=request.form["password"],
-            user_agent=request.user_agent.string or None,
+            user_agent=header_text(request.user_agent.string),
             ip=client_ip(),
         )
     except DomainError as error:  # 401 and 423, with the same words as /auth/login

@@ -33,7 +33,7 @@ from app.auth.sessions import SessionView
 from app.auth.tokens import TokenPair
 from app.pagination import ListArgsSchema, Page
 from app.permissions import current_principal
-from app.security import client_ip
+from app.security import client_ip, header_text
 from app.users.models import User
 from app.users.schemas import UserSchema
 
@@ -41,7 +41,7 @@ blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Accoun
 
 
 def _user_agent() -> str | None:
-    return request.user_agent.string or None
+    return header_text(request.user_agent.string)
 
 
 @blp.route("/register", methods=["POST"])
