@@ -453,3 +453,18 @@ def test_a_stock_only_feed_updates_stock_and_leaves_the_rest_as_the_store_has_it
     assert (run["status"], counts(run)) == ("succeeded", (0, 1, 0, 1))
     assert errors_of(run)[0][:2] == (2, "name")  # an empty name is refused, as POST /products refuses it
     assert catalog(app)["CUP-2"]["stock"] == 4
+
+
+def test_every_error_names_a_valid_sku_as_stored_and_an_invalid_one_as_given(
+    app: Flask, client: FlaskClient, staff: AuthedUser, run_jobs: Jobs
+) -> None:
+    """One spelling per SKU in errors and errors.csv, whatever stage refused the row (the
+    file's checks, the catalog's): as stored (upper case), as SKUs compare."""
+    make_product(app, sku="MUG-1", name="Mug", price=Decimal("9.99"))
+    content = csv_file(
+        "cup-2,Cup,,oops,,1,,,,", "lamp-3,Lamp,,3.00,,1,,,,", "Lamp-3,Lamp,,3.00,,1,,,,", "bad sku,X,,1.00,,1,,,,"
+    )
+    run = run_import(client, staff, run_jobs, content, mode="create")
+    create_run = run_import(client, staff, run_jobs, csv_file("mug-1,Mug,,9.99,,1,,,,"), mode="create")
+    assert [(e["row"], e["sku"]) for e in run["errors"]] == [(2, "CUP-2"), (4, "LAMP-3"), (5, "bad sku")]
+    assert [(e["row"], e["sku"], e["field"]) for e in create_run["errors"]] == [(2, "MUG-1", "sku")]

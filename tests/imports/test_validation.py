@@ -195,7 +195,7 @@ def test_at_most_max_categories() -> None:
 
 def test_a_row_problem_from_reading_is_the_only_error() -> None:
     raw = RawRow(number=9, values={"sku": " a-1 ", "price": "bad"}, problem="Expected 3 cells, found 2.")
-    assert validate(raw) == [RowError(row=9, sku="a-1", field=ROW_FIELD, message="Expected 3 cells, found 2.")]
+    assert validate(raw) == [RowError(row=9, sku="A-1", field=ROW_FIELD, message="Expected 3 cells, found 2.")]
 
 
 # --- a JSON row -------------------------------------------------------------------------

@@ -331,7 +331,8 @@ def _process(
         sku = _sku_of(raw)
         first = first_rows.setdefault(sku, raw.number) if sku is not None else raw.number
         if first != raw.number:
-            errors.append(RowError(raw.number, sku, "sku", f"The SKU is already in row {first} of this file."))
+            message = f"The SKU is already in row {first} of this file."
+            errors.append(RowError(raw.number, validation.error_sku(raw.values.get("sku")), "sku", message))
             continue
         result = validation.validate(raw)
         if isinstance(result, list):

@@ -25,7 +25,14 @@ ERRORS_SHOWN = 100
 
 class ImportErrorSchema(Schema):
     row = ma.fields.Integer(dump_only=True, metadata={"description": "CSV: the file line; JSON: the 1-based index"})
-    sku = ma.fields.String(dump_only=True, allow_none=True, metadata={"description": "As the file gave it"})
+    sku = ma.fields.String(
+        dump_only=True,
+        allow_none=True,
+        metadata={
+            "description": "The row's SKU: as stored (upper case, as SKUs compare) when it is a valid SKU; "
+            "else as the file gave it (trimmed, cut to 200 characters); null when the row has none"
+        },
+    )
     field = ma.fields.String(dump_only=True, metadata={"description": "A column, or 'row' for the whole row"})
     message = ma.fields.String(dump_only=True)
 

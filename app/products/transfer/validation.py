@@ -45,7 +45,7 @@ import sqlalchemy as sa
 
 from app.db import db
 from app.products.models import Category
-from app.products.schemas import MAX_CATEGORIES, ProductCreateSchema, Slug
+from app.products.schemas import MAX_CATEGORIES, SKU_INPUT_PATTERN, ProductCreateSchema, Slug
 from app.products.service import IMAGE_NOT_READY
 from app.products.transfer.rows import (
     CATEGORY_SEPARATOR,
@@ -78,7 +78,7 @@ _FIELD_ORDER = {name: i for i, name in enumerate((ROW_FIELD, *COLUMNS))}
 
 def validate(raw: RawRow) -> ValidRow | list[RowError]:
     """The row as a ``ValidRow``, or every error found in it (each naming its column)."""
-    sku = _given_sku(raw.values.get("sku"))
+    sku = error_sku(raw.values.get("sku"))
     if raw.problem is not None:
         return [RowError(row=raw.number, sku=sku, field=ROW_FIELD, message=raw.problem)]
 
@@ -191,10 +191,13 @@ def _is_whole(value: Decimal) -> bool:
     return value.is_finite() and value.adjusted() < _WHOLE_DIGITS_MAX and value == value.to_integral_value()
 
 
-def _given_sku(value: Any) -> str | None:
-    """The SKU to name in an error: as given, stripped; None when there is none (or not text)."""
+def error_sku(value: Any) -> str | None:
+    """The SKU to name in an error: as stored (upper case) when it is a valid SKU, as every
+    error of a later stage names it; else as given, stripped; None when there is none (or
+    not text)."""
     if isinstance(value, str) and value.strip():
-        return value.strip()
+        given = value.strip()
+        return given.upper() if SKU_INPUT_PATTERN.fullmatch(given) else given
     return None
 
 
