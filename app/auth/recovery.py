@@ -85,6 +85,14 @@ def _on_sessions_invalidated(user: User, **kwargs: Any) -> None:
 users_service.sessions_invalidated.connect(_on_sessions_invalidated)
 
 
+def _on_account_deleted(user: User, *, email: str, replacement: str, **kwargs: Any) -> None:
+    db.session.execute(sa.delete(AccountToken).where(AccountToken.user_id == user.id))
+    mail.forget_recipient(email, replacement=replacement)
+
+
+users_service.account_deleted.connect(_on_account_deleted)
+
+
 def _may_send_recovery_mail(address: str) -> bool:
     """Whether ``address`` may get another mail anyone can ask for (a reset link, "you
     already have an account"), counting this one: ``RATELIMIT_RECOVERY_MAIL`` per address,

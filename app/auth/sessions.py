@@ -62,3 +62,16 @@ def _on_sessions_invalidated(user: User, **kwargs: Any) -> None:
 
 
 users_service.sessions_invalidated.connect(_on_sessions_invalidated)
+
+
+def _on_account_deleted(user: User, **kwargs: Any) -> None:
+    # Where and on what each device signed in is the person's: gone with the account.
+    db.session.execute(
+        sa.update(AuthSession)
+        .where(AuthSession.user_id == user.id)
+        .values(ip=None, user_agent=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+users_service.account_deleted.connect(_on_account_deleted)

@@ -53,6 +53,30 @@ REDACTED = "[redacted after delivery: this mail carried a one-time token]"
 DELIVERY_JOB_TIMEOUT = 30 * 60
 
 
+FORGOTTEN = "[removed: the account this mail was sent to was deleted]"
+
+
+def forget_recipient(address: str, *, replacement: str) -> None:
+    """A deleted account's mails (in the caller's transaction): those sent keep their row
+    (what was sent, and when) with ``replacement`` for the address and no body; those not
+    sent yet are dropped, unless one is being sent this moment (its row is locked: it goes
+    out, and keeps its address)."""
+    db.session.execute(
+        sa.update(OutboxMail)
+        .where(OutboxMail.to_address == address, OutboxMail.sent_at.is_not(None))
+        .values(to_address=replacement, text_body=FORGOTTEN, html_body=None, last_error=None)
+        .execution_options(synchronize_session=False)
+    )
+    unsent = (
+        sa.select(OutboxMail.id)
+        .where(OutboxMail.to_address == address, OutboxMail.sent_at.is_(None))
+        .with_for_update(skip_locked=True)
+    )
+    db.session.execute(
+        sa.delete(OutboxMail).where(OutboxMail.id.in_(unsent)).execution_options(synchronize_session=False)
+    )
+
+
 def job_id_for(outbox_id: uuid.UUID) -> str:
     return f"mail-{outbox_id}"
 

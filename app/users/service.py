@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +24,14 @@ _signals = Namespace()
 # deactivation, deletion, a password change. The auth domain revokes them, and retires
 # the password-reset links sent before.
 sessions_invalidated = _signals.signal("users.sessions-invalidated")
+# Sent (inside the caller's transaction) when an account is deleted, with the address it
+# had (``email``) and the one its row takes instead (``replacement``): each domain lets go
+# of the personal data it keeps of it (sessions' addresses and devices, mails, links).
+account_deleted = _signals.signal("users.account-deleted")
+# A deleted account's row keeps its id (orders, imports name it), nothing personal: its
+# address (freed for a new account), its name, its password.
+DELETED_NAME = "Deleted account"
+DELETED_DOMAIN = "deleted.invalid"  # RFC 2606: never a real address
 
 SORTABLE = {"created_at": User.created_at, "email": User.email}
 
@@ -180,11 +189,21 @@ def update(*, actor_id: uuid.UUID, user_id: uuid.UUID, data: Mapping[str, Any]) 
 
 
 def delete(*, actor_id: uuid.UUID, user_id: uuid.UUID) -> None:
-    """Soft delete: the account can no longer log in and every session ends."""
+    """Soft delete: the account can no longer log in, every session ends, and its personal
+    data goes: the row keeps its id (its orders, which keep their own copy of what was
+    ordered and where to, still name it) and nothing else of the person; the address is
+    free for a new account."""
     user = _for_administration(actor_id, user_id)
     if user.id == actor_id:
         raise Conflict("You cannot delete your own account here")
+    address, replacement = user.email, f"deleted-{user.id.hex}@{DELETED_DOMAIN}"
     user.deleted_at = utcnow()
     user.is_active = False
     sessions_invalidated.send(user, keep_session_id=None)
+    account_deleted.send(user, email=address, replacement=replacement)
+    user.email = replacement
+    user.full_name = DELETED_NAME
+    user.password_hash = hash_password(secrets.token_urlsafe(32))  # a hash nobody has the password of
+    user.email_verified_at = user.locked_until = None
+    user.failed_login_count = 0
     db.session.commit()

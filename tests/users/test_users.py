@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.auth.models import AuthSession
+from app.auth.models import AccountToken, AuthSession
 from app.db import db
+from app.mail.models import OutboxMail
+from app.users.models import User
 from tests.conftest import json_of
 from tests.factories import AuthedUser, bearer, create_user
+from tests.support.mailbox import Mailbox
 
 ME = "/api/v1/users/me"
 LOGIN = "/api/v1/auth/login"
@@ -226,3 +230,72 @@ def test_a_demotion_ends_the_accounts_sessions_and_a_later_promotion_does_not_re
     [revoked] = revoked_at_of_sessions(app, other.id)
     assert revoked is not None
     assert revoked_at_of_sessions(app, admin.id) == [None]
+
+
+def test_a_deleted_accounts_personal_data_goes_and_its_address_can_sign_up_again(
+    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
+) -> None:
+    """The row keeps its id (orders name it), nothing of the person: address, name,
+    password, where and on what it signed in, the mails sent to it (their rows stay,
+    without body or address), its pending mails and links. The address is free: whoever
+    owns it signs up again and gets a new account."""
+    admin = create_user(app, role="admin")
+    registered = client.post(
+        "/api/v1/auth/register",
+        json={"email": "leaving@example.com", "password": "Quite-Long-Secret-31", "full_name": "Lea Ving"},
+        environ_base={"REMOTE_ADDR": "198.51.100.23"},
+        headers={"User-Agent": "Lea's phone"},
+    )
+    assert registered.status_code == 201
+    run_jobs()  # the welcome mail goes
+    signed_in = client.post(
+        LOGIN,
+        json={"email": "leaving@example.com", "password": "Quite-Long-Secret-31"},
+        environ_base={"REMOTE_ADDR": "198.51.100.23"},
+        headers={"User-Agent": "Lea's phone"},
+    )
+    assert signed_in.status_code == 200
+    user_id = uuid.UUID(
+        json_of(client.get(ME, headers=bearer(json_of(signed_in)["data"]["access_token"])))["data"]["id"]
+    )
+    assert client.post("/api/v1/auth/password/forgot", json={"email": "leaving@example.com"}).status_code == 202
+    with app.app_context():  # a mail waiting for its next try (the SMTP server was down)
+        db.session.add(
+            OutboxMail(to_address="leaving@example.com", template="welcome", subject="Hi", text_body="Dear Lea Ving")
+        )
+        db.session.commit()
+
+    assert client.delete(f"/api/v1/users/{user_id}", headers=admin.headers).status_code == 204
+    run_jobs()
+    with app.app_context():
+        user = db.session.get(User, user_id)
+        assert user is not None and user.deleted_at is not None
+        assert (user.email, user.full_name) == (f"deleted-{user_id.hex}@deleted.invalid", "Deleted account")
+        assert "leaving" not in user.password_hash
+        sessions = db.session.execute(
+            sa.select(AuthSession.ip, AuthSession.user_agent).where(AuthSession.user_id == user_id)
+        ).all()
+        assert sessions and all(row == (None, None) for row in sessions)
+        assert (
+            db.session.scalar(
+                sa.select(sa.func.count()).select_from(AccountToken).where(AccountToken.user_id == user_id)
+            )
+            == 0
+        )
+        mails = db.session.execute(sa.select(OutboxMail.to_address, OutboxMail.text_body, OutboxMail.sent_at)).all()
+        assert not [m for m in mails if "leaving" in m.to_address or "Lea Ving" in m.text_body]
+        assert all(m.sent_at is not None for m in mails)
+    assert (
+        client.post(LOGIN, json={"email": "leaving@example.com", "password": "Quite-Long-Secret-31"}).status_code == 401
+    )
+
+    again = client.post(
+        "/api/v1/auth/register",
+        json={"email": "leaving@example.com", "password": "Another-Long-Secret-42", "full_name": "Lea Again"},
+    )
+    assert again.status_code == 201
+    run_jobs()
+    assert "verify" in mailbox.text_of(mailbox.to("leaving@example.com")[-1]).lower()
+    back = client.post(LOGIN, json={"email": "leaving@example.com", "password": "Another-Long-Secret-42"})
+    assert back.status_code == 200
+    assert json_of(client.get(ME, headers=bearer(json_of(back)["data"]["access_token"])))["data"]["id"] != str(user_id)
