@@ -386,6 +386,9 @@ class Config:
         # A session (a login's refresh tokens) ends JWT_REFRESH_TOKEN_SECONDS after its last
         # refresh (each refresh moves its end), and at the latest this long after the login.
         self.SESSION_MAX_SECONDS = _seconds(env, "SESSION_MAX_SECONDS", 90 * 24 * 3600)
+        # How long personal data that served its purpose is kept: an ended session's row
+        # (its device and address), a delivered mail's body (an order's shipping address).
+        self.RETENTION_SECONDS = _seconds(env, "RETENTION_SECONDS", 30 * 24 * 3600)
         # The refresh token the last rotation spent, presented again this soon after it (a
         # client that lost the answer, or a second thread of it), gets the session's current
         # one again instead of ending the session; 0: no grace.

@@ -22,6 +22,7 @@ from redis import Redis
 from redis.exceptions import LockError, RedisError
 from rq.cron import CronJob, CronScheduler
 
+from app.auth.tasks import forget_what_served_its_purpose
 from app.mail.tasks import relay_unsent_mail
 from app.orders.tasks import cancel_unpaid_orders, purge_expired_idempotency_keys
 from app.products.transfer.tasks import relay_transfers
@@ -29,6 +30,7 @@ from app.uploads.tasks import maintain_uploads
 
 MAIL_RELAY_SECONDS = 60
 IDEMPOTENCY_PURGE_SECONDS = 3600
+RETENTION_PURGE_SECONDS = 3600
 UNPAID_ORDERS_SECONDS = 60
 UPLOADS_UPKEEP_SECONDS = 600
 TRANSFERS_RELAY_SECONDS = 60
@@ -112,6 +114,7 @@ def build_scheduler(connection: Redis, *, logging_level: str = "INFO", lock_seco
     # Short jobs on the queue workers serve first: a flood of mail (anyone can ask for a
     # reset link) or a queue of imports does not keep unpaid orders holding their stock.
     register(purge_expired_idempotency_keys, HOUSEKEEPING, interval=IDEMPOTENCY_PURGE_SECONDS, name="idempotency-purge")
+    register(forget_what_served_its_purpose, HOUSEKEEPING, interval=RETENTION_PURGE_SECONDS, name="retention-purge")
     register(cancel_unpaid_orders, HOUSEKEEPING, interval=UNPAID_ORDERS_SECONDS, name="unpaid-orders")
     register(relay_transfers, HOUSEKEEPING, interval=TRANSFERS_RELAY_SECONDS, name="transfers-relay")
     register(maintain_uploads, "media", interval=UPLOADS_UPKEEP_SECONDS, name="uploads-upkeep")

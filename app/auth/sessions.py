@@ -75,3 +75,15 @@ def _on_account_deleted(user: User, **kwargs: Any) -> None:
 
 
 users_service.account_deleted.connect(_on_account_deleted)
+
+
+def purge_ended(before: datetime) -> int:
+    """Delete the sessions that ended (revoked, or past their end) before ``before``: their
+    device and address served their purpose. A token of such a session is refused as one
+    of no session is (``tokens._token_revoked``)."""
+    result = db.session.execute(
+        sa.delete(AuthSession)
+        .where(sa.or_(AuthSession.revoked_at < before, AuthSession.expires_at < before))
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

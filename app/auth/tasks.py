@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from app.auth import recovery
+from datetime import timedelta
+
+from flask import current_app
+
+from app.auth import recovery, sessions
+from app.db import db, utcnow
 from app.jobs import task
+from app.mail import service as mail
 
 
 @task
@@ -12,3 +18,13 @@ def send_reset_link(email: str) -> None:
     ``email`` is sealed (``app.mail.sealing``); a plain one, from the previous version's
     jobs, is taken as it is."""
     recovery.send_reset_link(email=recovery.email_of_reset_job(email))
+
+
+@task
+def forget_what_served_its_purpose() -> dict[str, int]:
+    """Periodic: what was kept of people for a purpose now over goes after
+    ``RETENTION_SECONDS``: ended sessions (device, address), delivered mails' bodies."""
+    before = utcnow() - timedelta(seconds=current_app.config["RETENTION_SECONDS"])
+    counts = {"sessions": sessions.purge_ended(before), "mail_bodies": mail.forget_delivered(before)}
+    db.session.commit()
+    return counts

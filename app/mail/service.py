@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -75,6 +75,21 @@ def forget_recipient(address: str, *, replacement: str) -> None:
     db.session.execute(
         sa.delete(OutboxMail).where(OutboxMail.id.in_(unsent)).execution_options(synchronize_session=False)
     )
+
+
+EXPIRED = "[removed: kept for RETENTION_SECONDS after delivery]"
+
+
+def forget_delivered(before: datetime) -> int:
+    """Empty the bodies of the mails delivered before ``before`` (an order's confirmation
+    holds its shipping address); the row (to whom, what, when) stays for support."""
+    result = db.session.execute(
+        sa.update(OutboxMail)
+        .where(OutboxMail.sent_at < before, OutboxMail.text_body.not_in([EXPIRED, REDACTED, FORGOTTEN]))
+        .values(text_body=EXPIRED, html_body=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def job_id_for(outbox_id: uuid.UUID) -> str:

@@ -13,7 +13,14 @@ from app.schedule import PERIODIC_FAILURE_TTL_SECONDS, build_scheduler
 def test_clock_enqueues_the_periodic_jobs(app: Flask, run_jobs: Callable[[], int]) -> None:
     with app.app_context():
         scheduler = build_scheduler(redis_queues.connection)
-        names = {"mail-relay", "idempotency-purge", "unpaid-orders", "uploads-upkeep", "transfers-relay"}
+        names = {
+            "mail-relay",
+            "idempotency-purge",
+            "retention-purge",
+            "unpaid-orders",
+            "uploads-upkeep",
+            "transfers-relay",
+        }
         assert {job.name for job in scheduler.get_jobs()} == names
         enqueued = scheduler.enqueue_jobs()
         assert {job.name for job in enqueued} == names
@@ -28,6 +35,7 @@ def test_clock_enqueues_the_periodic_jobs(app: Flask, run_jobs: Callable[[], int
         for name, queue, idle in (
             ("mail-relay", "mail", 0),
             ("idempotency-purge", "housekeeping", 0),
+            ("retention-purge", "housekeeping", {"sessions": 0, "mail_bodies": 0}),
             ("unpaid-orders", "housekeeping", 0),
             ("uploads-upkeep", "media", {"purged": 0, "failed": 0, "relayed": 0, "swept": 0}),
             ("transfers-relay", "housekeeping", {"requeued": 0, "failed": 0}),

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
 from app.auth.models import AccountToken, AuthSession
-from app.db import db
+from app.auth.tasks import forget_what_served_its_purpose
+from app.db import db, utcnow
 from app.mail.models import OutboxMail
 from app.users.models import User
 from tests.conftest import json_of
@@ -299,3 +300,35 @@ def test_a_deleted_accounts_personal_data_goes_and_its_address_can_sign_up_again
     back = client.post(LOGIN, json={"email": "leaving@example.com", "password": "Another-Long-Secret-42"})
     assert back.status_code == 200
     assert json_of(client.get(ME, headers=bearer(json_of(back)["data"]["access_token"])))["data"]["id"] != str(user_id)
+
+
+def test_what_served_its_purpose_goes_after_the_retention(app: Flask, client: FlaskClient) -> None:
+    """Sessions that ended (revoked, or past their end) longer ago than RETENTION_SECONDS go
+    with their device and address; delivered mails keep their row and lose their body.
+    Live sessions, recent ones and mails not yet delivered stay."""
+    user = create_user(app)
+    phone = second_login(client, user)
+    old_session = second_login(client, user)
+    assert client.post("/api/v1/auth/logout", headers=bearer(old_session["access_token"])).status_code == 204
+    long_ago = utcnow() - timedelta(seconds=app.config["RETENTION_SECONDS"] + 60)
+    with app.app_context():
+        db.session.execute(
+            sa.update(AuthSession).where(AuthSession.revoked_at.is_not(None)).values(revoked_at=long_ago)
+        )
+        db.session.add_all(
+            [
+                OutboxMail(
+                    to_address=user.email, template="order", subject="Yours", text_body="To 1 Main St", sent_at=long_ago
+                ),
+                OutboxMail(to_address=user.email, template="welcome", subject="Hi", text_body="Not sent yet"),
+            ]
+        )
+        db.session.commit()
+        assert forget_what_served_its_purpose() == {"sessions": 1, "mail_bodies": 1}
+        assert forget_what_served_its_purpose() == {"sessions": 0, "mail_bodies": 0}
+        bodies = sorted(db.session.scalars(sa.select(OutboxMail.text_body)).all())
+    assert bodies[0] == "Not sent yet" and bodies[1].startswith("[removed:")
+    assert revoked_at_of_sessions(app, user.id) == [None, None]  # the live ones
+    for token in (user.access_token, phone["access_token"]):
+        assert client.get(ME, headers=bearer(token)).status_code == 200
+    assert client.get(ME, headers=bearer(old_session["access_token"])).status_code == 401
