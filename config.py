@@ -145,6 +145,15 @@ def _rate_limits(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+def _no_window_longer_than(limits: str, seconds: int, *, name: str) -> None:
+    longest = max(item.get_expiry() for item in parse_many(limits))
+    if longest > seconds:
+        raise ConfigError(
+            f"{name}'s windows must be at most RESET_TOKEN_SECONDS ({seconds} s), so that a refused request "
+            f"leaves a working link; got a window of {longest} s"
+        )
+
+
 LOG_LEVELS = tuple(logging.getLevelNamesMapping())  # WARN and FATAL too, as logging takes them
 DATABASE_DIALECTS = ("postgresql", "sqlite")
 
@@ -423,10 +432,13 @@ class Config:
         # Rate limits of the account endpoints (flask-limiter syntax), per IP and per email.
         self.RATELIMIT_AUTH_IP = _rate_limits(env, "RATELIMIT_AUTH_IP", "20 per minute; 200 per hour")
         self.RATELIMIT_AUTH_EMAIL = _rate_limits(env, "RATELIMIT_AUTH_EMAIL", "10 per minute; 50 per hour")
-        # Mails anyone can have sent to an address (reset links, "you already have an
-        # account"), per address whoever asks: beyond it a request is answered as always
-        # and sends nothing (the links already sent keep working).
-        self.RATELIMIT_RECOVERY_MAIL = _rate_limits(env, "RATELIMIT_RECOVERY_MAIL", "3 per 10 minutes; 10 per day")
+        # Mails anyone can have sent to an address, per address whoever asks (each kind its
+        # own budget: reset links; "you already have an account" notices without one):
+        # beyond it a request is answered as always and sends nothing. No window is longer
+        # than a link lives, so a refused request always leaves a working link in the inbox
+        # (links no longer retire each other): nobody can keep an owner from a reset.
+        self.RATELIMIT_RECOVERY_MAIL = _rate_limits(env, "RATELIMIT_RECOVERY_MAIL", "3 per 10 minutes; 10 per hour")
+        _no_window_longer_than(self.RATELIMIT_RECOVERY_MAIL, self.RESET_TOKEN_SECONDS, name="RATELIMIT_RECOVERY_MAIL")
 
         # flask-smorest / OpenAPI
         self.API_TITLE = "Storefront API"

@@ -339,7 +339,7 @@ def record_last_error(
     on (True)."""
     job.meta["last_error"] = {
         "type": exc_type.__name__,
-        "message": _without_secrets(str(exc_value))[:LAST_ERROR_MAX],
+        "message": without_secrets(str(exc_value))[:LAST_ERROR_MAX],
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "retries_left": (job.retries_left or 1) - 1 if job.should_retry else 0,  # after this retry
     }
@@ -350,7 +350,9 @@ def record_last_error(
     return True
 
 
-def _without_secrets(message: str) -> str:
+def without_secrets(message: str) -> str:
+    """``message`` without URL credentials, email addresses or the app's secrets (for logs
+    and what the dashboard shows)."""
     message = _URL_CREDENTIALS.sub(r"\g<scheme>[redacted]@", message)
     message = _EMAIL.sub("[address]", message)
     if has_app_context():

@@ -8,6 +8,7 @@ the request's ``Host`` or ``X-Forwarded-Host``, which any client can choose.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import secrets
 from collections.abc import Callable, Mapping
@@ -94,6 +95,16 @@ def header_text(value: str | None) -> str | None:
         return value.encode("latin-1").decode("utf-8")
     except UnicodeError:  # not latin-1 text (already decoded) or not UTF-8 bytes
         return value
+
+
+def email_digest(email: str) -> str:
+    """An email address (normalised: trimmed, lower case) as keys in Redis hold it: keyed
+    with ``SECRET_KEY``, so that neither Redis nor a log line of a key shows the address,
+    and nobody without the secret can tell which address a key is (a plain hash of a
+    guessed address would)."""
+    secret = hashlib.blake2b(str(current_app.config["SECRET_KEY"]).encode(), digest_size=32, person=b"emails").digest()
+    normalised = email[:512].strip().lower()[:254]
+    return hashlib.blake2b(normalised.encode(), key=secret, digest_size=16).hexdigest()
 
 
 def csp_nonce() -> str:

@@ -10,7 +10,6 @@ one carrier-NAT address would share one per-IP budget), and anything else per IP
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -22,6 +21,7 @@ from jwt import PyJWTError
 from app.extensions import limiter
 from app.permissions import require_auth, require_refresh_token
 from app.ratelimits import fails_closed, ip_key, safe_key
+from app.security import email_digest
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,10 +49,9 @@ def _submitted_email() -> object:
 
 
 def address_key(email: str) -> str:
-    """An email address as limit keys hold it: normalised, then hashed (Redis and the
-    limiter's log lines never show the address)."""
-    normalised = email[:512].strip().lower()[:254]
-    return "email:" + hashlib.sha256(normalised.encode()).hexdigest()[:32]
+    """An email address as limit keys hold it (``email_digest``: Redis and the limiter's
+    log lines never show it)."""
+    return "email:" + email_digest(email)
 
 
 @safe_key

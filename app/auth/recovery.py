@@ -93,14 +93,20 @@ def _on_account_deleted(user: User, *, email: str, replacement: str, **kwargs: A
 users_service.account_deleted.connect(_on_account_deleted)
 
 
-def _may_send_recovery_mail(address: str) -> bool:
-    """Whether ``address`` may get another mail anyone can ask for (a reset link, "you
-    already have an account"), counting this one: ``RATELIMIT_RECOVERY_MAIL`` per address,
-    whoever asks and from wherever, so that nobody fills an inbox with them."""
+def _may_send_recovery_mail(address: str, *, with_link: bool) -> bool:
+    """Whether ``address`` may get another mail anyone can ask for, counting this one:
+    ``RATELIMIT_RECOVERY_MAIL`` per address, whoever asks and from wherever, so that
+    nobody fills an inbox with them; reset links and notices without one ("you already
+    have an account") each have their own budget. A link refused finds one in the inbox
+    that still works: no window is longer than a link lives (checked at start), and links
+    do not retire each other."""
+    if not limiter.enabled:  # RATELIMIT_ENABLED=false: no limits at all, this one included
+        return True
     strategy = limiter.limiter
+    scope = "recovery-link" if with_link else "recovery-notice"
     try:
         return all(
-            strategy.hit(item, "recovery-mail", address_key(address))
+            strategy.hit(item, scope, address_key(address))
             for item in parse_many(current_app.config["RATELIMIT_RECOVERY_MAIL"])
         )
     except StorageError as exc:
@@ -154,18 +160,20 @@ def register(*, email: str, password: str, full_name: str) -> User:
             existing = users_service.find_by_email(email)
     else:
         hash_password(password)  # the same work as a real registration
-    if existing is not None and existing.deleted_at is None and _may_send_recovery_mail(existing.email):
+    if existing is not None and existing.deleted_at is None:
         # Its owner may be here because the verification link expired, or because someone
         # else registered the address first: an unverified account's mail carries a link
         # to choose its password, which verifies the address and ends every session of
         # whoever registered it (a link that only verified would hand the owner an account
         # a stranger still holds the password of).
         context: dict[str, object] = {"full_name": existing.full_name, "token": None}
-        if existing.email_verified_at is None and existing.can_authenticate:
-            seconds = current_app.config["RESET_TOKEN_SECONDS"]
-            context["token"] = _issue_token(existing, TokenPurpose.PASSWORD_RESET, seconds)
-        mail.send(to=existing.email, template="account_exists", context=context, sensitive=context["token"] is not None)
-        db.session.commit()
+        with_link = existing.email_verified_at is None and existing.can_authenticate
+        if _may_send_recovery_mail(existing.email, with_link=with_link):
+            if with_link:
+                seconds = current_app.config["RESET_TOKEN_SECONDS"]
+                context["token"] = _issue_token(existing, TokenPurpose.PASSWORD_RESET, seconds)
+            mail.send(to=existing.email, template="account_exists", context=context, sensitive=with_link)
+            db.session.commit()
     now = utcnow()
     return User(
         id=new_id(),
@@ -234,7 +242,7 @@ def send_reset_link(*, email: str) -> None:
     if user is None or not user.can_authenticate:
         db.session.rollback()
         return
-    if not _may_send_recovery_mail(user.email):
+    if not _may_send_recovery_mail(user.email, with_link=True):
         db.session.rollback()
         log.info("no reset link sent: RATELIMIT_RECOVERY_MAIL reached for the address (the links sent still work)")
         return

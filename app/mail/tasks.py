@@ -10,13 +10,17 @@ import sqlalchemy as sa
 from flask import current_app
 
 from app.db import db, utcnow
-from app.jobs import task
+from app.jobs import task, without_secrets
 from app.mail import service
 from app.mail.backends import Mail, backend_for
 from app.mail.models import OutboxMail
 from app.mail.sealing import InvalidToken, unseal
 
 log = logging.getLogger(__name__)
+
+
+class MailNotDelivered(Exception):
+    """A delivery failed (the job's error, as RQ logs it: no address in it)."""
 
 
 @task
@@ -53,7 +57,10 @@ def deliver(outbox_id: str) -> None:
         backend_for(current_app.config["MAIL_URL"]).send(message)
     except Exception as exc:  # whatever it is (SMTP, network, a bug): recorded on the row, then retried
         _record_failure(mail, exc, final=isinstance(exc, InvalidToken) or mail.attempts >= service.MAX_ATTEMPTS)
-        raise
+        # RQ logs the traceback of what a job raises, and an SMTP error quotes the recipient
+        # (a refused one, say): the row keeps the whole error, the log gets it without
+        # addresses (``from None``: not the original's traceback either).
+        raise MailNotDelivered(without_secrets(f"mail {mail.id}: {type(exc).__name__}: {exc}")) from None
     mail.sent_at = utcnow()
     mail.last_error = mail.failed_at = None
     if mail.sensitive:
@@ -73,12 +80,11 @@ def _record_failure(mail: OutboxMail, exc: Exception, *, final: bool) -> None:
     level = logging.ERROR if final else logging.WARNING
     log.log(
         level,
-        "mail %s to %s failed (attempt %d%s): %s",
+        "mail %s failed (attempt %d%s): %s",
         mail.id,
-        mail.to_address,
         mail.attempts,
         ", giving up" if final else "",
-        exc,
+        without_secrets(str(exc)),
     )
 
 

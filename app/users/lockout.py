@@ -13,7 +13,6 @@ not counted, and the email is answered as a wrong password every time.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from datetime import timedelta
@@ -26,6 +25,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app.db import db, utcnow
 from app.errors import AccountLocked
 from app.extensions import redis_queues
+from app.security import email_digest
 from app.users.models import User
 from app.users.passwords import verify_password
 
@@ -163,7 +163,7 @@ NO_ACCOUNT_COUNT_SECONDS = 24 * 60 * 60
 
 
 def _no_account_keys(email: str) -> tuple[str, str]:
-    digest = hashlib.blake2b(email.strip().lower().encode(), digest_size=16).hexdigest()
+    digest = email_digest(email)
     return f"{NO_ACCOUNT_PREFIX}{digest}:failures", f"{NO_ACCOUNT_PREFIX}{digest}:locked"
 
 

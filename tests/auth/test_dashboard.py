@@ -236,7 +236,10 @@ def test_through_a_real_worker_a_reset_mail_retried_shows_why_then_arrives(
 
         waiting = poll_until(delivery_waiting, timeout=60, what="the mail's delivery to wait for its retry")
         last_error = json.loads(waiting["metadata"])["last_error"]
-        assert last_error["type"] == "SMTPDataError" and "451" in last_error["message"], last_error
+        assert last_error["type"] == "MailNotDelivered", last_error
+        assert "SMTPDataError: (451" in last_error["message"] or "SMTPDataError: 451" in last_error["message"], (
+            last_error
+        )
         assert user.email not in json.dumps(waiting)
         poll_until(lambda: busy_smtp.to(user.email), timeout=60, what="the reset mail on its retry")
     token = busy_smtp.token_for(user.email)

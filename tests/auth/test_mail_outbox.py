@@ -27,7 +27,7 @@ from app.mail import service as mail_service
 from app.mail import tasks as mail_tasks
 from app.mail.backends import MESSAGE_TIMEOUT, ConsoleBackend, Mail, SMTPBackend, backend_for
 from app.mail.models import OutboxMail
-from app.mail.tasks import deliver
+from app.mail.tasks import MailNotDelivered, deliver
 from tests.conftest import _service_environ
 from tests.factories import create_user
 from tests.support.mailbox import Mailbox
@@ -118,7 +118,7 @@ def test_mail_failing_every_attempt_is_marked_failed_and_left_for_an_operator(
         with app.app_context():
             # What RQ's retries do, without waiting for their backoff.
             while row.attempts < mail_service.MAX_ATTEMPTS:
-                with pytest.raises(ConnectionRefusedError):
+                with pytest.raises(MailNotDelivered, match="ConnectionRefusedError"):
                     deliver(str(row.id))
                 [row] = outbox(app)
     finally:
@@ -169,7 +169,7 @@ def test_any_failure_of_a_delivery_is_recorded_not_only_smtp_ones(
     assert "ValueError: no backend for" in (row.last_error or "")
     with app.app_context():
         while row.attempts < mail_service.MAX_ATTEMPTS:
-            with pytest.raises(ValueError, match="no backend for"):
+            with pytest.raises(MailNotDelivered, match="ValueError: no backend for"):
                 mail_tasks.deliver(str(row.id))
             [row] = outbox(app)
     assert row.failed_at is not None

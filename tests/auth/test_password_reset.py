@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import smtplib
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 import sqlalchemy as sa
@@ -15,9 +21,12 @@ from limits import parse_many
 
 from app.auth.models import AccountToken
 from app.db import db, utcnow
+from app.mail.models import OutboxMail
+from config import ConfigError, TestingConfig
 from tests.conftest import json_of
 from tests.factories import create_user
 from tests.support.mailbox import Mailbox
+from tests.support.processes import ROOT
 
 FORGOT = "/api/v1/auth/password/forgot"
 RESET = "/api/v1/auth/password/reset"
@@ -245,3 +254,101 @@ def test_no_log_line_of_a_reset_request_holds_the_address(
     local_part = user.email.split("@")[0]
     ours = [r for r in caplog.records if r.name != "mail.log"]  # not the test's SMTP server's
     assert not [r.getMessage() for r in ours if local_part in f"{r.getMessage()} {r.__dict__}"]
+
+
+_LIMITS_OFF = """
+import os, sys, tempfile
+os.environ["FLASK_SKIP_DOTENV"] = "1"
+folder = tempfile.mkdtemp()
+env = {
+    "APP_ENV": "testing", "TEST_DATABASE_URL": f"sqlite:///{folder}/t.db", "RATELIMIT_ENABLED": "false",
+    "STORAGE_URL": f"file://{folder}/files", "MAIL_URL": "console",
+}
+from flask_migrate import upgrade
+from app import create_app
+from config import TestingConfig
+app = create_app(TestingConfig(env))
+with app.app_context():
+    upgrade()
+client = app.test_client()
+body = {"email": "zoe@example.com", "password": "Kiwi-Harbor-Lantern-2931x", "full_name": "Zoe"}
+print("register", client.post("/api/v1/auth/register", json=body).status_code)
+print("register again", client.post("/api/v1/auth/register", json=body).status_code)
+print("forgot", client.post("/api/v1/auth/password/forgot", json={"email": "zoe@example.com"}).status_code)
+"""
+
+
+def test_with_rate_limits_off_recovery_mail_still_goes(tmp_path: Path) -> None:
+    """``RATELIMIT_ENABLED=false`` (a bench, a trusted network) turns off every limit, the
+    cap on recovery mail included: registering an address that has an account was a 500
+    (the limiter has no strategy then), and no reset link was ever sent. A process of its
+    own: the limiter is one per process."""
+    done = subprocess.run(
+        [sys.executable, "-c", _LIMITS_OFF], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert [line for line in lines if not line.startswith("{")] == ["register 201", "register again 201", "forgot 202"]
+    logged = [json.loads(line) for line in lines if line.startswith("{")]
+    mailed = [entry["message"].split(":")[0] for entry in logged if entry["message"].startswith("mail to ")]
+    assert mailed == ["mail to zoe@example.com"] * 3, done.stdout[-3000:]  # welcome, "you have an account", reset
+
+
+def test_whoever_spends_an_addresss_reset_links_the_owner_still_has_one_that_works(
+    app: Flask, client: FlaskClient, mailbox: Mailbox, run_jobs: Callable[[], int]
+) -> None:
+    """The cap keeps strangers from filling an inbox, and cannot keep its owner from a
+    reset: when it refuses the owner's request, the links it let through are in the owner's
+    inbox and still work (no window is longer than a link lives; links do not retire each
+    other). Notices without a link ("you already have an account") have a budget of their
+    own: spending it leaves reset links alone."""
+    user = create_user(app)  # verified: registering its address mails a notice without a link
+    cap = min(item.amount for item in parse_many(app.config["RATELIMIT_RECOVERY_MAIL"]))
+    for i in range(cap + 2):
+        registered = client.post(
+            "/api/v1/auth/register",
+            json={"email": user.email, "password": "Quite-Long-Secret-31", "full_name": "Someone Else"},
+            environ_base={"REMOTE_ADDR": f"198.51.100.{i + 1}"},
+        )
+        assert registered.status_code == 201
+    for i in range(cap):
+        strangers = client.post(FORGOT, json={"email": user.email}, environ_base={"REMOTE_ADDR": f"203.0.113.{i + 1}"})
+        assert strangers.status_code == 202
+    run_jobs()
+    assert len(mailbox.to(user.email)) == 2 * cap  # the notices' budget, then the links'
+    owners = client.post(FORGOT, json={"email": user.email}, environ_base={"REMOTE_ADDR": "192.0.2.44"})
+    assert owners.status_code == 202
+    run_jobs()
+    assert len(mailbox.to(user.email)) == 2 * cap  # refused, as its answer does not say
+    assert (
+        client.post(RESET, json={"token": mailbox.token_for(user.email), "password": NEW_PASSWORD}).status_code == 204
+    )
+
+
+def test_a_recovery_mail_window_longer_than_a_link_lives_stops_the_start() -> None:
+    with pytest.raises(ConfigError, match=r"RATELIMIT_RECOVERY_MAIL's windows must be at most RESET_TOKEN_SECONDS"):
+        TestingConfig({"RATELIMIT_RECOVERY_MAIL": "3 per 10 minutes; 10 per day"})
+    with pytest.raises(ConfigError, match=r"got a window of 3600 s"):
+        TestingConfig({"RESET_TOKEN_SECONDS": "1800"})
+    TestingConfig({"RESET_TOKEN_SECONDS": "86400", "RATELIMIT_RECOVERY_MAIL": "3 per 10 minutes; 10 per day"})
+
+
+@pytest.mark.services
+def test_a_failed_delivery_logs_no_address(
+    app: Flask, client: FlaskClient, run_jobs: Callable[[], int], caplog: pytest.LogCaptureFixture
+) -> None:
+    """An SMTP server refusing the recipient quotes it in its error: the row keeps the
+    error whole (operators read it there), the logs (ours and RQ's traceback of the job)
+    get it without the address."""
+    user = create_user(app)
+    refused = smtplib.SMTPRecipientsRefused({user.email: (550, b"No such user here")})
+    with patch("app.mail.backends.SMTPBackend.send", side_effect=refused), caplog.at_level(logging.INFO):
+        assert client.post(FORGOT, json={"email": user.email}).status_code == 202
+        run_jobs()
+    local_part = user.email.split("@")[0]
+    ours = [r for r in caplog.records if r.name != "mail.log"]
+    assert any("failed (attempt 1)" in r.getMessage() for r in ours)
+    assert not [r.getMessage() for r in ours if local_part in f"{r.getMessage()} {r.exc_text or ''} {r.__dict__}"]
+    with app.app_context():
+        errors = db.session.scalars(sa.select(OutboxMail.last_error).where(OutboxMail.to_address == user.email)).all()
+    assert errors and user.email in errors[0]

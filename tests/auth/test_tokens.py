@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import math
 import time
@@ -24,6 +25,7 @@ from app.auth.models import AuthSession
 from app.auth.tokens import BLOCKLIST_PREFIX, claims_of
 from app.db import db, utcnow
 from app.extensions import limiter, redis_queues
+from app.security import email_digest
 from app.users import lockout
 from app.users.models import User
 from tests.conftest import json_of
@@ -475,6 +477,15 @@ def test_limit_keys_and_log_lines_never_hold_an_address(
     else:  # in memory
         keys = [*storage.storage, *getattr(storage, "events", {})]
     assert keys and not [key for key in keys if "someone.private" in str(key)]
+    # Nor a plain hash of it, which anyone holding a list of addresses could match: the
+    # digest is keyed with SECRET_KEY.
+    plain = {
+        hashlib.sha256(address.encode()).hexdigest()[:32],
+        hashlib.blake2b(address.encode(), digest_size=16).hexdigest(),
+    }
+    assert not [key for key in keys if any(digest in str(key) for digest in plain)]
+    with app.app_context():
+        assert [key for key in keys if email_digest(address) in str(key)]
 
 
 def test_an_ipv6_client_is_counted_by_its_64_whichever_address_it_takes(

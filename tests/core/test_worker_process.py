@@ -165,24 +165,24 @@ def test_one_clock_schedules_at_a_time_and_another_takes_over_when_it_dies(tmp_p
         try:
             first = _start_clock(env, logs["first"])
             clocks.append(first)
-            wait_until(lambda: counts() == [1, 3, 1], timeout=60, what="the first clock's jobs", proc=first)
+            wait_until(lambda: counts() == [1, 4, 1], timeout=60, what="the first clock's jobs", proc=first)
             second = _start_clock(env, logs["second"])
             clocks.append(second)
             wait_until(
-                lambda: waiting in text("second") or counts() != [1, 3, 1],
+                lambda: waiting in text("second") or counts() != [1, 4, 1],
                 timeout=60,
                 what="the second clock to wait",
                 proc=second,
             )
-            assert counts() == [1, 3, 1]  # the second enqueued nothing as it started
+            assert counts() == [1, 4, 1]  # the second enqueued nothing as it started
             time.sleep(7)  # past a whole lock's life: the first renews it, the second goes on waiting
-            assert counts() == [1, 3, 1]  # nothing enqueued twice
+            assert counts() == [1, 4, 1]  # nothing enqueued twice
             (active,) = clocks_registered(server)
             assert f":{first.pid}:" in active and _lock_holder(server) == active
             assert text("second").count(waiting) == 1  # said once, not at every try
 
             stop(first, sig=signal.SIGKILL)  # no release: its lock expires
-            wait_until(lambda: counts() == [2, 6, 2], timeout=30, what="the second clock to take over", proc=second)
+            wait_until(lambda: counts() == [2, 8, 2], timeout=30, what="the second clock to take over", proc=second)
             holder = _lock_holder(server)
             assert holder is not None and f":{second.pid}:" in holder and holder in clocks_registered(server)
 
@@ -192,7 +192,7 @@ def test_one_clock_schedules_at_a_time_and_another_takes_over_when_it_dies(tmp_p
             wait_until(lambda: waiting in text("third"), timeout=60, what="the third clock to wait", proc=third)
             assert stop(third, sig=signal.SIGTERM) == 0
             assert _lock_holder(server) == holder and holder in clocks_registered(server)
-            assert counts() == [2, 6, 2]
+            assert counts() == [2, 8, 2]
 
             assert stop(second, sig=signal.SIGTERM) == 0
             assert _lock_holder(server) is None  # released at once: a next clock need not wait

@@ -230,6 +230,25 @@ def test_a_json_key_that_is_not_a_column_is_a_row_problem_naming_it() -> None:
     assert validate(row) == [RowError(row=1, sku="A-1", field=ROW_FIELD, message=message)]
 
 
+def test_a_json_key_given_twice_is_a_row_problem_not_a_silent_choice() -> None:
+    """``{"sku": "J-009", …, "sku": "J-010"}``: which SKU the file meant is anyone's guess
+    (a dict keeps the last): the row is refused, naming the key. A key repeated deeper
+    down, or in another row, is no repeat."""
+    rows = json_rows(
+        '[{"sku": "J-009", "name": "Mug", "price": "9.99", "sku": "J-010", "price": "1.00"},'
+        ' {"sku": "J-011", "name": "Cup", "price": "2.00", "categories": ["a", "b"]},'
+        ' {"sku": "J-012", "name": "Cup", "price": "2.00"}]'
+    )
+    assert [row.problem for row in rows] == ["The keys 'sku', 'price' are given twice.", None, None]
+    assert validate(rows[0]) == [
+        RowError(row=1, sku="J-010", field=ROW_FIELD, message="The keys 'sku', 'price' are given twice.")
+    ]
+    (unknown_and_twice,) = json_rows('[{"sku": "A-1", "sku": "A-2", "colour": "red"}]')
+    assert unknown_and_twice.problem == (
+        f"Unknown key 'colour'; the keys are: {ALL_COLUMNS}. The key 'sku' is given twice."
+    )
+
+
 def test_json_with_a_bom_and_leading_space_is_read() -> None:
     rows = json_rows(codecs.BOM_UTF8 + b' \n [{"sku": "A-1"}]')
     assert [r.values for r in rows] == [{"sku": "A-1"}]

@@ -149,36 +149,56 @@ def _json_rows(reader: Utf8Reader) -> Iterator[RawRow]:
     if not head.lstrip().startswith(b"["):
         raise FileRejected("A JSON import must be an array of objects.")
     try:
-        for number, element in enumerate(_json_elements(_Replayed(head, reader)), start=1):
-            yield _json_row(number, element)
+        for number, (element, repeated) in enumerate(_json_elements(_Replayed(head, reader)), start=1):
+            yield _json_row(number, element, repeated)
     except ijson.JSONError as exc:
         # The first line only: the rest quotes the file.
         raise FileRejected(f"Not valid JSON: {str(exc).splitlines()[0][:200]}") from exc
 
 
-def _json_elements(stream: Readable) -> Iterator[Any]:
+# ``json_events`` depth of an element's own keys (the array is 1 deep, the element 2).
+ELEMENT_KEY_DEPTH = 2
+
+
+def _json_elements(stream: Readable) -> Iterator[tuple[Any, list[str]]]:
     """The elements of the array ``stream`` holds, one at a time, each built whole (an
-    element is one row: small). Built from ``json_events``, which refuses a file nested
-    deeper than any row is (``ijson.items`` would cost the square of that depth)."""
+    element is one row: small), with the keys it gives more than once (a dict would keep
+    the last silently: which one the file meant is anyone's guess). Built from
+    ``json_events``, which refuses a file nested deeper than any row is (``ijson.items``
+    would cost the square of that depth)."""
     builder: ObjectBuilder | None = None
+    keys: set[str] = set()
+    repeated: list[str] = []
     for depth, event, value in json_events(stream):
         if depth == 0 or (depth == 1 and builder is None and event == "start_array"):
             continue  # the array itself opening or closing
         if builder is None:
-            builder = ObjectBuilder()
+            builder, keys, repeated = ObjectBuilder(), set(), []
+        if event == "map_key" and depth == ELEMENT_KEY_DEPTH:
+            if value in keys and value not in repeated:
+                repeated.append(value)
+            keys.add(value)
         builder.event(event, value)
         if depth == 1:  # back at the array's level: the element is whole
-            yield builder.value
+            yield builder.value, repeated
             builder = None
 
 
-def _json_row(number: int, element: Any) -> RawRow:
+def _json_row(number: int, element: Any, repeated: Sequence[str] = ()) -> RawRow:
     if not isinstance(element, dict):
         kind = _json_kind(element)
         return RawRow(number=number, values={}, source=RowSource.JSON, problem=f"Expected an object, found {kind}.")
     values = {key: value for key, value in element.items() if key in COLUMNS}
     unknown = [key for key in element if key not in COLUMNS]
-    return RawRow(number=number, values=values, source=RowSource.JSON, problem=_unknown_keys(unknown))
+    problems = [p for p in (_unknown_keys(unknown), _repeated_keys(repeated)) if p is not None]
+    return RawRow(number=number, values=values, source=RowSource.JSON, problem=" ".join(problems) or None)
+
+
+def _repeated_keys(repeated: Sequence[str]) -> str | None:
+    if not repeated:
+        return None
+    noun = "key" if len(repeated) == 1 else "keys"
+    return f"The {noun} {_names(repeated)} {'is' if len(repeated) == 1 else 'are'} given twice."
 
 
 def _unknown_keys(unknown: Sequence[str]) -> str | None:
