@@ -19,10 +19,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from limits import parse_many
 
+import config
 from app.auth.models import AccountToken
 from app.db import db, utcnow
 from app.mail.models import OutboxMail
-from config import ConfigError, TestingConfig
+from config import ConfigError
 from tests.conftest import json_of
 from tests.factories import create_user
 from tests.support.mailbox import Mailbox
@@ -327,10 +328,10 @@ def test_whoever_spends_an_addresss_reset_links_the_owner_still_has_one_that_wor
 
 def test_a_recovery_mail_window_longer_than_a_link_lives_stops_the_start() -> None:
     with pytest.raises(ConfigError, match=r"RATELIMIT_RECOVERY_MAIL's windows must be at most RESET_TOKEN_SECONDS"):
-        TestingConfig({"RATELIMIT_RECOVERY_MAIL": "3 per 10 minutes; 10 per day"})
+        config.TestingConfig({"RATELIMIT_RECOVERY_MAIL": "3 per 10 minutes; 10 per day"})
     with pytest.raises(ConfigError, match=r"got a window of 3600 s"):
-        TestingConfig({"RESET_TOKEN_SECONDS": "1800"})
-    TestingConfig({"RESET_TOKEN_SECONDS": "86400", "RATELIMIT_RECOVERY_MAIL": "3 per 10 minutes; 10 per day"})
+        config.TestingConfig({"RESET_TOKEN_SECONDS": "1800"})
+    config.TestingConfig({"RESET_TOKEN_SECONDS": "86400", "RATELIMIT_RECOVERY_MAIL": "3 per 10 minutes; 10 per day"})
 
 
 @pytest.mark.services
