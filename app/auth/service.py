@@ -217,13 +217,7 @@ def _spent_within_grace(session_id: uuid.UUID, presented: str, now: datetime) ->
 
 
 def _revoke_on_reuse(session_id: uuid.UUID) -> NoReturn:
-    db.session.execute(
-        sa.update(AuthSession)
-        .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
+    end_session(session_id=session_id)
     log.warning("refresh token reuse: session %s revoked", session_id)
     raise TokenRevoked("This refresh token was already used; the session has been revoked")
 
