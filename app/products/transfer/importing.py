@@ -58,7 +58,6 @@ from app.products.transfer.models import (
     RunStatus,
 )
 from app.products.transfer.rows import BatchOutcome, ErrorPolicy, Mode, RawRow, RowError, ValidRow
-from app.products.transfer.service import enqueue_import, import_job_id
 from app.schema import storable
 from app.storage import ReadStream
 from app.urls import public_url
@@ -428,8 +427,8 @@ def _wake_next() -> None:
         .order_by(ProductImport.created_at, ProductImport.id)
         .limit(1)
     ).scalar()
-    if waiting is not None and not has_live_job(import_job_id(waiting)):
-        enqueue_import(waiting)
+    if waiting is not None and not has_live_job(service.import_job_id(waiting)):
+        service.enqueue_import(waiting)
 
 
 def _mail_summary(run_row: ProductImport) -> None:
